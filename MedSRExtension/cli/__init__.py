@@ -1,0 +1,42 @@
+"""The ``medsr`` command line. Each subcommand lives in its own module of this package and exposes
+``register(subparsers)``, which adds its parser and sets ``func(args) -> int`` as the handler."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ..errors import MedSRError
+
+SUBCOMMANDS = ("run", "models", "info", "compare", "train", "eval", "bench")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="medsr", description="Super-resolution for medical images.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in SUBCOMMANDS:
+        try:
+            module = importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError as exc:  # a subcommand whose module is not there yet
+            if exc.name != f"{__name__}.{name}":
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script: bad input prints one line on stderr and exits 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except MedSRError as exc:
+        print(f"medsr {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"medsr {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
