@@ -1,0 +1,139 @@
+"""Modulated deformable convolution (DCNv2, Zhu et al., CVPR 2019) in pure torch.
+
+A k×k deformable convolution samples its k² taps at learned, fractional positions instead of the
+fixed grid, and weights each tap by a learned modulation scalar:
+
+    y(p) = Σ_k w_k · m_k(p) · x(p + p_k + Δp_k(p)) + b
+
+where p_k is the regular tap offset (dilated), Δp_k = (Δy, Δx) the learned offset and m_k ∈ (0, 1)
+the modulation mask. x at fractional positions is bilinearly interpolated, zero outside the image
+(as a zero-padded convolution). Offsets and masks may differ per *offset group* (channels are split
+into ``offset_groups`` contiguous groups sharing one set of offsets/masks).
+
+Implementation: all k² taps of a row chunk are gathered by ONE ``grid_sample`` call (grid of shape
+(N·G, k²·rows, W, 2)), multiplied by the masks, and contracted with the weights by a 1×1 convolution
+over the (C·k²) sampled channels. The (N, C·k², rows, W) buffer is bounded by processing output rows
+in chunks (``max_elements``), so a 512² slice with 64 channels does not need a 600 MB buffer.
+Stride is 1 (SR keeps resolution); dilation is supported.
+
+Layout (as torchvision.ops.deform_conv2d): ``offset`` is (N, 2·G·k², H, W) ordered
+[group][tap][dy, dx]; ``mask`` is (N, G·k², H, W) ordered [group][tap]; taps in row-major order.
+
+``DeformConv2d`` predicts offsets and masks from its input with a k×k conv initialised to zero, so
+at initialisation all offsets are 0 and all masks are sigmoid(0) = 0.5 (DCNv2's initialisation):
+the layer then equals a regular convolution with half its weights, and learning moves the taps.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def _tap_offsets(kernel: int, dilation: int, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Regular-grid tap displacements (dy, dx), each of shape (k²,), row-major."""
+    r = torch.arange(kernel, device=device, dtype=dtype) - (kernel // 2)
+    ky, kx = torch.meshgrid(r * dilation, r * dilation, indexing="ij")
+    return ky.reshape(-1), kx.reshape(-1)
+
+
+def deform_conv2d(x: torch.Tensor, offset: torch.Tensor, mask: Optional[torch.Tensor], weight: torch.Tensor,
+                  bias: Optional[torch.Tensor] = None, dilation: int = 1, groups: int = 1,
+                  max_elements: int = 1 << 25) -> torch.Tensor:
+    """Modulated deformable convolution, stride 1, 'same' zero padding (see module docstring).
+
+    x: (N, C, H, W); weight: (Cout, C/groups, k, k); offset: (N, 2·G·k², H, W); mask: (N, G·k², H, W)
+    or None (all ones, i.e. DCNv1). Returns (N, Cout, H, W).
+    """
+    n, c, h, w = x.shape
+    cout, cin_g, kh, kw = weight.shape
+    if kh != kw or kh % 2 == 0:
+        raise ValueError(f"deform_conv2d needs an odd square kernel, got {kh}x{kw}")
+    kk = kh * kw
+    if cin_g * groups != c:
+        raise ValueError(f"weight expects {cin_g * groups} input channels, got {c}")
+    if offset.shape[1] % (2 * kk) != 0:
+        raise ValueError(f"offset must have 2·G·{kk} channels, got {offset.shape[1]}")
+    g = offset.shape[1] // (2 * kk)
+    if c % g != 0:
+        raise ValueError(f"{c} channels cannot be split into {g} offset groups")
+    if offset.shape[-2:] != x.shape[-2:] or (mask is not None and mask.shape[-2:] != x.shape[-2:]):
+        raise ValueError("offset and mask must have the input's spatial size (stride 1)")
+
+    dy0, dx0 = _tap_offsets(kh, dilation, x.device, x.dtype)
+    off = offset.reshape(n, g, kk, 2, h, w)
+    xg = x.reshape(n * g, c // g, h, w)
+    wmat = weight.reshape(cout, cin_g * kk, 1, 1)
+    rows = max(1, min(h, max_elements // max(1, n * c * kk * w)))
+    ys = torch.arange(h, device=x.device, dtype=x.dtype)
+    xs = torch.arange(w, device=x.device, dtype=x.dtype)
+    outs = []
+    for r0 in range(0, h, rows):
+        r1 = min(h, r0 + rows)
+        rh = r1 - r0
+        # absolute sampling positions (N, G, k², rh, W) in pixel units
+        py = ys[r0:r1].view(1, 1, 1, rh, 1) + dy0.view(1, 1, kk, 1, 1) + off[:, :, :, 0, r0:r1]
+        px = xs.view(1, 1, 1, 1, w) + dx0.view(1, 1, kk, 1, 1) + off[:, :, :, 1, r0:r1]
+        # normalise for align_corners=False: pixel centre i -> (2i + 1)/size - 1
+        grid = torch.stack(((2 * px + 1) / w - 1, (2 * py + 1) / h - 1), dim=-1)
+        grid = grid.reshape(n * g, kk * rh, w, 2)
+        sampled = F.grid_sample(xg, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        sampled = sampled.view(n, g, c // g, kk, rh, w)
+        if mask is not None:
+            sampled = sampled * mask[:, :, r0:r1].reshape(n, g, 1, kk, rh, w)
+        cols = sampled.reshape(n, c * kk, rh, w)  # channel-major, then tap: matches weight.reshape
+        outs.append(F.conv2d(cols, wmat, bias, groups=groups))
+    return outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)
+
+
+class DeformConv2d(nn.Module):
+    """DCNv2 layer: a k×k conv whose taps move by offsets and are weighted by masks predicted from x.
+
+    ``offset_groups`` sets how many channel groups get their own offsets/masks (1 = shared);
+    ``groups`` is the usual grouped-convolution factor of the main weights. ``max_offset`` (optional)
+    bounds each offset to ±max_offset pixels via max_offset·tanh(Δ/max_offset) (identity near 0),
+    which bounds the receptive field; None leaves offsets unbounded as in DCNv2.
+    """
+
+    def __init__(self, cin: int, cout: int, kernel: int = 3, dilation: int = 1, groups: int = 1,
+                 offset_groups: int = 1, bias: bool = True, max_offset: Optional[float] = None,
+                 max_elements: int = 1 << 25):
+        super().__init__()
+        if cin % offset_groups or cin % groups or cout % groups:
+            raise ValueError("channels must be divisible by groups and offset_groups")
+        self.kernel, self.dilation, self.groups = kernel, dilation, groups
+        self.offset_groups, self.max_offset, self.max_elements = offset_groups, max_offset, max_elements
+        kk = kernel * kernel
+        self.weight = nn.Parameter(torch.empty(cout, cin // groups, kernel, kernel))
+        self.bias = nn.Parameter(torch.zeros(cout)) if bias else None
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))  # nn.Conv2d's default
+        if self.bias is not None:
+            bound = 1 / math.sqrt((cin // groups) * kk)
+            nn.init.uniform_(self.bias, -bound, bound)
+        # predicts [offsets (2·G·k²) | masks (G·k²)] from the input, zero-initialised
+        self.offset_mask = nn.Conv2d(cin, 3 * offset_groups * kk, kernel, padding=dilation * (kernel // 2),
+                                     dilation=dilation)
+        nn.init.zeros_(self.offset_mask.weight)
+        nn.init.zeros_(self.offset_mask.bias)
+
+    def offsets_and_masks(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The predicted offsets (N, 2·G·k², H, W) in pixels and masks (N, G·k², H, W) in (0, 1)."""
+        om = self.offset_mask(x)
+        n_off = 2 * self.offset_groups * self.kernel * self.kernel
+        offset, mask = om[:, :n_off], torch.sigmoid(om[:, n_off:])
+        if self.max_offset is not None:
+            offset = self.max_offset * torch.tanh(offset / self.max_offset)
+        return offset, mask
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        offset, mask = self.offsets_and_masks(x)
+        return deform_conv2d(x, offset, mask, self.weight, self.bias, self.dilation, self.groups,
+                             self.max_elements)
+
+    def extra_repr(self) -> str:
+        return (f"{self.weight.shape[1] * self.groups}, {self.weight.shape[0]}, kernel={self.kernel}, "
+                f"dilation={self.dilation}, groups={self.groups}, offset_groups={self.offset_groups}, "
+                f"max_offset={self.max_offset}")
