@@ -1,0 +1,60 @@
+"""The upsampled grid of DESIGN.md: scaling axis a by f gives n' = round(n·f) voxels, spacing
+s' = s·n/n', and an origin moved so the physical extent of the voxel edges is unchanged."""
+from __future__ import annotations
+
+from typing import Sequence, Union
+
+import numpy as np
+
+from .errors import MedSRError
+from .volume import AXES, Volume
+
+
+def scaled_count(n: int, factor: float) -> int:
+    """round(n·f), at least one voxel (the same rounding the models use)."""
+    return max(1, int(round(n * factor)))
+
+
+def upsampled_geometry(volume: Volume, factors_ijk: Sequence[float]):
+    """Grid of ``volume`` scaled by per-axis ``factors_ijk`` (any positive reals; < 1 downsamples).
+
+    Returns (shape_kji, spacing_ijk, origin_lps, direction); direction is unchanged."""
+    f = np.asarray(factors_ijk, dtype=float).reshape(3)
+    if np.any(f <= 0) or not np.all(np.isfinite(f)):
+        raise MedSRError(f"scale factors must be positive numbers, got {tuple(f)}")
+    n = np.asarray(volume.shape_ijk, dtype=float)
+    n_new = np.array([scaled_count(int(ni), fi) for ni, fi in zip(n, f)], dtype=float)
+    s = np.asarray(volume.spacing)
+    s_new = s * n / n_new
+    origin_new = np.asarray(volume.origin) + volume.direction @ ((s_new - s) / 2.0)
+    shape_kji = tuple(int(v) for v in n_new[::-1])
+    return shape_kji, tuple(s_new), tuple(origin_new), volume.direction.copy()
+
+
+def effective_factors(volume: Volume, factors_ijk: Sequence[float]) -> tuple[float, float, float]:
+    """The exact factors n'/n realised on each axis once counts are rounded."""
+    n = volume.shape_ijk
+    return tuple(scaled_count(ni, fi) / ni for ni, fi in zip(n, factors_ijk))
+
+
+def factors_for_spacing(volume: Volume, spacing: Union[float, Sequence[float]]) -> tuple[float, float, float]:
+    """Per-axis factors s/t that bring the volume near target spacing t (mm, scalar or (i, j, k))."""
+    t = np.broadcast_to(np.asarray(spacing, dtype=float), (3,))
+    if np.any(t <= 0) or not np.all(np.isfinite(t)):
+        raise MedSRError(f"target spacing must be positive, got {spacing}")
+    return tuple(float(v) for v in np.asarray(volume.spacing) / t)
+
+
+def parse_axis(volume: Volume, axis: str) -> str:
+    """'auto' -> the axis with the largest spacing (k when isotropic or 2D); checks i/j/k."""
+    if axis == "auto":
+        return volume.largest_spacing_axis()
+    if axis not in AXES:
+        raise MedSRError(f"axis must be one of i, j, k or auto, got '{axis}'")
+    return axis
+
+
+def empty_like_grid(volume: Volume, factors_ijk: Sequence[float], dtype=np.float32) -> Volume:
+    """A zero volume on the upsampled grid of ``volume``."""
+    shape, spacing, origin, direction = upsampled_geometry(volume, factors_ijk)
+    return Volume(np.zeros(shape, dtype=dtype), spacing, origin, direction)

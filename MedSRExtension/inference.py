@@ -1,0 +1,276 @@
+"""The inference engine: ``super_resolve`` runs any registry model (network or classical) over a
+volume slice-wise, in batches and tiles, and returns a Volume on the exact upsampled grid.
+
+Passes (DESIGN.md "Modes"): ``inplane`` scales the two axes of each slice perpendicular to
+``axis``; ``throughplane`` scales ``axis`` alone with 2D passes over the two families of planes
+that contain it, averaged; ``volumetric`` is an in-plane pass followed by a through-plane pass.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import geometry, intensity
+from .devices import amp_dtype, resolve_device
+from .errors import Cancelled, MedSRError
+from .models.registry import ModelSpec, build, get_spec
+from .tiling import run_tiled
+from .volume import AXES, Volume
+
+MODES = ("inplane", "throughplane", "volumetric")
+MAX_OUTPUT_VOXELS = 2**30  # 4 GiB of float32; larger outputs need force=True (--force)
+NETWORK_BATCH_PIXELS = 2**18  # LR pixels per batch for networks (activations dominate memory)
+CLASSICAL_BATCH_PIXELS = 2**22
+DEFAULT_NETWORK_TILE = 384
+
+Progress = Optional[Callable[[int, int], None]]
+Cancel = Optional[Callable[[], bool]]
+
+
+def resolve_factors(volume: Volume, mode: str, axis: str, scale=None, spacing=None) -> tuple[tuple[float, float, float], str]:
+    """Per-axis factors (i, j, k) and the resolved axis for a request, validated against the mode."""
+    if mode not in MODES:
+        raise MedSRError(f"mode must be one of {', '.join(MODES)}, got '{mode}'")
+    axis = geometry.parse_axis(volume, axis)
+    a = AXES.index(axis)
+    single_slice = volume.array.shape[0] == 1
+    if single_slice and (mode != "inplane" or axis != "k"):
+        raise MedSRError("a 2D image (one slice) can only be super-resolved in-plane with axis k")
+    if spacing is not None and scale is not None:
+        raise MedSRError("give either a scale or a target spacing, not both")
+    if spacing is not None:
+        full = geometry.factors_for_spacing(volume, spacing)
+        if np.ndim(spacing) == 0:  # a scalar spacing applies to the axes the mode scales
+            full = _mask_by_mode(full, mode, a)
+        factors = full
+    else:
+        scale = 2.0 if scale is None else scale
+        if np.ndim(scale) == 0:
+            factors = _mask_by_mode((float(scale),) * 3, mode, a)
+        else:
+            factors = tuple(float(v) for v in scale)
+            if len(factors) != 3:
+                raise MedSRError(f"per-axis scale needs three factors (i, j, k), got {scale}")
+    if single_slice:
+        factors = (factors[0], factors[1], 1.0)
+    if any(not math.isfinite(f) or f < 1 for f in factors):
+        raise MedSRError(f"scale factors must be >= 1 (super-resolution only), got {tuple(round(f, 4) for f in factors)}")
+    if mode == "inplane" and factors[a] != 1:
+        raise MedSRError(f"inplane mode does not scale axis {axis}; use volumetric mode to scale all axes")
+    if mode == "throughplane" and any(factors[b] != 1 for b in range(3) if b != a):
+        raise MedSRError(f"throughplane mode scales axis {axis} only; use volumetric mode to scale all axes")
+    return factors, axis
+
+
+def _mask_by_mode(factors, mode: str, a: int) -> tuple[float, float, float]:
+    if mode == "inplane":
+        return tuple(1.0 if b == a else factors[b] for b in range(3))
+    if mode == "throughplane":
+        return tuple(factors[b] if b == a else 1.0 for b in range(3))
+    return tuple(factors)
+
+
+@dataclass
+class _Pass:
+    """One family of 2D slices: array axis ``slab`` indexes the slices; ``scale`` is (rows, cols)."""
+
+    slab: int
+    scale: tuple[float, float]
+
+
+class _Runner:
+    """Holds the model(s), device and progress state of one super_resolve call."""
+
+    def __init__(self, spec: ModelSpec, preset: Optional[str], weights, device: torch.device,
+                 tile: Optional[int], batch: Optional[int], progress: Progress, cancel: Cancel):
+        self.spec, self.preset, self.weights = spec, preset, weights
+        self.device = device
+        self.tile = tile if tile is not None else (DEFAULT_NETWORK_TILE if spec.kind == "network" else None)
+        self.batch = batch
+        self.progress, self.cancel = progress, cancel
+        self.modules: dict = {}
+        self.done = 0
+        self.total = 0
+
+    # --- models -------------------------------------------------------------------------
+    def _module(self, scale: tuple[float, float]) -> torch.nn.Module:
+        key = None if self.spec.arbitrary_scale else scale
+        if key not in self.modules:
+            if self.spec.kind == "classical" or self.weights == "random":
+                module = build(self.spec.name, preset=self.preset or "light", scale=scale)
+            else:
+                from . import zoo
+                module = zoo.load_network(self.spec.name, scale=scale, preset=self.preset,
+                                          weights=self.weights, device="cpu")
+            module.eval()
+            self.modules[key] = module.to(self.device)
+            if self.device.type == "cuda":
+                self.modules[key] = self.modules[key].to(memory_format=torch.channels_last)
+        return self.modules[key]
+
+    def _model_scale(self, scale: tuple[float, float]) -> tuple[tuple[float, float], bool]:
+        """The scale to run the model at, and whether a per-axis detour is needed (a fixed-scale
+        model asked for (f, 1): run at (f, f) and average the extra axis back down)."""
+        sh, sw = scale
+        if sh != sw and not self.spec.per_axis and min(sh, sw) == 1:
+            f = max(sh, sw)
+            self.spec.check_scale((f, f))
+            return (f, f), True
+        self.spec.check_scale(scale)
+        return scale, False
+
+    # --- batches ------------------------------------------------------------------------
+    def batch_size(self, rows: int, cols: int) -> int:
+        if self.batch:
+            return max(1, int(self.batch))
+        budget = NETWORK_BATCH_PIXELS if self.spec.kind == "network" else CLASSICAL_BATCH_PIXELS
+        return max(1, min(64, budget // max(1, rows * cols)))
+
+    def _forward(self, x: torch.Tensor, scale: tuple[float, float], out_hw: tuple[int, int]) -> torch.Tensor:
+        run_scale, detour = self._model_scale(scale)
+        module = self._module(run_scale)
+        eff = (out_hw[0] / x.shape[-2], out_hw[1] / x.shape[-1]) if not detour else run_scale
+
+        def call(t: torch.Tensor) -> torch.Tensor:
+            return module(t, scale=eff) if self.spec.arbitrary_scale else module(t)
+
+        tile = self.tile if self.spec.tile_safe else None
+        autocast = amp_dtype(self.device, self.spec.half)
+        with torch.inference_mode():
+            x = x.to(self.device)
+            if self.device.type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)
+            if autocast is not None:
+                with torch.autocast("cuda", dtype=autocast):
+                    y = run_tiled(module, x, eff, tile, self.spec.receptive_field, call)
+            else:
+                y = run_tiled(module, x, eff, tile, self.spec.receptive_field, call)
+            y = y.float()
+            if detour:
+                y = F.interpolate(y, size=out_hw, mode="area")
+        return y
+
+    def forward_batch(self, x: torch.Tensor, scale: tuple[float, float], out_hw: tuple[int, int]) -> np.ndarray:
+        """Run one batch; on CUDA out-of-memory halve the tile and retry, then fall back to CPU."""
+        while True:
+            try:
+                return self._forward(x, scale, out_hw).cpu().numpy()
+            except torch.cuda.OutOfMemoryError:
+                torch.cuda.empty_cache()
+                current = self.tile or max(x.shape[-2:])
+                smaller = current // 2
+                if smaller >= max(32, 2 * self.spec.receptive_field + 8) and self.spec.tile_safe:
+                    self.tile = smaller
+                    warnings.warn(f"CUDA out of memory: retrying with tile {smaller}", RuntimeWarning, stacklevel=2)
+                    continue
+                warnings.warn("CUDA out of memory even with small tiles: continuing on the CPU", RuntimeWarning,
+                              stacklevel=2)
+                self.device = torch.device("cpu")
+                self.modules = {k: m.to("cpu") for k, m in self.modules.items()}
+
+    def tick(self) -> None:
+        self.done += 1
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+    def check_cancel(self) -> None:
+        if self.cancel is not None and self.cancel():
+            raise Cancelled("super-resolution cancelled; no output was made")
+
+    # --- passes -------------------------------------------------------------------------
+    def count(self, shape: tuple[int, int, int], p: _Pass) -> int:
+        rows, cols = [shape[d] for d in range(3) if d != p.slab]
+        return math.ceil(shape[p.slab] / self.batch_size(rows, cols))
+
+    def run_pass(self, array: np.ndarray, p: _Pass) -> np.ndarray:
+        """Apply the model to every slice of ``array`` across axis ``p.slab``."""
+        slices = np.moveaxis(array, p.slab, 0)
+        n, rows, cols = slices.shape
+        out_hw = (geometry.scaled_count(rows, p.scale[0]), geometry.scaled_count(cols, p.scale[1]))
+        out = np.empty((n,) + out_hw, dtype=np.float32)
+        step = self.batch_size(rows, cols)
+        for start in range(0, n, step):
+            self.check_cancel()
+            x = torch.from_numpy(np.ascontiguousarray(slices[start:start + step], dtype=np.float32))[:, None]
+            out[start:start + step] = self.forward_batch(x, p.scale, out_hw)[:, 0]
+            self.tick()
+        return np.moveaxis(out, 0, p.slab)
+
+
+def _passes(factors_ijk: Sequence[float], axis: str) -> list[list[_Pass]]:
+    """Groups of passes: groups run in sequence, the passes inside a group are averaged."""
+    f_kji = list(factors_ijk)[::-1]
+    a = 2 - AXES.index(axis)  # array dimension of the axis
+    others = [d for d in range(3) if d != a]
+    groups = []
+    inplane = tuple(f_kji[d] for d in others)
+    if any(f != 1 for f in inplane):
+        groups.append([_Pass(a, inplane)])
+    if f_kji[a] != 1:
+        group = []
+        for d in others:  # the two families of planes that contain the axis
+            rest = [e for e in range(3) if e != d]
+            group.append(_Pass(d, tuple(f_kji[a] if e == a else 1.0 for e in rest)))
+        groups.append(group)
+    return groups
+
+
+def super_resolve(volume: Volume, model: str = "bicubic", scale: Union[float, Sequence[float], None] = 2,
+                  mode: str = "inplane", axis: str = "auto", device: str = "auto", progress: Progress = None,
+                  cancel: Cancel = None, tile: Optional[int] = None, batch: Optional[int] = None,
+                  preset: Optional[str] = None, weights: str = "auto", out_dtype: str = "float32",
+                  spacing=None, force: bool = False) -> Volume:
+    """Super-resolve ``volume`` with ``model`` and return a new Volume on the upsampled grid.
+
+    scale: one factor (applied to the axes the mode scales) or (fi, fj, fk); or give ``spacing``
+    (mm) instead. weights: "auto" (shipped, verified weights), "random" (untrained; tests and
+    benchmarks only) or a path to a safetensors file. out_dtype: "float32" or "input" (the input's
+    dtype, clipped and rounded). progress(done, total) runs after each batch; cancel() is checked
+    before each batch and raises Cancelled. The input volume is never modified."""
+    spec = get_spec(model)
+    factors, axis = resolve_factors(volume, mode, axis, scale=None if spacing is not None else scale,
+                                    spacing=spacing)
+    shape, out_spacing, origin, direction = geometry.upsampled_geometry(volume, factors)
+    if int(np.prod(shape, dtype=np.int64)) > MAX_OUTPUT_VOXELS and not force:
+        raise MedSRError(f"output would have {np.prod(shape, dtype=np.int64):,} voxels {shape[::-1]}, over the "
+                         f"limit of {MAX_OUTPUT_VOXELS:,}; lower the scale, crop the input, or force it (--force)")
+    if volume.array.size == 0:
+        raise MedSRError("the input volume is empty")
+    from .io import check_finite
+    check_finite(volume, "input volume")
+    runner = _Runner(spec, preset, weights, resolve_device(device), tile, batch, progress, cancel)
+    groups = _passes(factors, axis)
+    array, window = intensity.normalize(volume.array)
+    shape_now = array.shape
+    for group in groups:  # count batches before running, for an honest progress total
+        runner.total += sum(runner.count(shape_now, p) for p in group)
+        shape_now = tuple(geometry.scaled_count(n, f) for n, f in
+                          zip(shape_now, _group_factors(group, shape_now)))
+    for group in groups:
+        results = [runner.run_pass(array, p) for p in group]
+        array = results[0] if len(results) == 1 else np.mean(results, axis=0, dtype=np.float32)
+    runner.check_cancel()
+    if array.shape != tuple(shape):
+        raise MedSRError(f"internal error: model produced {array.shape}, expected {tuple(shape)}")
+    out = intensity.denormalize(array, window)
+    if out_dtype == "input":
+        out = intensity.cast_like(out, volume.array.dtype)
+    elif out_dtype != "float32":
+        out = intensity.cast_like(out, np.dtype(out_dtype))
+    return Volume(out, out_spacing, origin, direction)
+
+
+def _group_factors(group: list[_Pass], shape: tuple[int, int, int]) -> tuple[float, float, float]:
+    """The per-array-dimension factors a group of passes applies (each pass leaves its slab axis)."""
+    f = [1.0, 1.0, 1.0]
+    for p in group:
+        dims = [d for d in range(3) if d != p.slab]
+        for d, s in zip(dims, p.scale):
+            f[d] = max(f[d], s)
+    return tuple(f)

@@ -1,0 +1,166 @@
+"""Reading and writing volumes with SimpleITK: NIfTI, NRRD, MHA/MHD, DICOM series folders and
+2D images (PNG/TIFF/JPEG/BMP) as one-slice volumes. Geometry survives a round trip exactly;
+files are written under a temporary name and renamed, so a failed write leaves nothing."""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import SimpleITK as sitk
+
+from .errors import MedSRError
+from .volume import Volume
+
+VOLUME_EXTENSIONS = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm")
+IMAGE_EXTENSIONS = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
+SUPPORTED = VOLUME_EXTENSIONS + IMAGE_EXTENSIONS
+WRITABLE = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd") + IMAGE_EXTENSIONS
+
+PathLike = Union[str, os.PathLike]
+
+
+def extension_of(path: PathLike) -> str:
+    """The lower-case extension, '.nii.gz' counted as one."""
+    name = Path(path).name.lower()
+    return ".nii.gz" if name.endswith(".nii.gz") else Path(name).suffix
+
+
+def _read_image(path: Path) -> sitk.Image:
+    if path.is_dir():
+        series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(path))
+        if not series:
+            raise MedSRError(f"no DICOM series found in folder {path}; point to a folder of .dcm files or a file")
+        files = max((sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(path), s) for s in series), key=len)
+        reader = sitk.ImageSeriesReader()
+        reader.SetFileNames(files)
+        return reader.Execute()
+    if not path.exists():
+        raise MedSRError(f"input file not found: {path}")
+    ext = extension_of(path)
+    if ext not in SUPPORTED:
+        raise MedSRError(f"unsupported file type '{ext or path.name}'; use one of {', '.join(SUPPORTED)} or a DICOM folder")
+    try:
+        return sitk.ReadImage(str(path))
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unknown reason"
+        raise MedSRError(f"cannot read {path}: {first}") from None
+
+
+def _select_component(image: sitk.Image, component) -> sitk.Image:
+    n = image.GetNumberOfComponentsPerPixel()
+    if n == 1:
+        return image
+    if component is None:
+        raise MedSRError(
+            f"image has {n} components per voxel (colour or vector); choose one with --component 0..{n - 1} "
+            "or --component luminance"
+        )
+    if component == "luminance":
+        if n not in (3, 4):
+            raise MedSRError(f"luminance needs an RGB(A) image, this one has {n} components")
+        r, g, b = (sitk.VectorIndexSelectionCast(image, c, sitk.sitkFloat32) for c in range(3))
+        return 0.299 * r + 0.587 * g + 0.114 * b
+    c = int(component)
+    if not 0 <= c < n:
+        raise MedSRError(f"component {c} out of range: the image has components 0..{n - 1}")
+    return sitk.VectorIndexSelectionCast(image, c)
+
+
+def image_to_volume(image: sitk.Image) -> Volume:
+    """A 2D or 3D scalar SimpleITK image as a Volume (2D: one slice, spacing 1 mm along k)."""
+    dim = image.GetDimension()
+    if dim == 4 or (dim > 3):
+        raise MedSRError(
+            f"{dim}D image of size {image.GetSize()}; extract one 3D volume first (e.g. one time point)"
+        )
+    array = sitk.GetArrayFromImage(image)
+    if dim == 2:
+        sx, sy = image.GetSpacing()
+        ox, oy = image.GetOrigin()
+        d = np.asarray(image.GetDirection(), dtype=float).reshape(2, 2)
+        direction = np.eye(3)
+        direction[:2, :2] = d
+        return Volume(array[None], (sx, sy, 1.0), (ox, oy, 0.0), direction)
+    return Volume(array, image.GetSpacing(), image.GetOrigin(),
+                  np.asarray(image.GetDirection(), dtype=float).reshape(3, 3))
+
+
+def volume_to_image(volume: Volume, as_2d: bool = False) -> sitk.Image:
+    """The Volume as a SimpleITK image; ``as_2d`` drops the single slice axis."""
+    if as_2d:
+        if volume.array.shape[0] != 1:
+            raise MedSRError(f"a 2D image format holds one slice, this volume has {volume.array.shape[0]}")
+        image = sitk.GetImageFromArray(volume.array[0])
+        image.SetSpacing(volume.spacing[:2])
+        image.SetOrigin(volume.origin[:2])
+        image.SetDirection(tuple(volume.direction[:2, :2].reshape(-1)))
+        return image
+    image = sitk.GetImageFromArray(volume.array)
+    image.SetSpacing(volume.spacing)
+    image.SetOrigin(volume.origin)
+    image.SetDirection(tuple(volume.direction.reshape(-1)))
+    return image
+
+
+def check_finite(volume: Volume, source: str = "image") -> None:
+    """Refuse NaN/Inf voxels: they would spread through every model."""
+    arr = volume.array
+    if np.issubdtype(arr.dtype, np.floating):
+        bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+        if bad:
+            raise MedSRError(f"{source} contains {bad} NaN/Inf voxels; replace them (e.g. with 0) before super-resolution")
+
+
+def load_volume(path: PathLike, component=None) -> Volume:
+    """Read a file or DICOM folder into a Volume. ``component`` picks one channel of a colour or
+    vector image (an index or "luminance"); without it such images are refused."""
+    path = Path(path)
+    image = _select_component(_read_image(path), component)
+    if 0 in image.GetSize():
+        raise MedSRError(f"{path} holds an empty image (size {image.GetSize()})")
+    volume = image_to_volume(image)
+    check_finite(volume, str(path))
+    return volume
+
+
+def _image_dtype_for(array: np.ndarray, ext: str) -> np.ndarray:
+    """2D formats: TIFF keeps any type; PNG stores uint8/uint16 (floats rounded and clipped into the
+    smallest that holds them); JPEG and BMP store uint8."""
+    if ext in (".tif", ".tiff"):
+        return array
+    if ext == ".png" and array.dtype in (np.uint8, np.uint16):
+        return array
+    big = array.size and float(array.max()) > 255
+    dtype = np.uint16 if ext == ".png" and big else np.uint8
+    info = np.iinfo(dtype)
+    return np.clip(np.rint(array), info.min, info.max).astype(dtype)
+
+
+def save_volume(volume: Volume, path: PathLike, compress: bool = True) -> Path:
+    """Write ``volume`` by the extension of ``path``, atomically: into a private temporary folder
+    beside the target, then renamed into place (with any companion file, as .mhd's .raw)."""
+    path = Path(path)
+    ext = extension_of(path)
+    if ext not in WRITABLE:
+        raise MedSRError(f"cannot write '{ext or path.name}' files; use one of {', '.join(WRITABLE)}")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise MedSRError(f"output folder does not exist: {parent}")
+    as_2d = ext in IMAGE_EXTENSIONS
+    if as_2d:
+        volume = Volume(_image_dtype_for(volume.array, ext), volume.spacing, volume.origin, volume.direction)
+    image = volume_to_image(volume, as_2d=as_2d)
+    tmpdir = Path(tempfile.mkdtemp(prefix=".medsr-", dir=parent))
+    try:
+        sitk.WriteImage(image, str(tmpdir / path.name), compress and ext not in IMAGE_EXTENSIONS)
+        for produced in tmpdir.iterdir():
+            os.replace(produced, parent / produced.name)
+    except RuntimeError as exc:
+        raise MedSRError(f"cannot write {path}: {str(exc).strip().splitlines()[-1]}") from None
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    return path
