@@ -1,0 +1,198 @@
+"""The model zoo: shipped weights, verified by sha256 before use, loaded without pickle.
+
+``models.json`` lists one entry per weight file::
+
+    {"name": "edsr-light-x2", "file": "edsr-light-x2.safetensors", "sha256": "...",
+     "architecture": "edsr", "preset": "light", "scales": [2], "degradation": "bicubic",
+     "training_data": "...", "iterations": 6000, "val_psnr": 36.1, "val_ssim": 0.95,
+     "licence": "...", "card": "cards/edsr-light-x2.md"}
+
+``scales`` lists the integer factors the file serves (an arbitrary-scale network may list several).
+
+Where the zoo looks for ``models.json`` (first folder that has one wins):
+
+1. the folder in the environment variable ``MEDSR_MODELS_DIR``;
+2. ``Resources/Models`` of the source checkout (the folder above the ``MedSRExtension`` package);
+3. ``Resources/Models`` next to the package inside the Slicer module (``<module>/Resources/Models``,
+   i.e. a ``Resources/Models`` folder beside the ``MedSRExtension`` folder).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import Optional, Union
+
+import torch
+import torch.nn as nn
+
+from .errors import MedSRError
+
+ENV = "MEDSR_MODELS_DIR"
+INDEX = "models.json"
+_PKG = os.path.dirname(os.path.abspath(__file__))
+
+
+def search_dirs() -> list[str]:
+    """Candidate model folders in the documented order."""
+    dirs = []
+    if os.environ.get(ENV):
+        dirs.append(os.environ[ENV])
+    parent = os.path.dirname(_PKG)
+    dirs.append(os.path.join(parent, "Resources", "Models"))
+    dirs.append(os.path.join(_PKG, "Resources", "Models"))
+    return dirs
+
+
+def models_dir() -> Optional[str]:
+    """The first folder of ``search_dirs()`` holding a models.json, or None."""
+    for d in search_dirs():
+        if os.path.isfile(os.path.join(d, INDEX)):
+            return d
+    return None
+
+
+def _index() -> tuple[Optional[str], list[dict]]:
+    d = models_dir()
+    if d is None:
+        return None, []
+    path = os.path.join(d, INDEX)
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, ValueError) as exc:
+        raise MedSRError(f"cannot read the model index '{path}' ({exc}); reinstall the extension") from exc
+    entries = data.get("models", data) if isinstance(data, dict) else data
+    if not isinstance(entries, list):
+        raise MedSRError(f"the model index '{path}' has no list of models; reinstall the extension")
+    return d, entries
+
+
+def list_weights(model: Optional[str] = None) -> list[dict]:
+    """Every shipped weight entry (of ``model`` only, if given), each with its absolute ``path``."""
+    d, entries = _index()
+    out = []
+    for e in entries:
+        if model is None or e.get("architecture") == model:
+            out.append({**e, "path": os.path.join(d, e["file"])})
+    return out
+
+
+def _scale_int(scale) -> Optional[int]:
+    from .models.registry import as_pair
+    sh, sw = as_pair(scale)
+    if sh == sw and float(sh).is_integer():
+        return int(sh)
+    return None
+
+
+def _serves(entry: dict, scale) -> bool:
+    from .models.registry import as_pair, get_spec
+    s = _scale_int(scale)
+    if s is not None and s in [int(v) for v in entry.get("scales", [])]:
+        return True
+    # an arbitrary-scale network trained on a range serves every factor inside it
+    if get_spec(entry["architecture"]).arbitrary_scale and entry.get("scale_range"):
+        lo, hi = entry["scale_range"]
+        return all(lo <= f <= hi for f in as_pair(scale))
+    return False
+
+
+def find_weights(model: str, scale, preset: Optional[str] = None, degradation: str = "bicubic") -> Optional[dict]:
+    """The best shipped entry for (model, scale, preset, degradation), or None."""
+    cands = [e for e in list_weights(model)
+             if _serves(e, scale) and (preset is None or e.get("preset") == preset)
+             and e.get("degradation", "bicubic") == degradation]
+    if not cands:
+        return None
+    return max(cands, key=lambda e: e.get("val_psnr") or float("-inf"))
+
+
+def sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify(entry: dict) -> str:
+    """Check the entry's file exists and matches its sha256; returns the path."""
+    path = entry["path"]
+    if not os.path.isfile(path):
+        raise MedSRError(f"weight file '{path}' is missing; re-download the repository or reinstall the extension")
+    if sha256(path) != entry.get("sha256"):
+        raise MedSRError(f"weight file '{path}' is corrupt (sha256 mismatch with models.json); "
+                         "re-download the repository or reinstall the extension")
+    return path
+
+
+def _load_state(path: str) -> dict:
+    from safetensors.torch import load_file
+    try:
+        return load_file(path)
+    except Exception as exc:
+        raise MedSRError(f"cannot read weight file '{path}' as safetensors ({exc.__class__.__name__}); "
+                         "weights must be .safetensors files") from exc
+
+
+def load_network(model: str, scale=2, preset: Optional[str] = None,
+                 weights: Union[str, os.PathLike] = "auto", device: Union[str, torch.device] = "cpu",
+                 degradation: str = "bicubic") -> nn.Module:
+    """Build network ``model`` for ``scale`` and load its weights, in eval mode.
+
+    weights: "auto" (the shipped entry for model/scale/preset, sha256-verified before loading),
+    "random" (untrained; tests and benchmarks only) or a path to a .safetensors file.
+    """
+    from .models.registry import as_pair, build, get_spec
+    spec = get_spec(model)
+    if spec.kind != "network":
+        raise MedSRError(f"'{model}' is a classical baseline without weights")
+    pair = as_pair(scale)
+    weights = os.fspath(weights) if isinstance(weights, os.PathLike) else weights
+    if weights == "random":
+        net = build(model, preset or "light", pair)
+    elif weights == "auto":
+        entry = find_weights(model, pair, preset, degradation)
+        if entry is None:
+            have = sorted({int(s) for e in list_weights(model) for s in e.get("scales", [])
+                           if (preset is None or e.get("preset") == preset)
+                           and e.get("degradation", "bicubic") == degradation})
+            where = f"scales {have}" if have else "no scale"
+            raise MedSRError(f"no trained weights for '{model}'{' ' + preset if preset else ''} at scale "
+                             f"{pair[0]:g}x{pair[1]:g} ({degradation}); shipped weights cover {where}; "
+                             "pick one of those, another model, or a classical baseline such as bicubic")
+        path = verify(entry)
+        net = build(model, entry.get("preset", "light"), pair)
+        _load_into(net, _load_state(path), path)
+    else:
+        path = str(weights)
+        if not path.endswith(".safetensors"):
+            raise MedSRError(f"weights '{path}' must be a .safetensors file (pickled weights are never loaded)")
+        if not os.path.isfile(path):
+            raise MedSRError(f"weight file '{path}' not found")
+        net = build(model, preset or "light", pair)
+        _load_into(net, _load_state(path), path)
+    return net.to(device).eval()
+
+
+def _load_into(net: nn.Module, state: dict, path: str) -> None:
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise MedSRError(f"weight file '{path}' does not fit this network ({first}); "
+                         "check the model name, preset and scale") from exc
+
+
+def best_model_for(scale, degradation: str = "bicubic") -> str:
+    """The network with the best validation PSNR in models.json for ``scale``; "bicubic" when none."""
+    best, name = float("-inf"), "bicubic"
+    for e in list_weights():
+        try:
+            ok = _serves(e, scale) and e.get("degradation", "bicubic") == degradation
+        except MedSRError:  # an architecture not registered in this build
+            ok = False
+        if ok and (e.get("val_psnr") or float("-inf")) > best:
+            best, name = e["val_psnr"], e["architecture"]
+    return name
