@@ -105,3 +105,167 @@ def network_upscale(module: torch.nn.Module, lr: np.ndarray, scale: tuple[float,
         module.train()
     y = y["sr"] if isinstance(y, dict) else y
     return denormalize(y[0, 0].float().cpu().numpy(), window)
+
+
+# ------------------------------------------------------------------------------------ medsr eval
+DEFAULT_CROP = 192
+
+
+def upscale_like_users(method: str, lr: np.ndarray, scale: float, weights: str = "auto",
+                       device: str = "cpu") -> np.ndarray:
+    """``super_resolve`` of a 2D image held as a one-slice Volume (the path users get)."""
+    from .inference import super_resolve
+    from .volume import Volume
+    out = super_resolve(Volume(lr[None].astype(np.float32)), model=method, scale=scale, mode="inplane",
+                        axis="k", device=device, weights=weights)
+    return np.asarray(out.array[0], dtype=np.float32)
+
+
+@dataclass
+class EvalResult:
+    """Scores of every (scale, image, method), plus the SR images of one image for the figure."""
+
+    rows: list  # dicts: scale, degradation, image, method, psnr, ssim
+    figure: dict  # scale -> {"image": name, "lr": arr, "hr": arr, "sr": {method: arr}}
+
+
+def evaluate(models: Sequence[str], scales: Sequence[int], degradation: str = "bicubic",
+             crop: Optional[int] = DEFAULT_CROP, baselines: Sequence[str] = BASELINES,
+             images: Optional[Sequence[str]] = None, device: str = "cpu", figure_image: str = "mr2",
+             weights: Optional[dict] = None, progress=None) -> EvalResult:
+    """Score ``models`` and the baselines on the validation regions at each scale.
+
+    ``weights`` optionally maps a model name to a weights argument for ``super_resolve`` (a path);
+    the default is the shipped, verified weights. Networks without weights for a scale are refused
+    (the zoo's clear error), never silently run untrained."""
+    rows, fig = [], {}
+    methods = list(baselines) + [m for m in models if m not in baselines]
+    for s in scales:
+        items = validation_set((float(s), float(s)), degradation, crop=crop, names=images)
+        chosen = next((it for it in items if it.name == figure_image), items[0])
+        fig[s] = {"image": chosen.name, "lr": chosen.lr, "hr": chosen.hr, "sr": {}}
+        for method in methods:
+            w = (weights or {}).get(method, "auto")
+            for item in items:
+                sr = upscale_like_users(method, item.lr, float(s), weights=w, device=device)
+                p, q = score(sr, item.hr)
+                rows.append({"scale": s, "degradation": degradation, "image": item.name, "method": method,
+                             "psnr": p, "ssim": q})
+                if item is chosen:
+                    fig[s]["sr"][method] = sr
+                if progress:
+                    progress(method, s, item.name)
+    return EvalResult(rows, fig)
+
+
+def summary_rows(rows: list) -> list:
+    """Mean PSNR/SSIM per (scale, method), with the gain over bicubic."""
+    out = []
+    keys = sorted({(r["scale"], r["method"]) for r in rows}, key=lambda k: (k[0], k[1] not in BASELINES, k[1]))
+    for s, m in keys:
+        sel = [r for r in rows if r["scale"] == s and r["method"] == m]
+        out.append({"scale": s, "method": m, "psnr": float(np.mean([r["psnr"] for r in sel])),
+                    "ssim": float(np.mean([r["ssim"] for r in sel])), "n": len(sel)})
+    for r in out:
+        ref = next((b for b in out if b["scale"] == r["scale"] and b["method"] == "bicubic"), None)
+        r["gain_vs_bicubic"] = r["psnr"] - ref["psnr"] if ref else float("nan")
+    return out
+
+
+def _atomic_text(path: str, text: str) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", newline="") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def write_csv(rows: list, path: str) -> None:
+    """Per-image rows, then one 'mean' row per (scale, method)."""
+    import io
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["scale", "degradation", "image", "method", "psnr_db", "ssim"])
+    for r in rows:
+        w.writerow([r["scale"], r["degradation"], r["image"], r["method"], f"{r['psnr']:.3f}", f"{r['ssim']:.4f}"])
+    deg = rows[0]["degradation"] if rows else ""
+    for m in summary_rows(rows):
+        w.writerow([m["scale"], deg, "mean", m["method"], f"{m['psnr']:.3f}", f"{m['ssim']:.4f}"])
+    _atomic_text(path, buf.getvalue())
+
+
+def markdown(rows: list, crop: Optional[int]) -> str:
+    """A Markdown report: mean table per scale with the gain over bicubic, then per-image PSNR."""
+    if not rows:
+        return "No results.\n"
+    deg = rows[0]["degradation"]
+    where = f"the most structured {crop}×{crop}-pixel window of each validation region" if crop else \
+        "the whole validation regions"
+    lines = [f"Validation: {where} of the corpus (never seen in training; see `MedSRExtension/data/corpus.py`), "
+             f"degradation `{deg}`, PSNR/SSIM in each HR image's robust [0.5, 99.5] percentile window.", ""]
+    images = sorted({r["image"] for r in rows}, key=[r["image"] for r in rows].index)
+    for s in sorted({r["scale"] for r in rows}):
+        lines += [f"### ×{s}", "", "| method | mean PSNR (dB) | mean SSIM | Δ PSNR vs bicubic | "
+                  + " | ".join(images) + " |", "|---|---|---|---|" + "---|" * len(images)]
+        for m in [m for m in summary_rows(rows) if m["scale"] == s]:
+            per = [next(r["psnr"] for r in rows if r["scale"] == s and r["method"] == m["method"] and r["image"] == i)
+                   for i in images]
+            lines.append(f"| {m['method']} | {m['psnr']:.2f} | {m['ssim']:.4f} | {m['gain_vs_bicubic']:+.2f} | "
+                         + " | ".join(f"{p:.2f}" for p in per) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def figure(result: EvalResult, path: str, zoom: int = 96) -> None:
+    """Side-by-side crops (LR, each method, HR) and |error| maps for one image at each scale."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    scales = sorted(result.figure)
+    methods = [m for m in result.figure[scales[0]]["sr"] if m != "nearest"]
+    cols = 2 + len(methods)
+    fig, axes = plt.subplots(2 * len(scales), cols, figsize=(1.9 * cols, 3.9 * len(scales)), squeeze=False)
+    for row, s in enumerate(scales):
+        f = result.figure[s]
+        hr = f["hr"]
+        lo, hi = robust_range(hr)
+        z = min(zoom, hr.shape[0], hr.shape[1]) // s * s
+        r0 = (hr.shape[0] - z) // 2 // s * s
+        c0 = (hr.shape[1] - z) // 2 // s * s
+        cut = lambda a: a[r0:r0 + z, c0:c0 + z]  # noqa: E731
+        lr_up = np.kron(f["lr"], np.ones((s, s), dtype=np.float32))[:hr.shape[0], :hr.shape[1]]
+        panels = [("LR (nearest)", lr_up)] + [(m, f["sr"][m]) for m in methods] + [("HR", hr)]
+        for c, (title, img) in enumerate(panels):
+            ax, ex = axes[2 * row, c], axes[2 * row + 1, c]
+            ax.imshow(cut(img), cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
+            ax.set_title(f"×{s} {title}" if c == 0 else title, fontsize=8)
+            if title not in ("HR",):
+                err = np.abs(cut(img) - cut(hr)) / (hi - lo)
+                ex.imshow(err, cmap="magma", vmin=0, vmax=0.15, interpolation="nearest")
+                if title != "LR (nearest)":
+                    p, _ = score(img, hr)
+                    ex.set_title(f"|err| {p:.2f} dB", fontsize=7)
+            for a in (ax, ex):
+                a.set_xticks([])
+                a.set_yticks([])
+        axes[2 * row + 1, -1].axis("off")
+    fig.suptitle(f"{result.figure[scales[0]]['image']} validation crop: SR and |SR − HR| (0–15 % of range)",
+                 fontsize=9)
+    fig.tight_layout()
+    tmp = f"{path}.tmp-{os.getpid()}.png"
+    try:
+        fig.savefig(tmp, dpi=110)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_report(result: EvalResult, out: str, crop: Optional[int]) -> dict:
+    """eval.csv, eval.md and eval.png in ``out``; returns their paths."""
+    os.makedirs(out, exist_ok=True)
+    paths = {k: os.path.join(out, f"eval.{k}") for k in ("csv", "md", "png")}
+    write_csv(result.rows, paths["csv"])
+    _atomic_text(paths["md"], markdown(result.rows, crop))
+    figure(result, paths["png"])
+    return paths

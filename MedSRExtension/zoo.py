@@ -180,7 +180,7 @@ def _load_into(net: nn.Module, state: dict, path: str) -> None:
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
+        first = " ".join(line.strip() for line in str(exc).splitlines()[:2])[:200]
         raise MedSRError(f"weight file '{path}' does not fit this network ({first}); "
                          "check the model name, preset and scale") from exc
 

@@ -198,7 +198,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
     if resume:
         if os.path.exists(cfg_path):
             saved = _read_config(cfg_path)
-            for key in ("model", "preset", "scales", "degradation", "iters", "batch", "patch", "lr", "seed"):
+            # --iters may change on resume (the cosine schedule is then re-fitted to the new length)
+            for key in ("model", "preset", "scales", "degradation", "batch", "patch", "lr", "seed"):
                 if saved.get(key) != asdict(cfg).get(key):
                     raise MedSRError(f"--resume with a different {key} ({asdict(cfg).get(key)!r}, the run used "
                                      f"{saved.get(key)!r}); use the same settings or a new --out")
