@@ -1,0 +1,140 @@
+"""What to show where after a run: input | SR (| reference) in linked slice views at one position.
+
+``plan_side_by_side`` is a pure decision (which volume in which view, which plane, where);
+``register_layout`` and ``apply_plan`` carry it out on MRML nodes (layout node, slice and slice
+composite nodes). Switching the application's layout to the plan is one call in MedSR.py.
+
+The plane: for in-plane SR the views show the slices the model enhanced (perpendicular to the
+slicing axis); for through-plane SR they show a plane that contains the axis, where the new slices
+appear. Views are rotated onto the input's voxel grid, so oblique acquisitions show native slices.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from . import nodes
+
+TWO_VIEW_LAYOUT_ID = 7301
+THREE_VIEW_LAYOUT_ID = 7302
+VIEW_NAMES = ("Red", "Yellow", "Green")
+VIEW_COLORS = {"Red": "#F34A33", "Yellow": "#EDD54C", "Green": "#6EB04B"}
+#: Orientation whose plane is perpendicular to world axis R (0), A (1), S (2).
+PLANE_NORMAL_TO = {0: "Sagittal", 1: "Coronal", 2: "Axial"}
+
+
+@dataclass(frozen=True)
+class ViewAssignment:
+    view: str        # slice view name (layout name): Red, Yellow, Green
+    volume_id: str   # MRML ID of the background volume
+    label: str       # what the view shows: input, super-resolved, reference
+
+
+@dataclass(frozen=True)
+class LayoutPlan:
+    layout_id: int
+    description: str                 # layout XML for vtkMRMLLayoutNode.AddLayoutDescription
+    views: tuple[ViewAssignment, ...]
+    orientation: str                 # Axial, Coronal or Sagittal
+    center_ras: tuple[float, float, float]
+    align_to_volume_id: str          # slices are rotated onto this volume's voxel grid
+
+
+def _resolved_axis(matrix: np.ndarray, axis: str) -> int:
+    """IJK index of the slicing axis; 'auto' = largest spacing, k when isotropic (as the engine)."""
+    if axis in ("i", "j", "k"):
+        return "ijk".index(axis)
+    spacing = np.linalg.norm(matrix[:3, :3], axis=0)
+    if np.allclose(spacing, spacing.max(), rtol=1e-3):
+        return 2
+    return int(np.argmax(spacing))
+
+
+def choose_orientation(ijk_to_ras: np.ndarray, mode: str = "inplane", axis: str = "auto") -> str:
+    """The slice orientation that shows what ``mode`` changed along ``axis`` (see module docstring)."""
+    a = _resolved_axis(ijk_to_ras, axis)
+    column = ijk_to_ras[:3, a]
+    world = int(np.argmax(np.abs(column)))  # R, A or S: where the slicing axis points
+    if mode == "throughplane":
+        for candidate in ("Coronal", "Axial", "Sagittal"):  # planes containing that world axis
+            if PLANE_NORMAL_TO[world] != candidate:
+                return candidate
+    return PLANE_NORMAL_TO[world]
+
+
+def layout_description(n_views: int, orientation: str) -> str:
+    """Layout XML: ``n_views`` slice views in one row."""
+    items = []
+    for name in VIEW_NAMES[:n_views]:
+        items.append(
+            f'<item><view class="vtkMRMLSliceNode" singletontag="{name}">'
+            f'<property name="orientation" action="default">{orientation}</property>'
+            f'<property name="viewlabel" action="default">{name[0]}</property>'
+            f'<property name="viewcolor" action="default">{VIEW_COLORS[name]}</property>'
+            f"</view></item>"
+        )
+    return '<layout type="horizontal">' + "".join(items) + "</layout>"
+
+
+def plan_side_by_side(inputNode, srNode, referenceNode=None, mode: str = "inplane", axis: str = "auto") -> LayoutPlan:
+    """Two views (input | SR), or three (input | SR | reference) when a reference is given."""
+    shown = [(inputNode, "input"), (srNode, "super-resolved")]
+    if referenceNode is not None:
+        shown.append((referenceNode, "reference"))
+    matrix = nodes.world_ijk_to_ras(inputNode)
+    orientation = choose_orientation(matrix, mode, axis)
+    center = nodes.world_edge_corners(inputNode).mean(axis=0)
+    views = tuple(ViewAssignment(VIEW_NAMES[i], node.GetID(), label) for i, (node, label) in enumerate(shown))
+    layout_id = THREE_VIEW_LAYOUT_ID if referenceNode is not None else TWO_VIEW_LAYOUT_ID
+    return LayoutPlan(layout_id, layout_description(len(views), orientation), views, orientation,
+                      tuple(float(c) for c in center), inputNode.GetID())
+
+
+def register_layout(plan: LayoutPlan, layoutNode) -> None:
+    """Make the plan's layout known to the layout node (replacing an older description)."""
+    if layoutNode.IsLayoutDescription(plan.layout_id):
+        layoutNode.SetLayoutDescription(plan.layout_id, plan.description)
+    else:
+        layoutNode.AddLayoutDescription(plan.layout_id, plan.description)
+
+
+def _by_layout_name(scene, class_name: str, name: str):
+    for i in range(scene.GetNumberOfNodesByClass(class_name)):
+        node = scene.GetNthNodeByClass(i, class_name)
+        if node.GetLayoutName() == name:
+            return node
+    return None
+
+
+def apply_plan(plan: LayoutPlan, scene) -> list:
+    """Put each volume in its view, link the views, give them one plane and one position.
+
+    Returns the slice composite nodes that were set; views missing from the scene are skipped."""
+    align = scene.GetNodeByID(plan.align_to_volume_id)
+    updated = []
+    for assignment in plan.views:
+        composite = _by_layout_name(scene, "vtkMRMLSliceCompositeNode", assignment.view)
+        slice_node = _by_layout_name(scene, "vtkMRMLSliceNode", assignment.view)
+        if composite is None or slice_node is None:
+            continue
+        composite.SetBackgroundVolumeID(assignment.volume_id)
+        composite.SetForegroundVolumeID(None)
+        composite.SetLinkedControl(True)
+        slice_node.SetOrientation(plan.orientation)
+        if align is not None:
+            slice_node.RotateToVolumePlane(align)
+        slice_node.JumpSliceByCentering(*plan.center_ras)
+        updated.append(composite)
+    return updated
+
+
+def plan_for_views(plan: LayoutPlan) -> dict:
+    """{view name: volume ID}: a compact summary (used in messages and tests)."""
+    return {a.view: a.volume_id for a in plan.views}
+
+
+def current_layout_node(scene) -> Optional[object]:
+    """The scene's layout node, if it has one (the application always does)."""
+    return scene.GetFirstNodeByClass("vtkMRMLLayoutNode")
