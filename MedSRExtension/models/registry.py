@@ -8,6 +8,7 @@ at call time; the output pixel p along an axis of scale s has its centre at LR c
 """
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from typing import Callable, Sequence, Union
 
@@ -73,13 +74,17 @@ def register(spec: ModelSpec) -> ModelSpec:
     return spec
 
 
+ARCHITECTURES = ("classical", "edsr", "lgsr", "iconet", "pfmdn")
+
+
 def _ensure_loaded() -> None:
-    # Import architecture files for their register() side effect; kept lazy to avoid import cycles.
-    from . import classical  # noqa: F401
-    try:
-        from . import edsr, iconet, lgsr, pfmdn  # noqa: F401
-    except ImportError:  # pragma: no cover - architectures land in their own files
-        pass
+    """Import every architecture file once, for its register() side effect (lazy: no import cycles)."""
+    for module in ARCHITECTURES:
+        try:
+            importlib.import_module(f"{__package__}.{module}")
+        except ModuleNotFoundError as exc:  # an architecture file not written yet
+            if exc.name != f"{__package__}.{module}":
+                raise
 
 
 def get_spec(name: str) -> ModelSpec:

@@ -1,0 +1,39 @@
+"""``medsr models``: the model registry with scales, presets, parameters and shipped weights."""
+from __future__ import annotations
+
+import json
+
+
+def register(sub) -> None:
+    p = sub.add_parser("models", help="list models, their scales, presets and weights")
+    p.add_argument("--json", action="store_true", help="machine-readable list")
+    p.add_argument("--detail", action="store_true",
+                   help="parameters and GMACs per preset for a 256x256 input at x2 and x4 (counted)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..catalog import list_models
+
+    records = list_models()
+    if args.json:
+        print(json.dumps(records, indent=2))
+    else:
+        print(f"{'model':10} {'kind':9} {'scales':10} {'presets (params)':34} weights")
+        for r in records:
+            scales = "any" if r["scales"] == "any" else ",".join(map(str, r["scales"]))
+            presets = ", ".join(f"{p} ({v['params'] / 1e3:.0f}k)" for p, v in r["presets"].items())
+            weights = ", ".join(f"{w['preset']} x{'/'.join(map(str, w['scales'] or []))}" for w in r["weights"])
+            if r["kind"] == "classical":
+                weights = "-"
+            print(f"{r['name']:10} {r['kind']:9} {scales:10} {presets:34} {weights or 'none (untrained)'}")
+    if args.detail:
+        from ..models.complexity import complexity_table
+
+        networks = [r["name"] for r in records if r["kind"] == "network"]
+        print()
+        print(f"{'model':10} {'preset':7} {'params':>10} {'GMAC x2':>9} {'GMAC x4':>9}   (256x256 input)")
+        for row in complexity_table(networks):
+            print(f"{row['model']:10} {row['preset']:7} {row['params']:>10,} "
+                  + " ".join(f"{row.get(f'gmac_x{s}', float('nan')):>9.2f}" for s in (2, 4)))
+    return 0

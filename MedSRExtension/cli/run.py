@@ -1,0 +1,72 @@
+"""``medsr run INPUT OUTPUT``: super-resolve one file or DICOM folder."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ..errors import MedSRError
+from ..inference import MODES
+from ..io import WRITABLE, extension_of, load_volume, save_volume
+from .common import default_model, parse_floats, progress_bar
+
+
+def register(sub) -> None:
+    p = sub.add_parser("run", help="super-resolve a volume or 2D image",
+                       description="Super-resolve INPUT (NIfTI, NRRD, MHA/MHD, DICOM folder or 2D image) "
+                                   "and write OUTPUT by its extension.")
+    p.add_argument("input")
+    p.add_argument("output")
+    p.add_argument("--model", help="model name (see `medsr models`); default: the best shipped network "
+                                   "for the scale, else bicubic")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--scale", default=None, help="factor F, or per-axis FI,FJ,FK (default 2)")
+    g.add_argument("--spacing", default=None, help="target spacing in mm: MM or MI,MJ,MK")
+    p.add_argument("--mode", default="inplane", choices=MODES)
+    p.add_argument("--axis", default="auto", choices=("auto", "i", "j", "k"),
+                   help="slice axis (auto: the largest spacing; k when isotropic)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--tile", type=int, default=None, help="tile size in input pixels (bounds memory)")
+    p.add_argument("--batch", type=int, default=None, help="slices per batch")
+    p.add_argument("--preset", default=None, help="network preset (default: the shipped one)")
+    p.add_argument("--weights", default="auto", help="'auto' (shipped, verified) or a .safetensors file")
+    p.add_argument("--component", default=None, help="channel of a colour/vector image: index or 'luminance'")
+    p.add_argument("--dtype", default="float32", choices=("float32", "input"),
+                   help="output voxel type: float32, or the input's type (clipped and rounded)")
+    p.add_argument("--force", action="store_true", help="allow outputs above the size limit")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..inference import super_resolve
+
+    out = Path(args.output)
+    if extension_of(out) not in WRITABLE:
+        raise MedSRError(f"cannot write '{extension_of(out) or out.name}' files; use one of {', '.join(WRITABLE)}")
+    if not (out.parent if str(out.parent) else Path(".")).is_dir():
+        raise MedSRError(f"output folder does not exist: {out.parent}")
+    for value in (args.tile, args.batch):
+        if value is not None and value < 1:
+            raise MedSRError("--tile and --batch must be positive")
+    scale = parse_floats(args.scale, "--scale") if args.scale else (None if args.spacing else 2.0)
+    spacing = parse_floats(args.spacing, "--spacing") if args.spacing else None
+    component = args.component
+    if component is not None and component != "luminance":
+        component = int(component) if component.isdigit() else component
+    volume = load_volume(args.input, component=component)
+    model = args.model or default_model(scale if scale is not None else 2.0)
+    update, close = progress_bar(args.quiet, f"{model}")
+    start = time.perf_counter()
+    try:
+        result = super_resolve(volume, model=model, scale=scale, spacing=spacing, mode=args.mode, axis=args.axis,
+                               device=args.device, progress=update, tile=args.tile, batch=args.batch,
+                               preset=args.preset, weights=args.weights, out_dtype=args.dtype, force=args.force)
+    finally:
+        close()
+    save_volume(result, out)
+    if not args.quiet:
+        size = "x".join(map(str, result.shape_ijk))
+        spacing_txt = ", ".join(f"{s:.4g}" for s in result.spacing)
+        print(f"wrote {out} ({size} voxels, spacing {spacing_txt} mm) with {model} "
+              f"in {time.perf_counter() - start:.1f} s")
+    return 0
