@@ -1,0 +1,455 @@
+"""``run_comparison``: does super-resolution help a downstream segmentation? One reference, many methods.
+
+The reference (HR) is degraded (or a given LR is used), every method super-resolves the LR through
+``inference.super_resolve``, and each result is compared with the reference on the reference grid:
+
+- PSNR/SSIM (``metrics.compare_volumes``) with data_range = the reference's max − min, over the
+  reference voxels the result covers (optionally only the foreground: reference > its 2-class Otsu
+  threshold);
+- the segmentation of the result against the segmentation of the reference, with one ``Segmenter``
+  fitted on the reference and applied unchanged to every result (``segmentation.fit``): Dice, HD95
+  and volume difference per label (``labelmetrics``). Each result is segmented on its own grid and
+  its labels are brought onto the reference grid by nearest neighbour.
+
+A network without shipped weights is refused before any work starts (a table silently missing a
+requested method would mislead); leave it out of ``models`` or pass trained weights. Outputs are
+written to ``out_dir`` only once everything is computed, each under a temporary name then renamed:
+``metrics.csv``, ``metrics.md``, ``slices.png``, ``dice.png`` (and ``volumes/`` with
+``save_volumes``).
+"""
+from __future__ import annotations
+
+import csv
+import io as _stringio
+import math
+import os
+import itertools
+import time
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+import SimpleITK as sitk
+
+from . import labelmetrics, segmentation
+from .errors import MedSRError
+from .metrics import compare_volumes
+from .models.registry import get_spec
+from .volume import AXES, Volume
+
+DEGRADATIONS = ("bicubic", "kspace", "thickslice")
+Progress = Optional[Callable[[float, int, str], None]]
+_TMP_COUNTER = itertools.count()
+
+
+# --- grids -------------------------------------------------------------------------------------
+
+def _sub_grid_slices(src: Volume, dst: Volume, tol: float = 1e-4) -> tuple[slice, ...] | None:
+    """If every voxel centre of ``src`` is a voxel centre of ``dst`` (same spacing and direction, integer
+    offset), the [k, j, i] slices of ``dst`` that ``src`` covers (clipped to dst); else None."""
+    if not (np.allclose(src.spacing, dst.spacing, rtol=0, atol=tol * min(dst.spacing))
+            and np.allclose(src.direction, dst.direction, atol=1e-6)):
+        return None
+    offset = np.linalg.solve(dst.direction * np.asarray(dst.spacing), np.asarray(src.origin) - np.asarray(dst.origin))
+    if not np.allclose(offset, np.round(offset), atol=tol):
+        return None
+    start = np.round(offset).astype(int)  # (i, j, k)
+    slices = []
+    for a in (2, 1, 0):
+        lo = max(0, start[a])
+        hi = min(dst.shape_ijk[a], start[a] + src.shape_ijk[a])
+        if hi <= lo:
+            return None
+        slices.append(slice(int(lo), int(hi)))
+    return tuple(slices)
+
+
+def onto_grid(image: Volume, target: Volume) -> tuple[np.ndarray, np.ndarray]:
+    """``image`` sampled on ``target``'s grid (float32) and the mask of target voxels it covers.
+
+    Exact slicing when the grids share voxel centres; otherwise linear interpolation in physical
+    space, a target voxel being covered when its centre lies inside ``image``'s voxel-edge box.
+    """
+    out = np.zeros(target.array.shape, np.float32)
+    valid = np.zeros(target.array.shape, bool)
+    box = _sub_grid_slices(image, target)
+    if box is not None:
+        offset = np.linalg.solve(target.direction * np.asarray(target.spacing),
+                                 np.asarray(image.origin) - np.asarray(target.origin))
+        s = np.round(offset).astype(int)[::-1]  # (k, j, i) start of image in target indices
+        src = tuple(slice(b.start - int(o), b.stop - int(o)) for b, o in zip(box, s))
+        out[box] = image.array[src]
+        valid[box] = True
+        return out, valid
+    resampler = sitk.ResampleImageFilter()
+    resampler.SetSize(tuple(int(n) for n in target.shape_ijk))
+    resampler.SetOutputSpacing(tuple(target.spacing))
+    resampler.SetOutputOrigin(tuple(target.origin))
+    resampler.SetOutputDirection(tuple(float(v) for v in target.direction.ravel()))
+    resampler.SetInterpolator(sitk.sitkLinear)
+    resampler.SetDefaultPixelValue(float("nan"))
+    res = sitk.GetArrayFromImage(resampler.Execute(
+        segmentation.to_sitk(image, np.asarray(image.array, dtype=np.float32))))
+    valid = np.isfinite(res)
+    out[valid] = res[valid]
+    return out, valid
+
+
+def _labels_onto(labels: Volume, target: Volume) -> np.ndarray:
+    box = _sub_grid_slices(labels, target)
+    if box is not None:
+        arr, _ = onto_grid(labels.with_array(labels.array.astype(np.float32)), target)
+        return arr.astype(labels.array.dtype)
+    return segmentation.resample_labels_nearest(labels, target).array
+
+
+def _bbox(mask: np.ndarray) -> tuple[slice, ...]:
+    idx = [np.nonzero(mask.any(axis=tuple(b for b in range(3) if b != a)))[0] for a in range(3)]
+    return tuple(slice(int(i[0]), int(i[-1]) + 1) for i in idx)
+
+
+def crop(volume: Volume, start_ijk: Sequence[int], size_ijk: Sequence[int]) -> Volume:
+    """The sub-volume starting at voxel ``start_ijk`` with ``size_ijk`` voxels, at its physical place."""
+    start = np.asarray(start_ijk, int)
+    size = np.asarray(size_ijk, int)
+    n = np.asarray(volume.shape_ijk)
+    if np.any(start < 0) or np.any(size < 1) or np.any(start + size > n):
+        raise MedSRError(f"crop {tuple(start)}+{tuple(size)} (i, j, k) does not fit in a volume of {tuple(n)} voxels")
+    arr = volume.array[start[2]:start[2] + size[2], start[1]:start[1] + size[1], start[0]:start[0] + size[0]]
+    origin = np.asarray(volume.origin) + volume.direction @ (start * np.asarray(volume.spacing))
+    return Volume(arr.copy(), volume.spacing, origin, volume.direction)
+
+
+# --- checks ------------------------------------------------------------------------------------
+
+def check_models(models: Sequence[str], weights: str = "auto") -> list[str]:
+    """Known, de-duplicated model names; a network without shipped weights is a clear error."""
+    if not models:
+        raise MedSRError("no methods to compare; give e.g. --models bicubic,bspline")
+    out: list[str] = []
+    for name in models:
+        name = name.strip()
+        if not name or name in out:
+            continue
+        spec = get_spec(name)
+        if spec.kind == "network" and weights == "auto" and not _has_shipped_weights(name):
+            raise MedSRError(
+                f"model '{name}' has no shipped trained weights, so comparing it would measure an untrained "
+                "network; train it (medsr train) or leave it out of --models"
+            )
+        out.append(name)
+    return out
+
+
+def _has_shipped_weights(name: str) -> bool:
+    try:
+        from . import zoo
+    except ImportError:
+        return False
+    try:
+        return bool(zoo.list_weights(name))
+    except MedSRError:
+        return False
+
+
+def lr_scale(lr: Volume, hr: Volume) -> tuple[float, float, float]:
+    """Per-axis factors (i, j, k) that bring the LR spacing to the reference's (1 when within 0.1 %)."""
+    f = np.asarray(lr.spacing) / np.asarray(hr.spacing)
+    f = np.where(np.abs(f - 1) < 1e-3, 1.0, f)
+    if np.any(f < 1 - 1e-3):
+        raise MedSRError(
+            f"the LR spacing {tuple(round(s, 4) for s in lr.spacing)} is finer than the reference's "
+            f"{tuple(round(s, 4) for s in hr.spacing)} along some axis; swap --hr and --lr?"
+        )
+    return tuple(float(max(v, 1.0)) for v in f)
+
+
+def mode_factors(scale: float, mode: str, axis: str) -> tuple[float, float, float]:
+    """Per-axis factors (i, j, k) of one number for a mode: in-plane axes, the axis alone, or all three."""
+    a = AXES.index(axis)
+    if mode == "inplane":
+        return tuple(1.0 if b == a else scale for b in range(3))
+    if mode == "throughplane":
+        return tuple(scale if b == a else 1.0 for b in range(3))
+    if mode == "volumetric":
+        return (scale,) * 3
+    raise MedSRError(f"mode must be inplane, throughplane or volumetric, got '{mode}'")
+
+
+def fit_to_scale(hr: Volume, factors_ijk: Sequence[float]) -> Volume:
+    """The reference cropped at its far end to a multiple of each integer factor (at most f - 1 voxels),
+    so the LR and every super-resolved result lie exactly on the reference grid."""
+    size = []
+    for n, f in zip(hr.shape_ijk, factors_ijk):
+        keep = n
+        if f > 1 and float(f).is_integer() and n >= f:
+            keep = int(n // int(f) * int(f))
+        size.append(keep)
+    if tuple(size) == hr.shape_ijk:
+        return hr
+    return crop(hr, (0, 0, 0), size)
+
+
+def _mode_for_lr(scale, mode: str | None, axis: str, lr: Volume) -> tuple[str, str]:
+    """Mode and axis for a given LR: from the per-axis factors when not given (one scaled axis:
+    throughplane along it; two: inplane perpendicular to the third; three: volumetric)."""
+    if np.ndim(scale) == 0:
+        return mode or "inplane", lr.largest_spacing_axis() if axis == "auto" else axis
+    scaled = [b for b in range(3) if scale[b] > 1]
+    if mode is None:
+        mode = {1: "throughplane", 2: "inplane"}.get(len(scaled), "volumetric")
+    if axis == "auto":
+        if mode == "throughplane" and len(scaled) == 1:
+            axis = AXES[scaled[0]]
+        elif mode == "inplane" and len(scaled) == 2:
+            axis = AXES[next(b for b in range(3) if b not in scaled)]
+        else:
+            axis = lr.largest_spacing_axis()
+    return mode, axis
+
+
+def make_lr(hr: Volume, degradation: str, scale: float, mode: str, axis: str) -> Volume:
+    """The reference degraded by ``degradation`` at ``scale`` on the axes ``mode`` scales."""
+    if degradation not in DEGRADATIONS:
+        raise MedSRError(f"degradation must be one of {', '.join(DEGRADATIONS)}, got '{degradation}'")
+    from .degradations import degrade
+
+    if degradation == "thickslice":
+        if mode != "throughplane":
+            raise MedSRError("the thickslice degradation makes thick slices along the axis; use --mode throughplane")
+        return degrade(hr, degradation, float(scale), axis=axis)
+    return degrade(hr, degradation, mode_factors(float(scale), mode, axis), axis=axis)
+
+
+# --- the comparison ----------------------------------------------------------------------------
+
+def run_comparison(hr: Volume, lr: Volume | None = None, degradation: str = "thickslice", scale: float | None = None,
+                   mode: str | None = None, axis: str = "auto", models: Sequence[str] = ("bicubic",),
+                   seg: str | None = "otsu3", mask: str | None = None, out_dir: str | os.PathLike = "compare",
+                   device: str = "auto", progress: Progress = None, cancel=None, save_volumes: bool = False,
+                   weights: str = "auto") -> list[dict]:
+    """Compare ``models`` on one reference and write the report to ``out_dir``; returns the rows.
+
+    mode defaults to throughplane for the thickslice degradation, else inplane; axis "auto" is the
+    reference's largest-spacing axis (k when isotropic). With ``lr`` given, ``degradation`` is ignored
+    and the factors come from the spacings (``scale`` None) or from ``scale``; without ``lr``, ``scale``
+    defaults to 2. ``seg`` None skips the
+    segmentation columns. ``mask`` None or "foreground". ``progress(done, total, method)`` reports
+    fractional methods done. Each row: method, kind, psnr, ssim, dice_mean, hd95_mean, then
+    dice_L, hd95_L, voldiff_pct_L per label L, and seconds (the super-resolution time).
+    """
+    from .inference import super_resolve  # lazy: torch is heavy
+
+    models = check_models(models, weights)
+    if mask not in (None, "", "none", "foreground"):
+        raise MedSRError(f"mask must be 'foreground' or none, got '{mask}'")
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise MedSRError(f"output folder {out_dir} is a file; choose a folder")
+    if hr.array.size < 8 or np.ptp(hr.array) == 0:
+        raise MedSRError("the reference image is constant or empty; give a real image as --hr")
+    hr = Volume(np.asarray(hr.array, dtype=np.float32), hr.spacing, hr.origin, hr.direction)
+    if lr is None:
+        scale = 2.0 if scale is None else scale
+        if not math.isfinite(float(scale)) or float(scale) <= 1:
+            raise MedSRError(f"scale must be a number > 1, got {scale}")
+        mode = mode or ("throughplane" if degradation == "thickslice" else "inplane")
+        axis = hr.largest_spacing_axis() if axis == "auto" else axis
+        hr = fit_to_scale(hr, mode_factors(float(scale), mode, axis))
+        lr = make_lr(hr, degradation, float(scale), mode, axis)
+        sr_scale = float(scale)
+    else:
+        sr_scale = lr_scale(lr, hr) if scale is None else scale
+        mode, axis = _mode_for_lr(sr_scale, mode, axis, lr)
+    segmenter = segmentation.fit(seg, hr) if seg else None
+    data_range = float(np.max(hr.array) - np.min(hr.array))
+    fg = None
+    if mask == "foreground":
+        fg = hr.array > segmentation.multi_otsu_thresholds(hr.array, 2)[0]
+
+    rows: list[dict] = []
+    shown: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+    saved: dict[str, Volume] = {}
+    total = len(models)
+    for n, name in enumerate(models):
+        def step(done, tot, _n=n, _name=name):
+            if progress is not None:
+                progress(_n + 0.9 * done / max(tot, 1), total, _name)
+        step(0, 1)
+        start = time.perf_counter()
+        sr = super_resolve(lr, model=name, scale=sr_scale, mode=mode, axis=axis, device=device,
+                           progress=step, cancel=cancel, weights=weights)
+        seconds = time.perf_counter() - start
+        image, valid = onto_grid(sr, hr)
+        if not valid.any():
+            raise MedSRError(f"the result of '{name}' does not overlap the reference; check the LR's geometry")
+        row = {"method": name, "kind": get_spec(name).kind}
+        row.update(_image_metrics(image, hr, valid, fg, data_range))
+        labels_on_hr = None
+        if segmenter is not None:
+            labels_on_hr = _labels_onto(segmenter.apply(sr), hr)
+            row.update(_label_metrics(labels_on_hr, segmenter, hr, valid))
+        row["seconds"] = round(seconds, 3)
+        rows.append(row)
+        shown[name] = (np.where(valid, image, np.nan), labels_on_hr)
+        if save_volumes:
+            saved[name] = sr
+            if segmenter is not None:
+                saved[f"{name}_seg"] = segmenter.apply(sr)
+        if progress is not None:
+            progress(n + 1, total, name)
+    settings = {
+        "reference": f"{'x'.join(map(str, hr.shape_ijk))} voxels, spacing {_fmt_tuple(hr.spacing)} mm",
+        "low resolution": (f"{degradation} x{scale:g}" if isinstance(scale, (int, float)) else "given")
+        + f", {'x'.join(map(str, lr.shape_ijk))} voxels, spacing {_fmt_tuple(lr.spacing)} mm",
+        "super-resolution": f"mode {mode}, axis {axis}",
+        "image metrics": f"data range {data_range:.4g} (reference max - min), "
+                         + ("foreground mask (reference > 2-class Otsu threshold)" if fg is not None else "all voxels"),
+        "segmentation": segmenter.description if segmenter is not None else "none",
+    }
+    write_report(out_dir, rows, settings, hr, segmenter, shown, axis)
+    if save_volumes:
+        _save_volumes(out_dir, lr, segmenter, saved)
+    return rows
+
+
+def _fmt_tuple(values) -> str:
+    return ", ".join(f"{v:.4g}" for v in values)
+
+
+def _image_metrics(image: np.ndarray, hr: Volume, valid: np.ndarray, fg, data_range: float) -> dict:
+    box = _bbox(valid)
+    m = valid[box] if fg is None else (valid & fg)[box]
+    if not m.any():
+        raise MedSRError("the foreground mask selects no voxel the result covers; drop --mask")
+    pred = Volume(image[box], hr.spacing)
+    ref = Volume(hr.array[box], hr.spacing)
+    res = compare_volumes(pred, ref, data_range=data_range, mask=None if m.all() else m)
+    return {"psnr": res["psnr"], "ssim": res["ssim"]}
+
+
+def _label_metrics(pred: np.ndarray, segmenter, hr: Volume, valid: np.ndarray) -> dict:
+    box = _bbox(valid)
+    p = np.where(valid, pred, 0)[box]
+    r = np.where(valid, segmenter.reference.array, 0)[box]
+    m = labelmetrics.label_metrics(p, r, hr.spacing, labels=segmenter.labels)
+    row = {"dice_mean": m["dice_mean"], "hd95_mean": m["hd95_mean"]}
+    for lab in m["labels"]:
+        row[f"dice_{lab}"] = m["dice"][lab]
+        row[f"hd95_{lab}"] = m["hd95"][lab]
+        row[f"voldiff_pct_{lab}"] = m["volume_diff_pct"][lab]
+    return row
+
+
+# --- report ------------------------------------------------------------------------------------
+
+def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
+    """Call ``write(tmp_path)`` then rename onto ``path``; nothing is left behind on failure."""
+    tmp = str(path.with_name(f".{path.stem}.{os.getpid()}.{next(_TMP_COUNTER)}.tmp{path.suffix}"))
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _write_text(path: Path, text: str) -> None:
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+    _atomic_write(path, write)
+
+
+def columns(rows: list[dict]) -> list[str]:
+    """CSV column order: the fixed columns, then per-label columns in label order, then seconds."""
+    fixed = ["method", "kind", "psnr", "ssim", "dice_mean", "hd95_mean"]
+    extra = [k for k in rows[0] if k not in fixed and k != "seconds"] if rows else []
+    return fixed + extra + ["seconds"]
+
+
+def _csv_value(v) -> str:
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return f"{v:.6g}"
+    return "" if v is None else str(v)
+
+
+def to_csv(rows: list[dict]) -> str:
+    cols = columns(rows)
+    buf = _stringio.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(cols)
+    for row in rows:
+        w.writerow([_csv_value(row.get(c, math.nan)) for c in cols])
+    return buf.getvalue()
+
+
+def best_method(rows: list[dict], key: str = "dice_mean") -> str | None:
+    """The method with the highest finite ``key`` (first on ties), or None."""
+    vals = [(r[key], -i, r["method"]) for i, r in enumerate(rows) if isinstance(r.get(key), float) and math.isfinite(r[key])]
+    return max(vals)[2] if vals else None
+
+
+def to_markdown(rows: list[dict], settings: dict) -> str:
+    """A Markdown report: the settings, one table row per method, and the best methods."""
+    labels = sorted({int(k.split("_")[1]) for r in rows for k in r if k.startswith("dice_") and k != "dice_mean"})
+    head = ["method", "PSNR (dB)", "SSIM", "Dice mean", "HD95 mean (mm)"]
+    head += [f"Dice {lab}" for lab in labels] + [f"HD95 {lab} (mm)" for lab in labels] + ["time (s)"]
+
+    def f(v, digits):
+        if not isinstance(v, float):
+            return "–"
+        return "inf" if math.isinf(v) else ("–" if math.isnan(v) else f"{v:.{digits}f}")
+
+    lines = [f"- {k}: {v}" for k, v in settings.items()] + [""]
+    lines.append("| " + " | ".join(head) + " |")
+    lines.append("|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|")
+    for r in rows:
+        cells = [r["method"], f(r.get("psnr"), 2), f(r.get("ssim"), 4), f(r.get("dice_mean"), 4), f(r.get("hd95_mean"), 2)]
+        cells += [f(r.get(f"dice_{lab}"), 4) for lab in labels] + [f(r.get(f"hd95_{lab}"), 2) for lab in labels]
+        cells.append(f(r.get("seconds"), 1))
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    best_psnr = best_method(rows, "psnr")
+    if best_psnr:
+        lines.append(f"Best PSNR: **{best_psnr}**.")
+    best_dice = best_method(rows, "dice_mean")
+    if best_dice:
+        lines.append(f"Best segmentation Dice (mean over labels): **{best_dice}**.")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(out_dir: Path, rows: list[dict], settings: dict, hr: Volume, segmenter, shown: dict,
+                 axis: str) -> None:
+    """metrics.csv, metrics.md, slices.png and (with a segmentation) dice.png, each written atomically."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _write_text(out_dir / "metrics.csv", to_csv(rows))
+    _write_text(out_dir / "metrics.md", to_markdown(rows, settings))
+    from . import compare_figures
+
+    ref_labels = segmenter.reference.array if segmenter is not None else None
+    _atomic_write(out_dir / "slices.png",
+                  lambda tmp: compare_figures.slices_figure(tmp, hr, ref_labels, shown, axis))
+    if segmenter is not None:
+        _atomic_write(out_dir / "dice.png", lambda tmp: compare_figures.dice_figure(tmp, rows, segmenter.labels))
+
+
+def _save_volumes(out_dir: Path, lr: Volume, segmenter, saved: dict) -> None:
+    from .io import save_volume
+
+    folder = out_dir / "volumes"
+    folder.mkdir(exist_ok=True)
+    save_volume(lr, folder / "lr.nii.gz")
+    if segmenter is not None:
+        save_volume(segmenter.reference, folder / "reference_seg.nii.gz")
+    for name, vol in saved.items():
+        save_volume(vol, folder / f"{name}.nii.gz")
+
+
+__all__ = ["run_comparison", "onto_grid", "crop", "check_models", "make_lr", "to_csv", "to_markdown",
+           "best_method", "columns", "AXES"]
