@@ -26,6 +26,7 @@ from __future__ import annotations
 from typing import Sequence, Union
 
 import numpy as np
+import scipy.fft
 from scipy.special import ndtr
 
 from .errors import MedSRError
@@ -163,9 +164,10 @@ def kspace(x: ImageT, scale: ScaleT, axis: str = "k", output: str = "real") -> I
     every axis with f > 1 is cropped: a 3D acquisition). The crop is scaled by n'/n per axis so the
     mean intensity is kept, and multiplied by a linear phase so that LR voxel q samples the
     band-limited HR image at ``(q + 0.5)·n/n' - 0.5`` — the centres of the shared grid, so the LR is
-    not shifted against ``bicubic``. Odd and even sizes are handled exactly (the DC term stays at
-    index n//2 of the shifted spectrum). ``output="real"`` (default) keeps the real part, the exact
-    band-limited image of a real input (an unpaired Nyquist bin of an even n' is symmetrised);
+    not shifted against ``bicubic``. Odd and even sizes are handled exactly: the kept frequencies
+    are the m lowest signed ones, -(m//2) … m-1-m//2 (those of an m-point DFT).
+    ``output="real"`` (default) keeps the real part, the exact band-limited image of a real input
+    (an unpaired Nyquist bin of an even n' is symmetrised);
     ``"magnitude"`` takes the modulus, as a scanner's magnitude reconstruction would (Gibbs ringing
     then stays non-negative, but the mean is no longer exact).
     """
@@ -177,20 +179,17 @@ def kspace(x: ImageT, scale: ScaleT, axis: str = "k", output: str = "real") -> I
     axes = [d for d in range(3) if counts[d] != arr.shape[d]]
     if not axes:
         return _pack(arr.astype(np.float32, copy=True), vol, was2d, factors)
-    spec = np.fft.fftn(arr.astype(np.float64, copy=False), axes=axes)
-    for d in axes:
+    spec = arr.astype(np.float64, copy=False)
+    for d in axes:  # transform and crop one axis at a time: later transforms run on less data
         n, m = arr.shape[d], counts[d]
-        centred = np.fft.fftshift(spec, axes=d)
-        start = n // 2 - m // 2
-        centred = np.take(centred, np.arange(start, start + m), axis=d)
-        spec = np.fft.ifftshift(centred, axes=d)
-        k = np.fft.fftfreq(m, d=1.0 / m)  # signed integer frequencies of the LR grid
+        spec = scipy.fft.fft(spec, axis=d, workers=-1)
+        k = np.fft.fftfreq(m, d=1.0 / m).round().astype(int)  # the m lowest signed frequencies
         delta = 0.5 * (n / m - 1.0)  # LR voxel 0 sits at this HR index
         ramp = (m / n) * np.exp(2j * np.pi * k * delta / n)
         shape = [1, 1, 1]
         shape[d] = m
-        spec = spec * ramp.reshape(shape)
-    img = np.fft.ifftn(spec, axes=axes)
+        spec = np.take(spec, k % n, axis=d) * ramp.reshape(shape)
+    img = scipy.fft.ifftn(spec, axes=axes, workers=-1)
     out = img.real if output == "real" else np.abs(img)
     return _pack(out, vol, was2d, factors)
 
