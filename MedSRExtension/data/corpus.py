@@ -108,7 +108,8 @@ def split_index(n: int) -> int:
 
 
 def _split(name: str, img: np.ndarray) -> tuple[np.ndarray, np.ndarray, str, str]:
-    """(training part, validation part, description of each) of 2D image ``name``."""
+    """(training part, validation part, description of each) of 2D image ``name``; the validation
+    part starts at ``split_index(img.shape[HELD_OUT_AXIS[name]])``."""
     axis = HELD_OUT_AXIS[name]
     n = img.shape[axis]
     c = split_index(n)
@@ -126,6 +127,8 @@ class Region:
     array: np.ndarray
     source: str
     where: str
+    axis: int = 0  # array axis of the source along which the region was cut
+    start: int = 0  # first index of the region along ``axis`` in the source image
 
 
 def training_regions() -> list[Region]:
@@ -136,11 +139,11 @@ def training_regions() -> list[Region]:
     out: list[Region] = []
     mni = _read("mni")
     k0, k1 = MNI_VAL_SLAB
-    out.append(Region("mni_inferior", mni[:k0], "mni", f"k in [0, {k0})"))
-    out.append(Region("mni_superior", mni[k1:], "mni", f"k in [{k1}, {mni.shape[0]})"))
+    out.append(Region("mni_inferior", mni[:k0], "mni", f"k in [0, {k0})", 0, 0))
+    out.append(Region("mni_superior", mni[k1:], "mni", f"k in [{k1}, {mni.shape[0]})", 0, k1))
     for name in NAMES[1:]:
         train, _, where, _ = _split(name, _read(name))
-        out.append(Region(name, train, name, where))
+        out.append(Region(name, train, name, where, HELD_OUT_AXIS[name], 0))
     return out
 
 
@@ -149,8 +152,10 @@ def validation_regions() -> list[Region]:
     out: list[Region] = []
     mni = _read("mni")
     for k in MNI_VAL_SLICES:
-        out.append(Region(f"mni_k{k}", mni[k].copy(), "mni", f"axial slice k={k}"))
+        out.append(Region(f"mni_k{k}", mni[k].copy(), "mni", f"axial slice k={k}", 0, k))
     for name in NAMES[1:]:
-        _, val, _, where = _split(name, _read(name))
-        out.append(Region(name, val, name, where))
+        img = _read(name)
+        _, val, _, where = _split(name, img)
+        axis = HELD_OUT_AXIS[name]
+        out.append(Region(name, val, name, where, axis, split_index(img.shape[axis])))
     return out

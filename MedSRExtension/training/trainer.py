@@ -210,9 +210,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
     model = build(cfg.model, cfg.preset, cfg.model_scale()).to(device)
     if cfg.init:
         from safetensors.torch import load_file
-        missing, unexpected = model.load_state_dict(load_file(cfg.init), strict=False)
+        own = model.state_dict()
+        given = {k: v for k, v in load_file(cfg.init).items() if k in own and own[k].shape == v.shape}
+        model.load_state_dict(given, strict=False)
         if main:
-            print(f"initialised from {cfg.init} ({len(missing)} tensors left at random, {len(unexpected)} unused)")
+            print(f"initialised {len(given)}/{len(own)} tensors from {cfg.init} (the rest, e.g. a different "
+                  "upsampler, start at random)")
     ema = EMA(model, cfg.ema_decay)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
     half = amp_dtype(device, spec.half) if cfg.amp else None

@@ -1,0 +1,118 @@
+"""The model zoo: sha256-verified safetensors, clear refusals, never pickle."""
+import hashlib
+import json
+import os
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from MedSRExtension import zoo
+from MedSRExtension.errors import MedSRError
+from MedSRExtension.models.registry import build
+
+REPO_MODELS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "Resources", "Models")
+
+
+def _sha(path):
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def _write_zoo(folder, entries):
+    with open(os.path.join(folder, "models.json"), "w") as f:
+        json.dump({"models": entries}, f)
+
+
+@pytest.fixture
+def models_dir(tmp_path, monkeypatch):
+    """A models folder with one EDSR x2 weight file (trained-looking: not the default init)."""
+    torch.manual_seed(7)
+    net = build("edsr", "light", 2)
+    path = tmp_path / "edsr-light-x2.safetensors"
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path))
+    entry = {"name": "edsr-light-x2", "file": path.name, "sha256": _sha(path), "architecture": "edsr",
+             "preset": "light", "scales": [2], "degradation": "bicubic", "val_psnr": 30.0, "val_ssim": 0.9}
+    _write_zoo(tmp_path, [entry])
+    monkeypatch.setenv(zoo.ENV, str(tmp_path))
+    return tmp_path, entry, net
+
+
+def test_env_folder_is_searched_first(models_dir):
+    folder, _, _ = models_dir
+    assert zoo.search_dirs()[0] == str(folder) and zoo.models_dir() == str(folder)
+
+
+def test_verified_weights_load_in_eval_mode(models_dir):
+    _, entry, net = models_dir
+    loaded = zoo.load_network("edsr", scale=2, weights="auto")
+    assert not loaded.training
+    for k, v in net.state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v)
+    assert zoo.find_weights("edsr", 2)["sha256"] == entry["sha256"]
+
+
+def test_corrupted_weight_file_is_refused_with_a_clear_message(models_dir):
+    folder, entry, _ = models_dir
+    path = folder / entry["file"]
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0xFF  # one flipped byte inside a tensor
+    path.write_bytes(bytes(data))
+    with pytest.raises(MedSRError, match=r"edsr-light-x2\.safetensors.*corrupt.*re-download"):
+        zoo.load_network("edsr", scale=2)
+
+
+def test_missing_weight_file_is_a_clear_error(models_dir):
+    folder, entry, _ = models_dir
+    os.remove(folder / entry["file"])
+    with pytest.raises(MedSRError, match=r"edsr-light-x2\.safetensors.*missing.*reinstall"):
+        zoo.load_network("edsr", scale=2)
+
+
+def test_network_without_weights_for_the_scale_is_refused(models_dir):
+    with pytest.raises(MedSRError, match=r"no trained weights for 'edsr'.*4x4.*scales \[2\]"):
+        zoo.load_network("edsr", scale=4)
+    with pytest.raises(MedSRError, match=r"no trained weights for 'lgsr'.*no scale"):
+        zoo.load_network("lgsr", scale=2)
+
+
+def test_loading_never_unpickles(models_dir, tmp_path):
+    """A pickle that would create a file when unpickled, listed with its correct sha256, is refused
+    without running: loading only reads safetensors."""
+    folder, entry, _ = models_dir
+    marker = tmp_path / "pwned"
+
+    class Bomb:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    evil = folder / "evil.safetensors"
+    torch.save({"x": Bomb()}, str(evil))
+    _write_zoo(folder, [{**entry, "file": evil.name, "sha256": _sha(evil)}])
+    with pytest.raises(MedSRError, match="safetensors"):
+        zoo.load_network("edsr", scale=2)
+    with pytest.raises(MedSRError, match="pickled weights are never loaded"):
+        zoo.load_network("edsr", scale=2, weights=str(folder / "weights.pt"))
+    assert not marker.exists()
+
+
+def test_best_model_for_scale_uses_validation_psnr(models_dir):
+    folder, entry, _ = models_dir
+    other = {**entry, "name": "lgsr-light-x2", "architecture": "lgsr", "val_psnr": 31.0}
+    _write_zoo(folder, [entry, other])
+    assert zoo.best_model_for(2) == "lgsr"
+    assert zoo.best_model_for(3) == "bicubic"
+
+
+def test_shipped_weights_match_their_checksums_and_size_limit():
+    index = os.path.join(REPO_MODELS, "models.json")
+    if not os.path.exists(index):
+        pytest.skip("no shipped weights in this checkout")
+    entries = json.load(open(index))["models"]
+    for e in entries:
+        path = os.path.join(REPO_MODELS, e["file"])
+        assert os.path.getsize(path) <= 4 * 2**20, e["file"]
+        assert _sha(path) == e["sha256"], e["file"]
+        state = load_file(path)
+        net = build(e["architecture"], e["preset"], e["scales"][0])
+        net.load_state_dict(state)  # strict: the file fits the registered architecture
+        assert os.path.exists(os.path.join(REPO_MODELS, e["card"])), e["card"]
