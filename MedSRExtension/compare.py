@@ -25,6 +25,7 @@ import math
 import os
 import itertools
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -280,22 +281,14 @@ def run_comparison(hr: Volume, lr: Volume | None = None, degradation: str = "thi
         sr = super_resolve(lr, model=name, scale=sr_scale, mode=mode, axis=axis, device=device,
                            progress=step, cancel=cancel, weights=weights)
         seconds = time.perf_counter() - start
-        image, valid = onto_grid(sr, hr)
-        if not valid.any():
-            raise MedSRError(f"the result of '{name}' does not overlap the reference; check the LR's geometry")
-        row = {"method": name, "kind": get_spec(name).kind}
-        row.update(_image_metrics(image, hr, valid, fg, data_range))
-        labels_on_hr = None
-        if segmenter is not None:
-            labels_on_hr = _labels_onto(segmenter.apply(sr), hr)
-            row.update(_label_metrics(labels_on_hr, segmenter, hr, valid))
-        row["seconds"] = round(seconds, 3)
+        scored = score(sr, hr, segmenter, foreground=fg, data_range=data_range, name=name)
+        row = {"method": name, "kind": get_spec(name).kind, **scored.metrics, "seconds": round(seconds, 3)}
         rows.append(row)
-        shown[name] = (np.where(valid, image, np.nan), labels_on_hr)
+        shown[name] = (scored.image, scored.labels_on_reference)
         if save_volumes:
             saved[name] = sr
             if segmenter is not None:
-                saved[f"{name}_seg"] = segmenter.apply(sr)
+                saved[f"{name}_seg"] = scored.labels
         if progress is not None:
             progress(n + 1, total, name)
     settings = {
@@ -313,32 +306,59 @@ def run_comparison(hr: Volume, lr: Volume | None = None, degradation: str = "thi
     return rows
 
 
+@dataclass
+class Scored:
+    """One result compared with the reference: metrics (psnr, ssim, dice_mean, hd95_mean, dice_L,
+    hd95_L, voldiff_pct_L), the result on the reference grid (NaN where it does not reach), its
+    segmentation on its own grid, and that segmentation on the reference grid."""
+
+    metrics: dict
+    image: np.ndarray
+    labels: Volume | None
+    labels_on_reference: np.ndarray | None
+
+
+def score(result: Volume, reference: Volume, segmenter=None, foreground: np.ndarray | None = None,
+          data_range: float | None = None, image_metrics: bool = True, name: str = "result") -> Scored:
+    """Compare ``result`` with ``reference`` over the reference voxels the result covers.
+
+    PSNR/SSIM (``image_metrics``) use ``data_range`` (default: the reference's max − min) and the
+    ``foreground`` mask if given. With a ``segmenter`` (fitted on the reference), the result is
+    segmented on its own grid, brought onto the reference grid by nearest neighbour, and compared
+    with ``segmenter.reference``."""
+    image, valid = onto_grid(result, reference)
+    if not valid.any():
+        raise MedSRError(f"'{name}' does not overlap the reference; check that both are in the same space")
+    box = _bbox(valid)
+    metrics: dict = {}
+    if image_metrics:
+        if data_range is None:
+            data_range = float(np.max(reference.array) - np.min(reference.array))
+        m = valid[box] if foreground is None else (valid & foreground)[box]
+        if not m.any():
+            raise MedSRError("the foreground mask selects no voxel the result covers; drop the mask")
+        res = compare_volumes(Volume(image[box], reference.spacing), Volume(reference.array[box], reference.spacing),
+                              data_range=data_range, mask=None if m.all() else m)
+        metrics.update(psnr=res["psnr"], ssim=res["ssim"])
+    else:
+        metrics.update(psnr=math.nan, ssim=math.nan)
+    labels = on_ref = None
+    if segmenter is not None:
+        labels = segmenter.apply(result)
+        on_ref = _labels_onto(labels, reference)
+        p = np.where(valid, on_ref, 0)[box]
+        r = np.where(valid, segmenter.reference.array, 0)[box]
+        lm = labelmetrics.label_metrics(p, r, reference.spacing, labels=segmenter.labels)
+        metrics.update(dice_mean=lm["dice_mean"], hd95_mean=lm["hd95_mean"])
+        for lab in lm["labels"]:
+            metrics[f"dice_{lab}"] = lm["dice"][lab]
+            metrics[f"hd95_{lab}"] = lm["hd95"][lab]
+            metrics[f"voldiff_pct_{lab}"] = lm["volume_diff_pct"][lab]
+    return Scored(metrics, np.where(valid, image, np.nan), labels, on_ref)
+
+
 def _fmt_tuple(values) -> str:
     return ", ".join(f"{v:.4g}" for v in values)
-
-
-def _image_metrics(image: np.ndarray, hr: Volume, valid: np.ndarray, fg, data_range: float) -> dict:
-    box = _bbox(valid)
-    m = valid[box] if fg is None else (valid & fg)[box]
-    if not m.any():
-        raise MedSRError("the foreground mask selects no voxel the result covers; drop --mask")
-    pred = Volume(image[box], hr.spacing)
-    ref = Volume(hr.array[box], hr.spacing)
-    res = compare_volumes(pred, ref, data_range=data_range, mask=None if m.all() else m)
-    return {"psnr": res["psnr"], "ssim": res["ssim"]}
-
-
-def _label_metrics(pred: np.ndarray, segmenter, hr: Volume, valid: np.ndarray) -> dict:
-    box = _bbox(valid)
-    p = np.where(valid, pred, 0)[box]
-    r = np.where(valid, segmenter.reference.array, 0)[box]
-    m = labelmetrics.label_metrics(p, r, hr.spacing, labels=segmenter.labels)
-    row = {"dice_mean": m["dice_mean"], "hd95_mean": m["hd95_mean"]}
-    for lab in m["labels"]:
-        row[f"dice_{lab}"] = m["dice"][lab]
-        row[f"hd95_{lab}"] = m["hd95"][lab]
-        row[f"voldiff_pct_{lab}"] = m["volume_diff_pct"][lab]
-    return row
 
 
 # --- report ------------------------------------------------------------------------------------
@@ -451,5 +471,5 @@ def _save_volumes(out_dir: Path, lr: Volume, segmenter, saved: dict) -> None:
         save_volume(vol, folder / f"{name}.nii.gz")
 
 
-__all__ = ["run_comparison", "onto_grid", "crop", "check_models", "make_lr", "to_csv", "to_markdown",
+__all__ = ["run_comparison", "score", "Scored", "onto_grid", "crop", "check_models", "make_lr", "to_csv", "to_markdown",
            "best_method", "columns", "AXES"]

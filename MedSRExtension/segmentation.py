@@ -230,16 +230,23 @@ def _fit_label_map(path: str, reference: Volume) -> LabelMapSegmenter:
     if arr.min() < 0 or arr.max() > MAX_LABEL:
         raise MedSRError(f"label map '{path}' has labels outside 0..{MAX_LABEL}; relabel it")
     dtype = np.uint8 if arr.max() < 256 else np.int16
-    labels_vol = labels_vol.with_array(arr.astype(dtype))
-    ref_map = resample_labels_nearest(labels_vol, reference)
+    return label_map_segmenter(labels_vol.with_array(arr.astype(dtype)), reference, f"labels:{path}",
+                               where=f"label map '{path}'")
+
+
+def label_map_segmenter(labels: Volume, reference: Volume, method: str = "labels",
+                        where: str = "the label map") -> LabelMapSegmenter:
+    """A Segmenter whose reference segmentation is ``labels`` (integer map, any grid; resampled
+    nearest onto the reference) and which segments other images by refining it (see module doc)."""
+    ref_map = resample_labels_nearest(labels, reference)
     present = [int(v) for v in np.unique(ref_map.array) if v != 0]
     if not present:
         raise MedSRError(
-            f"label map '{path}' has no label inside the reference image's extent; check that both are in the same space"
+            f"{where} has no label inside the reference image's extent; check that both are in the same space"
         )
     img = np.asarray(reference.array, dtype=np.float64)
     medians = {lab: float(np.median(img[ref_map.array == lab])) for lab in [0] + present if (ref_map.array == lab).any()}
-    return LabelMapSegmenter(method=f"labels:{path}", labels=tuple(present), reference=ref_map, medians=medians)
+    return LabelMapSegmenter(method=method, labels=tuple(present), reference=ref_map, medians=medians)
 
 
 def segment(volume: Volume, method: str) -> Volume:
