@@ -22,7 +22,7 @@ test: $(STAMP)
 	$(PY) -m pytest -n 2 -q
 
 bench: $(STAMP)
-	$(PY) scripts/bench.py
+	$(PY) -m MedSRExtension bench
 
 clean:
 	rm -rf $(VENV) out

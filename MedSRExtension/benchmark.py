@@ -1,13 +1,11 @@
-"""`make bench`: slices per second and peak memory of the engine against a naive loop.
+"""`medsr bench` (and `make bench`): slices per second and peak memory of the engine against a
+naive one-slice-at-a-time loop, for a classical model and the networks' light presets.
 
 Each configuration runs in its own subprocess so its peak resident memory (ru_maxrss, minus the
 process's footprint after imports) is its own. Prints figures and ratios; asserts nothing.
-
-  python scripts/bench.py [--slices 150] [--size 256] [--device cpu] [--networks edsr,lgsr,...]
 """
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -58,13 +56,18 @@ def run(cfg: dict) -> dict:
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def register(sub) -> None:
+    """The `medsr bench` subcommand."""
+    ap = sub.add_parser("bench", help="speed and memory of the engine vs a naive loop (prints figures)")
     ap.add_argument("--slices", type=int, default=150)
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--networks", default="edsr,lgsr,iconet,pfmdn")
-    args = ap.parse_args()
+    ap.set_defaults(func=main)
+
+
+def main(args) -> int:
+    """Run every configuration and print a table and the engine/naive ratios."""
     common = {"slices": args.slices, "size": args.size, "device": args.device}
     import torch
 
@@ -92,6 +95,3 @@ def main() -> int:
                   f"peak memory {b['peak_mb'] / max(a['peak_mb'], 1):.2f}x")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,2 @@
+"""``medsr bench``: see MedSRExtension.benchmark."""
+from ..benchmark import register  # noqa: F401
