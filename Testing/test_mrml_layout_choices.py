@@ -93,3 +93,19 @@ def test_panel_helpers_import_without_torch():
     code = ("import sys; sys.path[:0] = [%r, %r]; import MedSRLib, MedSRLib.choices, MedSRLib.device_info; "
             "assert 'torch' not in sys.modules, 'torch was imported'" % (ROOT, MODULE_DIR))
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_comparison_results_get_a_table_and_chart_row(mrml_scene):
+    node = selftest.add_oblique_node(mrml_scene)
+    table = mrml_scene.AddNewNodeByClass("vtkMRMLTableNode", "metrics")
+    chart = mrml_scene.AddNewNodeByClass("vtkMRMLPlotChartNode", "dice")
+    plan = layout.plan_side_by_side(node, node, referenceNode=node, tableNode=table, chartNode=chart)
+    assert plan.layout_id == layout.THREE_VIEW_LAYOUT_ID + layout.RESULTS_ROW_OFFSET
+    layout_node = layout.current_layout_node(mrml_scene)
+    layout.register_layout(plan, layout_node)
+    layout_node.SetViewArrangement(plan.layout_id)  # the layout logic creates the table and plot views
+    layout.apply_plan(plan, mrml_scene)
+    table_view = mrml_scene.GetSingletonNode(layout.TABLE_VIEW, "vtkMRMLTableViewNode")
+    plot_view = mrml_scene.GetSingletonNode(layout.PLOT_VIEW, "vtkMRMLPlotViewNode")
+    assert table_view is not None and table_view.GetTableNodeID() == table.GetID()
+    assert plot_view is not None and plot_view.GetPlotChartNodeID() == chart.GetID()

@@ -19,6 +19,9 @@ from . import nodes
 
 TWO_VIEW_LAYOUT_ID = 7301
 THREE_VIEW_LAYOUT_ID = 7302
+RESULTS_ROW_OFFSET = 2  # 7303 / 7304: the same views above a row with the comparison table and chart
+TABLE_VIEW = "TableView1"
+PLOT_VIEW = "PlotView1"
 VIEW_NAMES = ("Red", "Yellow", "Green")
 VIEW_COLORS = {"Red": "#F34A33", "Yellow": "#EDD54C", "Green": "#6EB04B"}
 #: Orientation whose plane is perpendicular to world axis R (0), A (1), S (2).
@@ -40,6 +43,8 @@ class LayoutPlan:
     orientation: str                 # Axial, Coronal or Sagittal
     center_ras: tuple[float, float, float]
     align_to_volume_id: str          # slices are rotated onto this volume's voxel grid
+    table_id: Optional[str] = None   # comparison table shown below the slice views
+    chart_id: Optional[str] = None   # comparison chart shown beside the table
 
 
 def _resolved_axis(matrix: np.ndarray, axis: str) -> int:
@@ -64,8 +69,8 @@ def choose_orientation(ijk_to_ras: np.ndarray, mode: str = "inplane", axis: str 
     return PLANE_NORMAL_TO[world]
 
 
-def layout_description(n_views: int, orientation: str) -> str:
-    """Layout XML: ``n_views`` slice views in one row."""
+def layout_description(n_views: int, orientation: str, results_row: bool = False) -> str:
+    """Layout XML: ``n_views`` slice views in one row (above a table | chart row if asked)."""
     items = []
     for name in VIEW_NAMES[:n_views]:
         items.append(
@@ -75,11 +80,22 @@ def layout_description(n_views: int, orientation: str) -> str:
             f'<property name="viewcolor" action="default">{VIEW_COLORS[name]}</property>'
             f"</view></item>"
         )
-    return '<layout type="horizontal">' + "".join(items) + "</layout>"
+    row = '<layout type="horizontal">' + "".join(items) + "</layout>"
+    if not results_row:
+        return row
+    results = (f'<layout type="horizontal">'
+               f'<item><view class="vtkMRMLTableViewNode" singletontag="{TABLE_VIEW}">'
+               f'<property name="viewlabel" action="default">T</property></view></item>'
+               f'<item><view class="vtkMRMLPlotViewNode" singletontag="{PLOT_VIEW}">'
+               f'<property name="viewlabel" action="default">P</property></view></item></layout>')
+    return (f'<layout type="vertical" split="true"><item splitSize="700">{row}</item>'
+            f'<item splitSize="300">{results}</item></layout>')
 
 
-def plan_side_by_side(inputNode, srNode, referenceNode=None, mode: str = "inplane", axis: str = "auto") -> LayoutPlan:
-    """Two views (input | SR), or three (input | SR | reference) when a reference is given."""
+def plan_side_by_side(inputNode, srNode, referenceNode=None, mode: str = "inplane", axis: str = "auto",
+                      tableNode=None, chartNode=None) -> LayoutPlan:
+    """Two views (input | SR), or three (input | SR | reference) when a reference is given; with a
+    comparison table or chart, a row below shows them."""
     shown = [(inputNode, "input"), (srNode, "super-resolved")]
     if referenceNode is not None:
         shown.append((referenceNode, "reference"))
@@ -88,8 +104,13 @@ def plan_side_by_side(inputNode, srNode, referenceNode=None, mode: str = "inplan
     center = nodes.world_edge_corners(inputNode).mean(axis=0)
     views = tuple(ViewAssignment(VIEW_NAMES[i], node.GetID(), label) for i, (node, label) in enumerate(shown))
     layout_id = THREE_VIEW_LAYOUT_ID if referenceNode is not None else TWO_VIEW_LAYOUT_ID
-    return LayoutPlan(layout_id, layout_description(len(views), orientation), views, orientation,
-                      tuple(float(c) for c in center), inputNode.GetID())
+    results_row = tableNode is not None or chartNode is not None
+    if results_row:
+        layout_id += RESULTS_ROW_OFFSET
+    return LayoutPlan(layout_id, layout_description(len(views), orientation, results_row), views, orientation,
+                      tuple(float(c) for c in center), inputNode.GetID(),
+                      tableNode.GetID() if tableNode is not None else None,
+                      chartNode.GetID() if chartNode is not None else None)
 
 
 def register_layout(plan: LayoutPlan, layoutNode) -> None:
@@ -109,11 +130,20 @@ def _by_layout_name(scene, class_name: str, name: str):
 
 
 def apply_plan(plan: LayoutPlan, scene) -> list:
-    """Put each volume in its view, link the views, give them one plane and one position.
+    """Put each volume in its view, link the views, give them one plane and one position, and show
+    the comparison table and chart in their views.
 
     Returns the slice composite nodes that were set; views missing from the scene are skipped."""
     align = scene.GetNodeByID(plan.align_to_volume_id)
     updated = []
+    if plan.table_id is not None:
+        view = scene.GetSingletonNode(TABLE_VIEW, "vtkMRMLTableViewNode")
+        if view is not None:
+            view.SetTableNodeID(plan.table_id)
+    if plan.chart_id is not None:
+        view = scene.GetSingletonNode(PLOT_VIEW, "vtkMRMLPlotViewNode")
+        if view is not None:
+            view.SetPlotChartNodeID(plan.chart_id)
     for assignment in plan.views:
         composite = _by_layout_name(scene, "vtkMRMLSliceCompositeNode", assignment.view)
         slice_node = _by_layout_name(scene, "vtkMRMLSliceNode", assignment.view)
@@ -125,9 +155,17 @@ def apply_plan(plan: LayoutPlan, scene) -> list:
         slice_node.SetOrientation(plan.orientation)
         if align is not None:
             slice_node.RotateToVolumePlane(align)
-        slice_node.JumpSliceByCentering(*plan.center_ras)
         updated.append(composite)
+    center_views(plan, scene)
     return updated
+
+
+def center_views(plan: LayoutPlan, scene) -> None:
+    """Centre every view of the plan on the input's centre (again after a field-of-view reset)."""
+    for assignment in plan.views:
+        slice_node = _by_layout_name(scene, "vtkMRMLSliceNode", assignment.view)
+        if slice_node is not None:
+            slice_node.JumpSliceByCentering(*plan.center_ras)
 
 
 def plan_for_views(plan: LayoutPlan) -> dict:

@@ -206,7 +206,7 @@ def check_transformed_input(scene, sample: Optional[Volume] = None):
     return out
 
 
-def check_refusals(scene) -> None:
+def check_refusals(scene, sample: Optional[Volume] = None) -> None:
     """Non-linear transforms, label maps and multi-component volumes are refused with a clear
     message, and the scene is left unchanged."""
     grid = np.zeros((3, 4, 5), dtype=np.float32)
