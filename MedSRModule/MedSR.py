@@ -16,6 +16,7 @@ import vtk
 import slicer
 from slicer import vtkMRMLLabelMapVolumeNode, vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 from slicer.i18n import tr as _
+from slicer.i18n import translate
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
@@ -55,7 +56,7 @@ class MedSR(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
         self.parent.title = _("MedSR Super-Resolution")
-        self.parent.categories = [_("Filtering")]
+        self.parent.categories = [translate("qSlicerAbstractCoreModule", "Filtering")]
         self.parent.dependencies = []
         self.parent.contributors = ["MedSR contributors"]
         self.parent.helpText = _(
@@ -89,7 +90,8 @@ class MedSRParameterNode:
 
     inputVolume - the scalar volume to super-resolve (never modified).
     outputVolume - where to write the result; none = create a new volume each run.
-    model, scale - the model name and factor (kept in step with the model's supported scales).
+    model, scale - the model name (empty: the first usable network, else bicubic) and the factor
+        (kept in step with the model's supported scales).
     mode, axis - inplane / throughplane / volumetric, and the slicing axis where the mode uses one.
     device, tileSize - where to run, and the tile edge in pixels (0 = automatic).
     showSideBySide - show input | result (| reference) in linked views afterwards.
@@ -99,7 +101,7 @@ class MedSRParameterNode:
 
     inputVolume: vtkMRMLScalarVolumeNode
     outputVolume: vtkMRMLScalarVolumeNode
-    model: str = "bicubic"
+    model: str = ""
     scale: Annotated[float, WithinRange(1.0, 16.0)] = 2.0
     mode: Annotated[str, Choice(list(medsrChoices.MODES))] = "inplane"
     axis: Annotated[str, Choice(list(medsrChoices.AXES))] = "auto"
@@ -121,7 +123,9 @@ class MedSRParameterNode:
 class BackgroundRunPoller:
     """Polls a running job with a QTimer so Slicer stays responsive; calls ``onProgress(fraction,
     done, total)`` while it runs and ``onFinished(outputNode, error)`` on the main thread at the end.
-    The output node is created only there, after success."""
+    The output node is created only there, after success. Running pollers keep themselves alive."""
+
+    _active = set()
 
     def __init__(self, job, runner, onFinished, onProgress=None):
         self.job, self.runner = job, runner
@@ -130,6 +134,7 @@ class BackgroundRunPoller:
         self.timer = qt.QTimer()
         self.timer.setInterval(POLL_INTERVAL_MS)
         self.timer.connect("timeout()", self._poll)
+        BackgroundRunPoller._active.add(self)
         self.timer.start()
 
     def cancel(self) -> None:
@@ -142,10 +147,12 @@ class BackgroundRunPoller:
         if not self.runner.done:
             return
         self.timer.stop()
+        BackgroundRunPoller._active.discard(self)
         from MedSRLib import process
+        from MedSRExtension.errors import Cancelled
         outputNode, error = None, None
         if self.discard:
-            error = RuntimeError(_("The scene was closed during the run; the result was discarded."))
+            error = Cancelled("the scene was closed during the run; the result was discarded")
         else:
             try:
                 outputNode = process.finish_superresolve(self.job, self.runner)
@@ -234,6 +241,7 @@ class MedSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._parameterNode:
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
             self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGui)
+            self.ensureModelChosen()
             self.updateGui()
 
     # --- controls that follow the model and the mode -------------------------------------
@@ -255,10 +263,14 @@ class MedSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.modelComboBox.enabled = True
         finally:
             self._updatingGui = False
-        if self._parameterNode:
-            known = medsrChoices.find(self._modelChoices, self._parameterNode.model)
-            self._parameterNode.model = known.name if known else medsrChoices.default_model(self._modelChoices)
+        self.ensureModelChosen()
         self.updateGui()
+
+    def ensureModelChosen(self) -> None:
+        """An empty or unavailable model becomes the default one (first usable network, else bicubic)."""
+        if self._parameterNode and self._modelChoices and \
+                medsrChoices.find(self._modelChoices, self._parameterNode.model) is None:
+            self._parameterNode.model = medsrChoices.default_model(self._modelChoices)
 
     def currentModelChoice(self):
         return medsrChoices.find(self._modelChoices, self._parameterNode.model) if self._parameterNode else None
