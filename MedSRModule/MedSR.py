@@ -423,16 +423,25 @@ class MedSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self.reportError(error)
             return
         results = None
-        with slicer.util.tryWithErrorDisplay(_("The comparison failed; the super-resolved volume was kept."),
-                                             waitCursor=True):
+        slicer.app.setOverrideCursor(qt.Qt.WaitCursor)
+        try:
             results = self.logic.compare(self._srNode, baselineNode, p.referenceVolume, p.referenceSegmentation,
-                                         p.segmentationMethod)
+                                         p.segmentationMethod, mode=p.mode, axis=p.axis)
             self.ui.statusLabel.text = _("Created '{name}' and its comparison table.").format(
                 name=self._srNode.GetName())
-        if p.showSideBySide:
-            self.logic.showSideBySide(p.inputVolume, self._srNode, p.referenceVolume, mode=p.mode, axis=p.axis,
-                                      results=results)
-
+        except Exception as exc:
+            self.ui.statusLabel.text = _("The comparison failed; '{name}' was kept.").format(name=self._srNode.GetName())
+            slicer.util.errorDisplay(_("The comparison failed: {error}").format(error=exc), windowTitle=_("MedSR"),
+                                     detailedText="".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+        finally:
+            slicer.app.restoreOverrideCursor()
+        if not p.showSideBySide:
+            return
+        if results is not None and results.get("plan") is not None:
+            # baseline | SR (| reference), each view with its own segmentation, the table and chart below
+            self.logic.showSideBySide(baselineNode, self._srNode, plan=results["plan"])
+        else:
+            self.logic.showSideBySide(p.inputVolume, self._srNode, p.referenceVolume, mode=p.mode, axis=p.axis)
 
 #
 # MedSRLogic
@@ -563,22 +572,25 @@ class MedSRLogic(ScriptedLoadableModuleLogic):
         from MedSRLib import process
         return process.start_superresolve(inputVolume, outputNode=outputVolume, **options)
 
-    def compare(self, srNode, baselineNode, referenceVolume=None, referenceSegmentation=None, method: str = "otsu3"):
-        """Segment the result and the baseline (and the reference) and tabulate the metrics."""
+    def compare(self, srNode, baselineNode, referenceVolume=None, referenceSegmentation=None, method: str = "otsu3",
+                mode: str = "inplane", axis: str = "auto"):
+        """Segment the result and the baseline (and the reference) and tabulate the metrics; returns
+        MedSRLib.comparison's result (segmentation, table and chart nodes, and a layout plan)."""
         try:
             from MedSRLib import comparison
         except ImportError:
             raise RuntimeError(_("The comparison is not available in this build of MedSR."))
         return comparison.compare_nodes(srNode, baselineNode, referenceNode=referenceVolume,
                                         referenceSegmentationNode=referenceSegmentation, method=method,
-                                        scene=slicer.mrmlScene)
+                                        scene=slicer.mrmlScene, mode=mode, axis=axis)
 
     def showSideBySide(self, inputVolume, outputVolume, referenceVolume=None, mode: str = "inplane",
-                       axis: str = "auto", results: Optional[dict] = None) -> None:
-        """Switch to the input | result (| reference) layout with linked views at one position."""
+                       axis: str = "auto", plan=None) -> None:
+        """Switch to the input | result (| reference) layout with linked views at one position
+        (or to a ready MedSRLib.layout plan, e.g. the comparison's)."""
         from MedSRLib import layout
-        plan = layout.plan_side_by_side(inputVolume, outputVolume, referenceVolume, mode=mode, axis=axis,
-                                        tableNode=(results or {}).get("table"), chartNode=(results or {}).get("chart"))
+        if plan is None:
+            plan = layout.plan_side_by_side(inputVolume, outputVolume, referenceVolume, mode=mode, axis=axis)
         layoutManager = slicer.app.layoutManager()
         if layoutManager is None:  # no main window (e.g. tests run without one)
             return
