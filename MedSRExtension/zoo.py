@@ -7,7 +7,9 @@
      "training_data": "...", "iterations": 6000, "val_psnr": 36.1, "val_ssim": 0.95,
      "licence": "...", "card": "cards/edsr-light-x2.md"}
 
-``scales`` lists the integer factors the file serves (an arbitrary-scale network may list several).
+``scales`` lists the integer factors the file serves (an arbitrary-scale network may list several,
+with ``scale_range`` [lo, hi] for the real factors it serves and a per-scale ``val`` table
+{"2": {"psnr": .., "ssim": .., "bicubic_psnr": ..}, ...}).
 
 Where the zoo looks for ``models.json`` (first folder that has one wins):
 
@@ -105,7 +107,18 @@ def find_weights(model: str, scale, preset: Optional[str] = None, degradation: s
              and e.get("degradation", "bicubic") == degradation]
     if not cands:
         return None
-    return max(cands, key=lambda e: e.get("val_psnr") or float("-inf"))
+    return max(cands, key=lambda e: val_psnr(e, scale))
+
+
+def val_psnr(entry: dict, scale) -> float:
+    """The entry's validation PSNR at ``scale``: its per-scale ``val`` table if it has one (multi-scale
+    networks), else ``val_psnr``; -inf when unknown."""
+    s = _scale_int(scale)
+    per = entry.get("val") or {}
+    if s is not None and str(s) in per and per[str(s)].get("psnr") is not None:
+        return float(per[str(s)]["psnr"])
+    v = entry.get("val_psnr")
+    return float(v) if v is not None else float("-inf")
 
 
 def sha256(path: str) -> str:
@@ -193,6 +206,6 @@ def best_model_for(scale, degradation: str = "bicubic") -> str:
             ok = _serves(e, scale) and e.get("degradation", "bicubic") == degradation
         except MedSRError:  # an architecture not registered in this build
             ok = False
-        if ok and (e.get("val_psnr") or float("-inf")) > best:
-            best, name = e["val_psnr"], e["architecture"]
+        if ok and val_psnr(e, scale) > best:
+            best, name = val_psnr(e, scale), e["architecture"]
     return name
