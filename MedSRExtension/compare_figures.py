@@ -32,9 +32,19 @@ def _centre(ref_labels: np.ndarray | None, shape) -> tuple[int, int, int]:
     return tuple(n // 2 for n in shape)
 
 
-def _plane(arr: np.ndarray, fixed: int, index: int) -> np.ndarray:
-    """A 2D cut through the [k, j, i] array at ``index`` along array dimension ``fixed``."""
-    return np.take(arr, index, axis=fixed)
+def _box(ref_labels: np.ndarray | None, shape, margin: int = 4) -> tuple[slice, slice, slice]:
+    """[k, j, i] slices around the labelled region plus ``margin`` voxels (the whole array otherwise)."""
+    if ref_labels is None or not ref_labels.any():
+        return tuple(slice(0, n) for n in shape)
+    idx = np.nonzero(ref_labels)
+    return tuple(slice(max(0, int(a.min()) - margin), min(n, int(a.max()) + 1 + margin)) for a, n in zip(idx, shape))
+
+
+def _plane(arr: np.ndarray, fixed: int, index: int, box) -> np.ndarray:
+    """A 2D cut through the [k, j, i] array at ``index`` along array dimension ``fixed``, inside ``box``."""
+    cut = np.take(arr, index, axis=fixed)
+    rows, cols = [box[d] for d in range(3) if d != fixed]
+    return cut[rows, cols]
 
 
 def slices_figure(path, hr: Volume, ref_labels: np.ndarray | None, shown: dict, axis: str) -> None:
@@ -45,24 +55,32 @@ def slices_figure(path, hr: Volume, ref_labels: np.ndarray | None, shown: dict, 
     perpendicular = 2 - a
     containing = 1 if perpendicular != 1 else 0  # a plane that contains the SR axis
     centre = _centre(ref_labels, hr.array.shape)
+    box = _box(ref_labels, hr.array.shape)
     spacing_kji = tuple(hr.spacing)[::-1]
     lo, hi = np.percentile(hr.array, [0.5, 99.5])
     columns = [("reference", hr.array, ref_labels)] + [(name, img, lab) for name, (img, lab) in shown.items()]
     planes = (perpendicular, containing)
-    fig, axes = plt.subplots(len(planes), len(columns), figsize=(2.2 * len(columns), 2.3 * len(planes)),
-                             squeeze=False, facecolor="black")
+    ratios = []
+    for fixed in planes:  # physical height / width of each row's cut, so no panel is padded
+        dims = [d for d in range(3) if d != fixed]
+        h = (box[dims[0]].stop - box[dims[0]].start) * spacing_kji[dims[0]]
+        w = (box[dims[1]].stop - box[dims[1]].start) * spacing_kji[dims[1]]
+        ratios.append(min(3.0, max(0.2, h / w)))
+    width = 2.2
+    fig, axes = plt.subplots(len(planes), len(columns), figsize=(width * len(columns), width * sum(ratios) + 0.4),
+                             squeeze=False, facecolor="black", gridspec_kw={"height_ratios": ratios})
     labels_present = sorted(int(v) for v in np.unique(ref_labels) if v) if ref_labels is not None else []
     for r, fixed in enumerate(planes):
         dims = [d for d in range(3) if d != fixed]
         rows_sp, cols_sp = spacing_kji[dims[0]], spacing_kji[dims[1]]
         for c, (name, img, lab) in enumerate(columns):
             ax = axes[r][c]
-            cut = _plane(img, fixed, centre[fixed])
+            cut = _plane(img, fixed, centre[fixed], box)
             extent = (0, cut.shape[1] * cols_sp, 0, cut.shape[0] * rows_sp)
             ax.imshow(np.ma.masked_invalid(cut), cmap="gray", vmin=lo, vmax=hi, origin="lower", extent=extent,
                       interpolation="nearest")
             if lab is not None:
-                lcut = _plane(lab, fixed, centre[fixed])
+                lcut = _plane(lab, fixed, centre[fixed], box)
                 for n, value in enumerate(labels_present):
                     m = (lcut == value).astype(float)
                     if 0 < m.sum() < m.size:
@@ -74,7 +92,11 @@ def slices_figure(path, hr: Volume, ref_labels: np.ndarray | None, shown: dict, 
                 ax.set_title(name, color="white", fontsize=9)
             if c == 0:
                 ax.set_ylabel(f"{'kji'[fixed]} = {centre[fixed]}", color="white", fontsize=8)
-    fig.tight_layout(pad=0.3)
+    fig.tight_layout(pad=0.3, rect=(0, 0.04 if labels_present else 0, 1, 1))
+    if labels_present:
+        names = ("red", "green", "yellow", "blue", "orange", "purple", "cyan", "magenta")
+        legend = ", ".join(f"label {v} {names[n % len(names)]}" for n, v in enumerate(labels_present))
+        fig.text(0.01, 0.005, f"segmentation outlines: {legend}", color="white", fontsize=7, va="bottom")
     fig.savefig(path, format="png", dpi=110, facecolor=fig.get_facecolor())
     plt.close(fig)
 
