@@ -97,7 +97,7 @@ def slices_figure(path, hr: Volume, ref_labels: np.ndarray | None, shown: dict, 
         names = ("red", "green", "yellow", "blue", "orange", "purple", "cyan", "magenta")
         legend = ", ".join(f"label {v} {names[n % len(names)]}" for n, v in enumerate(labels_present))
         fig.text(0.01, 0.005, f"segmentation outlines: {legend}", color="white", fontsize=7, va="bottom")
-    fig.savefig(path, format="png", dpi=110, facecolor=fig.get_facecolor())
+    fig.savefig(path, format="png", dpi=90, facecolor=fig.get_facecolor())
     plt.close(fig)
 
 
