@@ -123,8 +123,9 @@ def crop(volume: Volume, start_ijk: Sequence[int], size_ijk: Sequence[int]) -> V
 
 # --- checks ------------------------------------------------------------------------------------
 
-def check_models(models: Sequence[str], weights: str = "auto") -> list[str]:
-    """Known, de-duplicated model names; a network without shipped weights is a clear error."""
+def check_models(models: Sequence[str], weights: str = "auto", scale: float | None = None) -> list[str]:
+    """Known, de-duplicated model names; a network without shipped weights (for ``scale``, when
+    given) is a clear error, raised before any work starts."""
     if not models:
         raise MedSRError("no methods to compare; give e.g. --models bicubic,bspline")
     out: list[str] = []
@@ -133,21 +134,24 @@ def check_models(models: Sequence[str], weights: str = "auto") -> list[str]:
         if not name or name in out:
             continue
         spec = get_spec(name)
-        if spec.kind == "network" and weights == "auto" and not _has_shipped_weights(name):
+        if spec.kind == "network" and weights == "auto" and not _has_shipped_weights(name, scale):
+            at = f" for x{scale:g}" if scale is not None else ""
             raise MedSRError(
-                f"model '{name}' has no shipped trained weights, so comparing it would measure an untrained "
+                f"model '{name}' has no shipped trained weights{at}, so comparing it would measure an untrained "
                 "network; train it (medsr train) or leave it out of --models"
             )
         out.append(name)
     return out
 
 
-def _has_shipped_weights(name: str) -> bool:
+def _has_shipped_weights(name: str, scale: float | None) -> bool:
     try:
         from . import zoo
     except ImportError:
         return False
     try:
+        if scale is not None:
+            return zoo.find_weights(name, float(scale)) is not None
         return bool(zoo.list_weights(name))
     except MedSRError:
         return False
@@ -241,7 +245,9 @@ def run_comparison(hr: Volume, lr: Volume | None = None, degradation: str = "thi
     """
     from .inference import super_resolve  # lazy: torch is heavy
 
-    models = check_models(models, weights)
+    if lr is None and scale is None:
+        scale = 2.0
+    models = check_models(models, weights, max(scale) if np.ndim(scale) else scale)
     if mask not in (None, "", "none", "foreground"):
         raise MedSRError(f"mask must be 'foreground' or none, got '{mask}'")
     out_dir = Path(out_dir)
@@ -251,7 +257,6 @@ def run_comparison(hr: Volume, lr: Volume | None = None, degradation: str = "thi
         raise MedSRError("the reference image is constant or empty; give a real image as --hr")
     hr = Volume(np.asarray(hr.array, dtype=np.float32), hr.spacing, hr.origin, hr.direction)
     if lr is None:
-        scale = 2.0 if scale is None else scale
         if not math.isfinite(float(scale)) or float(scale) <= 1:
             raise MedSRError(f"scale must be a number > 1, got {scale}")
         mode = mode or ("throughplane" if degradation == "thickslice" else "inplane")

@@ -102,3 +102,16 @@ def test_off_grid_results_are_resampled_onto_the_reference(hr, tmp_path):
         assert 20 < r["psnr"] < 60 and 0.5 < r["dice_mean"] <= 1 and math.isfinite(r["hd95_mean"])
     assert rows[0]["psnr"] > rows[1]["psnr"]
     assert np.isfinite([r["ssim"] for r in rows]).all()
+
+
+def test_a_network_without_shipped_weights_is_refused_before_any_work(hr, tmp_path):
+    from MedSRExtension import zoo
+    from MedSRExtension.errors import MedSRError
+    from MedSRExtension.models.registry import get_spec, names
+
+    missing = [n for n in names() if get_spec(n).kind == "network" and zoo.find_weights(n, 3.0) is None]
+    if not missing:
+        pytest.skip("every network ships weights for x3")
+    with pytest.raises(MedSRError, match=f"'{missing[0]}' has no shipped trained weights for x3"):
+        run_comparison(hr, degradation="bicubic", scale=3, models=["bicubic", missing[0]], out_dir=tmp_path / "r")
+    assert not (tmp_path / "r").exists()

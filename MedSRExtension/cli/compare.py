@@ -55,7 +55,8 @@ def _parse_crop(text: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
 def run(args) -> int:
     from ..compare import check_models, crop, run_comparison
 
-    models = check_models([m for m in args.models.split(",") if m.strip()])
+    scale = args.scale if (args.scale is not None or args.lr) else 2.0
+    models = check_models([m for m in args.models.split(",") if m.strip()], scale=scale)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise MedSRError(f"--out {out} is a file; give a folder")
@@ -65,7 +66,6 @@ def run(args) -> int:
     if args.crop:
         start, size = _parse_crop(args.crop)
         hr = crop(hr, start, size)
-    scale = args.scale if (args.scale is not None or lr is not None) else 2.0
 
     bar = None
     if not args.quiet:
