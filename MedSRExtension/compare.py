@@ -238,8 +238,7 @@ def run_comparison(hr: Volume, lr: Volume | None = None, degradation: str = "thi
     mode defaults to throughplane for the thickslice degradation, else inplane; axis "auto" is the
     reference's largest-spacing axis (k when isotropic). With ``lr`` given, ``degradation`` is ignored
     and the factors come from the spacings (``scale`` None) or from ``scale``; without ``lr``, ``scale``
-    defaults to 2. ``seg`` None skips the
-    segmentation columns. ``mask`` None or "foreground". ``progress(done, total, method)`` reports
+    defaults to 2. ``seg`` None skips the segmentation columns. ``mask`` None or "foreground". ``progress(done, total, method)`` reports
     fractional methods done. Each row: method, kind, psnr, ssim, dice_mean, hd95_mean, then
     dice_L, hd95_L, voldiff_pct_L per label L, and seconds (the super-resolution time).
     """
@@ -256,6 +255,7 @@ def run_comparison(hr: Volume, lr: Volume | None = None, degradation: str = "thi
     if hr.array.size < 8 or np.ptp(hr.array) == 0:
         raise MedSRError("the reference image is constant or empty; give a real image as --hr")
     hr = Volume(np.asarray(hr.array, dtype=np.float32), hr.spacing, hr.origin, hr.direction)
+    lr_given = lr is not None
     if lr is None:
         if not math.isfinite(float(scale)) or float(scale) <= 1:
             raise MedSRError(f"scale must be a number > 1, got {scale}")
@@ -298,7 +298,7 @@ def run_comparison(hr: Volume, lr: Volume | None = None, degradation: str = "thi
             progress(n + 1, total, name)
     settings = {
         "reference": f"{'x'.join(map(str, hr.shape_ijk))} voxels, spacing {_fmt_tuple(hr.spacing)} mm",
-        "low resolution": (f"{degradation} x{scale:g}" if isinstance(scale, (int, float)) else "given")
+        "low resolution": ("given" if lr_given else f"{degradation} x{float(scale):g}")
         + f", {'x'.join(map(str, lr.shape_ijk))} voxels, spacing {_fmt_tuple(lr.spacing)} mm",
         "super-resolution": f"mode {mode}, axis {axis}",
         "image metrics": f"data range {data_range:.4g} (reference max - min), "

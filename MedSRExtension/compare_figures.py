@@ -59,7 +59,8 @@ def slices_figure(path, hr: Volume, ref_labels: np.ndarray | None, shown: dict, 
     spacing_kji = tuple(hr.spacing)[::-1]
     lo, hi = np.percentile(hr.array, [0.5, 99.5])
     columns = [("reference", hr.array, ref_labels)] + [(name, img, lab) for name, (img, lab) in shown.items()]
-    planes = (perpendicular, containing)
+    planes = tuple(fixed for fixed in (perpendicular, containing)  # a 2D image (one slice) has one plane
+                   if min(n for d, n in enumerate(hr.array.shape) if d != fixed) >= 2) or (perpendicular,)
     ratios = []
     for fixed in planes:  # physical height / width of each row's cut, so no panel is padded
         dims = [d for d in range(3) if d != fixed]
@@ -83,7 +84,7 @@ def slices_figure(path, hr: Volume, ref_labels: np.ndarray | None, shown: dict, 
                 lcut = _plane(lab, fixed, centre[fixed], box)
                 for n, value in enumerate(labels_present):
                     m = (lcut == value).astype(float)
-                    if 0 < m.sum() < m.size:
+                    if 0 < m.sum() < m.size and min(m.shape) >= 2:
                         ax.contour(m, levels=[0.5], colors=LABEL_COLOURS[n % len(LABEL_COLOURS)],
                                    linewidths=0.5, origin="lower", extent=extent)
             ax.set_xticks([])

@@ -4,7 +4,8 @@ Definitions (per label L, P = predicted voxels with label L, R = reference voxel
 
 - Dice = 2|P∩R| / (|P|+|R|); 1 when both are empty, 0 when exactly one is.
 - Surface voxels of a mask: voxels of the mask with a face neighbour outside it (mask minus its
-  erosion by the 6-neighbour cross; outside the image counts as outside the mask).
+  erosion by the 6-neighbour cross; outside the image counts as outside the mask, except along
+  axes of size 1, so a one-slice image gets the 2D outline).
 - HD95 (symmetric, pooled): the 95th percentile (numpy's linear interpolation) of the union of both
   directed sets of surface distances — every surface voxel of P to the nearest surface voxel of R,
   and every surface voxel of R to the nearest of P — measured between voxel centres in mm with
@@ -40,9 +41,18 @@ def dice(pred: np.ndarray, ref: np.ndarray) -> float:
 
 
 def surface(mask: np.ndarray) -> np.ndarray:
-    """Voxels of a 3D mask with at least one face neighbour outside it (the image border is outside)."""
+    """Voxels of a 3D mask with at least one face neighbour outside it (the image border is outside).
+
+    Axes of size 1 have no neighbours: a one-slice volume gets the 2D outline of each region."""
     mask = np.asarray(mask, dtype=bool)
-    return mask & ~ndimage.binary_erosion(mask, _CROSS, border_value=0)
+    cross = _CROSS.copy()
+    for axis, n in enumerate(mask.shape):
+        if n == 1:
+            for end in (0, 2):
+                index = [1, 1, 1]
+                index[axis] = end
+                cross[tuple(index)] = False
+    return mask & ~ndimage.binary_erosion(mask, cross, border_value=0)
 
 
 def _bbox(*masks: np.ndarray) -> tuple[slice, ...]:

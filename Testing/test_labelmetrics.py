@@ -103,3 +103,10 @@ def test_labels_on_different_grids_are_compared_after_nearest_resampling():
     m = compare_labels(fine, ref)
     assert m["dice"] == {1: 1.0, 2: 1.0}
     assert m["hd95"] == {1: 0.0, 2: 0.0}
+
+
+def test_hd95_of_a_one_slice_image_uses_the_2d_outline():
+    """Squares shifted by one pixel of 0.5 mm: every outline distance is 0 or 0.5 mm and over 5 % are 0.5."""
+    a = box((1, 30, 30), (0, 5, 5), (1, 25, 25))
+    b = box((1, 30, 30), (0, 5, 6), (1, 25, 26))
+    assert hd95(a, b, (1.0, 0.5, 0.5)) == pytest.approx(0.5)
