@@ -119,3 +119,14 @@ def test_sources_are_robustly_normalised_like_inference(sources):
     for src in sources:
         lo, hi = np.percentile(src.array, [0.5, 99.5])
         assert abs(lo) < 1e-3 and abs(hi - 1) < 1e-3, src.name
+
+
+def test_large_x4_patches_skip_planes_too_small_to_hold_them(sources):
+    """An HR patch taller than the MNI training sub-volumes (80 and 85 slices) still samples, from
+    axial MNI slices and the 2D images only."""
+    sampler = PatchSampler(24, [(4.0, 4.0)], "bicubic", seed=0, sources=sources)
+    lr, hr, _ = sampler.sample(4, iteration=0)
+    assert lr.shape == (4, 1, 24, 24) and hr.shape == (4, 1, 96, 96)
+    wheres = {sampler._cut(sampler.rng(it), 112, 112)[1] for it in range(40)}
+    assert not any(w.endswith(("coronal", "sagittal")) for w in wheres)
+    assert "mni_inferior:axial" in wheres or "mni_superior:axial" in wheres

@@ -118,6 +118,7 @@ class PatchSampler:
         self.seed = int(seed)
         self.tissue = tissue
         self.sources = sources if sources is not None else load_sources()
+        self._fit_cache: dict = {}
         self._groups: dict[str, list[Source]] = {}
         for src in self.sources:
             self._groups.setdefault(src.name.split("_")[0], []).append(src)
@@ -126,23 +127,46 @@ class PatchSampler:
         """The generator of one batch: a pure function of (seed, iteration, rank)."""
         return np.random.default_rng([self.seed, int(iteration), int(rank)])
 
+    def _choices(self, ph: int, pw: int) -> list[list[tuple[Source, str]]]:
+        """Per source group, the (source, orientation) pairs whose planes can hold a (ph, pw) patch
+        (MNI coronal/sagittal planes are only 80-85 slices tall); groups with none are dropped."""
+        key = (ph, pw)
+        if key not in self._fit_cache:
+            groups = []
+            for members in self._groups.values():
+                fits = []
+                for src in members:
+                    if src.array.ndim == 3:
+                        for ori in ORIENTATIONS:
+                            plane = _plane(src.array, ori, 0).shape
+                            if plane[0] >= ph and plane[1] >= pw:
+                                fits.append((src, ori))
+                    elif src.array.shape[0] >= ph and src.array.shape[1] >= pw:
+                        fits.append((src, ""))
+                if fits:
+                    groups.append(fits)
+            if not groups:
+                raise MedSRError(f"HR patch {ph}x{pw} does not fit in any training image; use a smaller --patch")
+            self._fit_cache[key] = groups
+        return self._fit_cache[key]
+
     def _cut(self, rng: np.random.Generator, ph: int, pw: int) -> tuple[np.ndarray, str]:
-        """One HR patch of (ph, pw) pixels from a random source, preferring tissue."""
-        group = self._groups[list(self._groups)[rng.integers(len(self._groups))]]
+        """One HR patch of (ph, pw) pixels from a random source, preferring tissue.
+
+        Every source group (file) is equally likely; inside the MNI group a (sub-volume, orientation)
+        pair is drawn with probability proportional to its number of voxels."""
+        groups = self._choices(ph, pw)
+        group = groups[rng.integers(len(groups))]
+        weights = np.array([src.array.size for src, _ in group], dtype=float)
         last = None
         for _ in range(MAX_RETRIES if self.tissue else 1):
-            src = group[rng.integers(len(group))] if len(group) == 1 else \
-                group[rng.choice(len(group), p=np.array([s.array.size for s in group]) / sum(s.array.size for s in group))]
+            src, ori = group[rng.choice(len(group), p=weights / weights.sum())] if len(group) > 1 else group[0]
             arr = src.array
             where = src.name
-            if arr.ndim == 3:
-                ori = ORIENTATIONS[rng.integers(3)]
+            if ori:
                 axis = _axis_of(ori)
                 arr = _plane(arr, ori, int(rng.integers(arr.shape[axis])))
                 where = f"{src.name}:{ori}"
-            if arr.shape[0] < ph or arr.shape[1] < pw:
-                raise MedSRError(f"patch {ph}x{pw} does not fit in training image {where} of shape {arr.shape}; "
-                                 "use a smaller --patch")
             r = int(rng.integers(arr.shape[0] - ph + 1))
             c = int(rng.integers(arr.shape[1] - pw + 1))
             last = (arr[r:r + ph, c:c + pw], where)
