@@ -32,16 +32,18 @@ def l1_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def gradient_map(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """Gradient magnitude of each channel of ``x`` (N, C, H, W), same shape.
+    """Gradient magnitude of each channel of ``x`` (N, C, H, W), same shape and dtype.
 
-    Central differences halved (a per-pixel derivative estimate) with replicate padding, so the
-    image border shows no artificial edge; magnitude sqrt(gx² + gy² + eps) − sqrt(eps), which is exactly
-    0 on flat regions and differentiable everywhere. Local: each value depends on a 3×3 neighbourhood.
+    Central differences halved (a per-pixel derivative estimate) with replicate padding, so the image
+    border shows no artificial edge. Magnitude m²/sqrt(m² + eps) with m² = gx² + gy²: within 1e-5 of
+    |∇x| for slopes above 0.01, exactly 0 on flat regions, and differentiable everywhere (including
+    at 0, where sqrt is not). Computed in float32. Local: each value depends on a 3×3 neighbourhood.
     """
-    xp = F.pad(x, (1, 1, 1, 1), mode="replicate")
+    xp = F.pad(x.float(), (1, 1, 1, 1), mode="replicate")
     gx = (xp[..., 1:-1, 2:] - xp[..., 1:-1, :-2]) * 0.5
     gy = (xp[..., 2:, 1:-1] - xp[..., :-2, 1:-1]) * 0.5
-    return torch.sqrt(gx * gx + gy * gy + eps) - eps ** 0.5
+    m2 = gx * gx + gy * gy
+    return (m2 / torch.sqrt(m2 + eps)).to(x.dtype)
 
 
 def gradient_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -87,7 +89,8 @@ def contextual_loss(x: torch.Tensor, y: torch.Tensor, h: float = 0.5, max_sample
     ``patch`` > 1 each vector is a patch×patch neighbourhood) are centred on the mean of the y_j;
     d_ij = 1 − cos(x_i, y_j); relative distance d̃_ij = d_ij / (min_k d_ik + eps); affinity
     CX_ij = softmax_j((1 − d̃_ij) / h) (i.e. exp(...)/Σ_k exp(...), normalised per x_i); similarity
-    CX = mean_j max_i CX_ij; loss = −log(CX), averaged over the batch. It compares the *distributions*
+    CX = mean_j max_i CX_ij; loss = −log(CX), averaged over the batch. Use ``patch`` > 1 on images with
+    few channels: a 1-channel value has no direction, so its cosine distances are degenerate. It compares the *distributions*
     of features, not their positions, so it is tolerant to sub-pixel misalignment. Memory is
     O(N·K²) for K = min(H·W, max_samples).
     """
