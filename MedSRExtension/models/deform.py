@@ -83,7 +83,8 @@ def deform_conv2d(x: torch.Tensor, offset: torch.Tensor, mask: Optional[torch.Te
         sampled = F.grid_sample(xg, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         sampled = sampled.view(n, g, c // g, kk, rh, w)
         if mask is not None:
-            sampled = sampled * mask[:, :, r0:r1].reshape(n, g, 1, kk, rh, w)
+            sampled = sampled.mul_(mask[:, :, r0:r1].reshape(n, g, 1, kk, rh, w))  # in place: grid_sample's
+            # backward needs its inputs, not its output
         cols = sampled.reshape(n, c * kk, rh, w)  # channel-major, then tap: matches weight.reshape
         outs.append(F.conv2d(cols, wmat, bias, groups=groups))
     return outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)

@@ -1,0 +1,184 @@
+"""The contract every registered network keeps, at its light preset and every supported integer scale.
+
+Covers whatever ``names()`` lists as kind "network" (architectures register themselves on import), so a
+new architecture is tested as soon as it is registered: output shape and finiteness, gradients reaching
+every parameter in training mode, eval-mode determinism, batch independence, the light-preset budget,
+the claimed receptive field, and tiled inference equal to untiled for tile-safe models.
+"""
+from __future__ import annotations
+
+import importlib
+
+import pytest
+import torch
+
+from MedSRExtension.models import build, get_spec, names
+from MedSRExtension.models.complexity import count_gmacs, count_params
+
+# Import each architecture file on its own, so one missing file does not hide the others' registrations.
+for _mod in ("edsr", "lgsr", "iconet", "pfmdn"):
+    try:
+        importlib.import_module(f"MedSRExtension.models.{_mod}")
+    except ImportError:
+        pass
+
+NETWORKS = [n for n in names() if get_spec(n).kind == "network"]
+H, W = 21, 26  # small, odd and non-square: sizes of real slices are arbitrary
+
+
+def _int_scales(name: str) -> list[int]:
+    spec = get_spec(name)
+    return list(spec.scales) if spec.scales is not None else [2, 3, 4]
+
+
+CASES = [pytest.param(n, s, id=f"{n}-x{s}") for n in NETWORKS for s in _int_scales(n)]
+
+
+def _image(n: int = 1, h: int = H, w: int = W, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    # a smooth structure plus texture, in the robust-normalised [0, 1] range models see
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
+    base = 0.5 + 0.3 * torch.sin(6 * xx + 4 * yy)
+    return (base + 0.2 * torch.rand(n, 1, h, w, generator=g)).clamp(0, 1)
+
+
+def _model(name: str, scale: int, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return build(name, preset="light", scale=scale)
+
+
+def _sr(out) -> torch.Tensor:
+    """The final SR image of a forward pass: a tensor, or a dict's "sr" entry (training mode)."""
+    if isinstance(out, dict):
+        return out["sr"]
+    return out
+
+
+def _tensors(out):
+    if isinstance(out, torch.Tensor):
+        yield out
+    elif isinstance(out, dict):
+        for v in out.values():
+            yield from _tensors(v)
+    elif isinstance(out, (list, tuple)):
+        for v in out:
+            yield from _tensors(v)
+
+
+def test_all_architectures_registered():
+    assert {"edsr", "lgsr"} <= set(NETWORKS)
+    for n in NETWORKS:
+        spec = get_spec(n)
+        assert "light" in spec.presets and spec.paper and spec.summary, n
+
+
+@pytest.mark.parametrize("name,scale", CASES)
+def test_eval_output_shape_finite_and_deterministic(name, scale):
+    model = _model(name, scale).eval()
+    x = _image(1)
+    with torch.no_grad():
+        y1 = model(x)
+        y2 = model(x)
+    assert isinstance(y1, torch.Tensor), "eval-mode forward must return the SR tensor"
+    assert y1.shape == (1, 1, H * scale, W * scale)
+    assert torch.isfinite(y1).all()
+    assert torch.equal(y1, y2), "eval-mode forward must be deterministic"
+    assert torch.equal(x, _image(1)), "the input must not be modified"
+
+
+@pytest.mark.parametrize("name,scale", CASES)
+def test_training_gradients_reach_every_parameter(name, scale):
+    model = _model(name, scale).train()
+    out = model(_image(2))
+    sr = _sr(out)
+    assert sr.shape == (2, 1, H * scale, W * scale)
+    g = torch.Generator().manual_seed(1)
+    loss = sum((t * torch.rand(t.shape, generator=g)).mean() for t in _tensors(out))
+    loss.backward()
+    missing = [k for k, p in model.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
+    assert not missing, f"no gradient reaches: {missing}"
+
+
+@pytest.mark.parametrize("name,scale", CASES)
+def test_batch_independence(name, scale):
+    model = _model(name, scale).eval()
+    a, b = _image(1, seed=0), _image(1, seed=5)
+    with torch.no_grad():
+        alone = model(a)
+        batch = model(torch.cat([a, b]))
+    torch.testing.assert_close(batch[:1], alone, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_light_preset_fits_cpu_budget(name):
+    model = _model(name, 2)
+    assert count_params(model) <= 500_000
+    assert count_gmacs(model, 256, 256) <= 30.0
+
+
+def _receptive_field(name: str, model: torch.nn.Module) -> int:
+    spec = get_spec(name)
+    rf = getattr(model, "receptive_field", None)
+    if rf is None:
+        return spec.receptive_field
+    assert rf <= spec.receptive_field, "the registry must claim at least every preset's receptive field"
+    return int(rf)
+
+
+TILE_SAFE = [c for c in CASES if get_spec(c.values[0]).tile_safe]
+
+
+@pytest.mark.parametrize("name,scale", TILE_SAFE)
+def test_receptive_field_claim_holds(name, scale):
+    """Perturbing one LR pixel leaves every output pixel farther than the receptive field unchanged."""
+    model = _model(name, scale).eval()
+    rf = _receptive_field(name, model)
+    n = 2 * rf + 12
+    x = _image(1, n, n)
+    x2 = x.clone()
+    c = n // 2
+    x2[..., c, c] += 0.5
+    with torch.no_grad():
+        diff = (model(x2) - model(x)).abs()[0, 0]
+    coord = (torch.arange(diff.shape[-1]) + 0.5) / scale - 0.5  # LR coordinate of each output pixel
+    dist = (coord - c).abs()
+    far = (dist[:, None] > rf) | (dist[None, :] > rf)
+    assert diff[~far].max() > 0, "the perturbed pixel must influence nearby outputs"
+    assert diff[far].max() <= 1e-5 * max(1.0, float(diff.max())), "output depends on pixels beyond the receptive field"
+
+
+def _tiling_geometry(overlap: int) -> tuple[int, int]:
+    """(tile, size) so that run_tiled cuts ``size`` into exactly two tiles of ``tile`` LR pixels.
+
+    A tile is its core plus ``overlap`` context pixels on each side; neighbouring cores share a blend
+    band of about overlap/2, so two tiles cover 2·core − band. 96 pixels when that suffices.
+    """
+    band = max(1, overlap // 2)
+    core = 2 * overlap + band + 4  # tile = core + 2·overlap must stay below size = 2·core − band
+    size = max(96, 2 * core - band)
+    core = (size + band + 1) // 2
+    return core + 2 * overlap, size
+
+
+@pytest.mark.parametrize("name,scale", TILE_SAFE)
+def test_tiled_inference_equals_untiled(name, scale):
+    """Tiles with the claimed overlap give the untiled result (x2: tiles in both axes; x3/x4: a strip)."""
+    tiling = pytest.importorskip("MedSRExtension.tiling")
+    model = _model(name, scale).eval()
+    overlap = _receptive_field(name, model)
+    tile, size = _tiling_geometry(overlap)
+    # 2D tiling (and its corners) once; a strip tiled along W for the other scales keeps the test fast
+    x = _image(1, size if scale == 2 else 40, size, seed=3)
+    calls = []
+
+    def call(t):
+        calls.append(tuple(t.shape[-2:]))
+        return model(t)
+
+    with torch.no_grad():
+        full = model(x)
+        tiled = tiling.run_tiled(model, x, scale=(scale, scale), tile=tile, overlap=overlap, call=call)
+    assert len(calls) == (4 if scale == 2 else 2), f"expected the input to be split into tiles, got {calls}"
+    assert tiled.shape == full.shape
+    err = (tiled - full).abs().max() / full.abs().max()
+    assert err <= 1e-4, f"tiled differs from untiled by {float(err):.2e} (relative)"
