@@ -72,11 +72,11 @@ def test_layer_initialised_as_half_weighted_conv_and_gradients_reach_offsets():
 
 
 def test_gradient_wrt_offset_matches_finite_difference():
-    x = _rand(1, 2, 8, 8)
+    x = _rand(1, 2, 5, 6)
     w = _rand(2, 2, 3, 3, seed=1)
-    off = (_rand(1, 18, 8, 8, seed=3) - 0.5).requires_grad_(True)  # fractional, away from integer kinks
-    mask = _rand(1, 9, 8, 8, seed=4)
-    assert torch.autograd.gradcheck(lambda o: deform_conv2d(x, o, mask, w), (off,), eps=1e-6, atol=1e-5)
+    off = (0.8 * _rand(1, 18, 5, 6, seed=3) - 0.4).requires_grad_(True)  # fractional, away from integer kinks
+    mask = _rand(1, 9, 5, 6, seed=4)
+    assert torch.autograd.gradcheck(lambda o: deform_conv2d(x, o, mask, w), (off,), eps=1e-6, atol=1e-5, fast_mode=True)
 
 
 def test_bad_shapes_are_rejected():

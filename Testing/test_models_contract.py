@@ -182,3 +182,19 @@ def test_tiled_inference_equals_untiled(name, scale):
     assert tiled.shape == full.shape
     err = (tiled - full).abs().max() / full.abs().max()
     assert err <= 1e-4, f"tiled differs from untiled by {float(err):.2e} (relative)"
+
+
+HALF = [pytest.param(n, h, id=f"{n}-{h}") for n in NETWORKS for h in get_spec(n).half]
+
+
+@pytest.mark.parametrize("name,half", HALF)
+def test_claimed_half_precision_runs_close_to_float32(name, half):
+    """A model claiming fp16/bf16 gives a finite image within a few grey levels of float32 (run on CPU here)."""
+    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}[half]
+    model = _model(name, 2).eval()
+    x = _image(1)
+    with torch.no_grad():
+        ref = model(x)
+        low = model.to(dtype)(x.to(dtype))
+    assert low.dtype == dtype and torch.isfinite(low).all()
+    assert (low.float() - ref).abs().max() <= 0.05
