@@ -198,3 +198,36 @@ def test_claimed_half_precision_runs_close_to_float32(name, half):
         low = model.to(dtype)(x.to(dtype))
     assert low.dtype == dtype and torch.isfinite(low).all()
     assert (low.float() - ref).abs().max() <= 0.05
+
+
+# --- the complexity counter the budget test and `medsr models --detail` rely on -------------------
+
+def test_gmacs_of_a_convolution_are_exact():
+    conv = torch.nn.Conv2d(1, 8, 3, padding=1)
+    assert count_gmacs(conv, 256, 128) == pytest.approx(8 * 9 * 256 * 128 / 1e9, rel=1e-12)
+    assert count_params(conv) == 8 * 9 + 8
+
+
+def test_gmacs_include_attention_and_deformable_sampling():
+    """Ops torch's counter misses (CPU attention, grid_sample) are counted analytically, the same on
+    the meta device and in a real CPU run."""
+    from MedSRExtension.models.complexity import _count_flops
+    from MedSRExtension.models.deform import DeformConv2d
+    from MedSRExtension.models.lgsr import NonLocalBlock
+
+    hw = 32 * 32
+    nl = NonLocalBlock(8, kv=16, inner=4).eval()
+    convs = 8 * 4 * hw + 2 * 8 * 4 * 256 + 4 * 8 * hw
+    attention = hw * 256 * (4 + 4)
+    assert count_gmacs(nl, 32, 32, channels=8) * 1e9 == pytest.approx(convs + attention, rel=1e-9)
+    with torch.no_grad():
+        real = _count_flops(nl, torch.rand(1, 8, 32, 32)) / 2
+    assert real == pytest.approx(convs + attention, rel=1e-9)
+
+    dcn = DeformConv2d(4, 6, 3)
+    predictor = 4 * 27 * 9 * hw
+    sampling = 4 * 4 * 9 * hw  # bilinear: 4 taps per sampled value, C·k² values per pixel
+    contraction = 4 * 9 * 6 * hw
+    x = torch.rand(1, 4, 32, 32)
+    with torch.no_grad():
+        assert _count_flops(dcn, x) / 2 == pytest.approx(predictor + sampling + contraction, rel=1e-9)

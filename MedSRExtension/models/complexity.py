@@ -72,15 +72,15 @@ def _count_flops(module: nn.Module, x: torch.Tensor) -> int:
     return counter.get_total_flops()
 
 
-def count_gmacs(module: nn.Module, h: int = 256, w: int = 256) -> float:
-    """GMACs of one eval-mode forward pass on a (1, 1, h, w) input (the module is not modified)."""
+def count_gmacs(module: nn.Module, h: int = 256, w: int = 256, channels: int = 1) -> float:
+    """GMACs of one eval-mode forward pass on a (1, channels, h, w) input (the module is not modified)."""
     work = copy.deepcopy(module).eval()
     with torch.no_grad():
         try:
-            flops = _count_flops(work.to("meta"), torch.empty(1, 1, h, w, device="meta"))
+            flops = _count_flops(work.to("meta"), torch.empty(1, channels, h, w, device="meta"))
         except (NotImplementedError, RuntimeError):  # an op without a meta kernel: run it for real
             work = copy.deepcopy(module).eval().to("cpu", torch.float32)
-            x = torch.rand(1, 1, h, w, generator=torch.Generator().manual_seed(0))
+            x = torch.rand(1, channels, h, w, generator=torch.Generator().manual_seed(0))
             flops = _count_flops(work, x)
     return flops / 2 / 1e9
 
