@@ -7,7 +7,9 @@ import torch
 
 from MedSRExtension.errors import MedSRError
 from MedSRExtension.models import build, get_spec
-from MedSRExtension.models.iconet import ICONet, RSCFL, SRRecFusion
+import torch.nn.functional as F
+
+from MedSRExtension.models.iconet import ChannelAttention, ICONet, RSCFL, SRRecFusion
 from MedSRExtension.models.complexity import count_gmacs
 
 
@@ -92,6 +94,22 @@ def test_sr_image_is_built_on_the_reconstruction_prior():
     expected = torch.nn.functional.interpolate(rec, scale_factor=2, mode="bicubic", align_corners=False)
     torch.testing.assert_close(sr, expected, rtol=0, atol=1e-6)
     assert not torch.allclose(rec, x)  # the reconstruction branch does change the image
+
+
+def test_channel_attention_is_per_head_attention_between_channels():
+    """The fused implementation equals the textbook formula softmax(τ·q̂k̂ᵀ)v per head, q̂, k̂ normalised over pixels."""
+    torch.manual_seed(0)
+    ca = ChannelAttention(8, heads=2)
+    with torch.no_grad():
+        ca.temperature.copy_(torch.tensor([1.5, 0.7]).view(2, 1, 1))
+    x = torch.randn(2, 8, 5, 7)
+    q, k, v = ca.qkv(x).reshape(2, 3, 2, 4, 35).unbind(1)
+    attn = torch.softmax(F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-2, -1) * ca.temperature, -1)
+    torch.testing.assert_close(ca(x), (attn @ v).reshape(2, 8, 5, 7), rtol=0, atol=1e-5)
+    # global: a change anywhere in the image changes the attention everywhere
+    x2 = x.clone()
+    x2[..., 0, 0] += 5.0
+    assert (ca(x2) - ca(x))[..., 4, 6].abs().max() > 0
 
 
 def test_cost_is_linear_in_pixels():

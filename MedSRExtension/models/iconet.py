@@ -22,11 +22,11 @@ Component by component:
   branch decides per pixel and channel how much of the other to take in.
 - **RSCFL module** — paper: residual spatial-channel feature learning with two branches that model
   spatial and channel relationships efficiently, explicitly not quadratic like Transformers. Ours
-  (``RSCFL``): on a channel-layer-normalised input, a *spatial branch* (1×1 → GELU → 7×7 depthwise →
-  1×1: large-kernel spatial mixing) and a *channel branch* (transposed multi-head self-attention as in
-  Restormer: queries/keys/values from 1×1 + 3×3 depthwise convs, attention between channels, a C×C map
-  per head, L2-normalised with a learned temperature) are concatenated and fused by a 1×1 conv into a
-  residual, followed by a residual pixel-wise feed-forward (1×1 → GELU → 1×1). Cost is linear in H·W:
+  (``RSCFL``): on a channel-layer-normalised input, a *spatial branch* (1×1 → GELU → 7×7 depthwise:
+  large-kernel spatial mixing) and a *channel branch* (transposed multi-head self-attention as in
+  Restormer: queries/keys/values from 1×1 + 3×3 depthwise convs, attention between channels, a d×d map
+  per head, L2-normalised with a learned temperature) are concatenated and fused by one 1×1 conv (the
+  output projection of both branches) into a residual, followed by a residual pixel-wise feed-forward (1×1 → GELU → 1×1). Cost is linear in H·W:
   the channel attention costs O(C·d·H·W) for head width d.
 - **Multi-stage ×2 steps with iterative collaboration** — paper: multi-stage models upscaling by ×2
   per step, with supervision at every stage. Ours: ×2 = one stage, ×4 = two stages with their own
@@ -70,12 +70,15 @@ class ChannelNorm(nn.Module):
 
 
 class SpatialBranch(nn.Module):
-    """Large-kernel spatial mixing: 1×1 → GELU → k×k depthwise → 1×1 (local, receptive field k//2)."""
+    """Large-kernel spatial mixing: 1×1 → GELU → k×k depthwise (local, receptive field k//2).
+
+    Its output projection is the RSCFL fusion conv (two 1×1 convs in a row would be one linear map).
+    """
 
     def __init__(self, channels: int, kernel: int = 7):
         super().__init__()
         self.net = nn.Sequential(conv1x1(channels, channels), nn.GELU(),
-                                 conv(channels, channels, kernel, groups=channels), conv1x1(channels, channels))
+                                 conv(channels, channels, kernel, groups=channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -86,7 +89,8 @@ class ChannelAttention(nn.Module):
 
     q, k, v come from a 1×1 conv and a 3×3 depthwise conv; q̂, k̂ are L2-normalised over pixels so the
     (d×d per head) attention is scale-free; τ is learned per head. Linear in H·W; global over the image.
-    Normalisation and softmax run in float32 (fp16/bf16 safety).
+    Its output projection is the RSCFL fusion conv. Works on the pixels-last view of the features (free
+    for channels-last tensors). Normalisation and softmax run in float32 (fp16/bf16 safety).
     """
 
     def __init__(self, channels: int, heads: int = 2):
@@ -97,16 +101,22 @@ class ChannelAttention(nn.Module):
         self.temperature = nn.Parameter(torch.ones(heads, 1, 1))
         self.qkv = nn.Sequential(conv1x1(channels, 3 * channels),
                                  conv(3 * channels, 3 * channels, 3, groups=3 * channels))
-        self.proj = conv1x1(channels, channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
-        q, k, v = self.qkv(x).reshape(n, 3, self.heads, c // self.heads, h * w).unbind(1)
-        q = F.normalize(q.float(), dim=-1)
-        k = F.normalize(k.float(), dim=-1)
-        attn = torch.softmax((q @ k.transpose(-2, -1)) * self.temperature.float(), dim=-1)
-        out = (attn.to(v.dtype) @ v).reshape(n, c, h, w)
-        return self.proj(out)
+        d = c // self.heads
+        t = self.qkv(x).permute(0, 2, 3, 1).reshape(n, h * w, 3 * c)  # pixels-last: a free view
+        qk = t[:, :, :2 * c].float()
+        gram = qk.transpose(1, 2) @ qk  # (n, 2C, 2C): q·k products and the squared norms, one matmul
+        sq = gram.diagonal(dim1=1, dim2=2).clamp_min(1e-24).sqrt()  # ||q_i||, ||k_j|| over pixels
+        cos = gram[:, :c, c:] / (sq[:, :c, None] * sq[:, None, c:])  # (n, C, C) normalised q̂·k̂
+        heads = cos.reshape(n, self.heads, d, self.heads, d).diagonal(dim1=1, dim2=3).permute(0, 3, 1, 2)
+        attn = torch.softmax(heads * self.temperature.float(), dim=-1)  # (n, heads, d, d)
+        block = torch.block_diag(*[torch.ones(d, d, device=x.device)] * self.heads).bool()
+        mix = torch.zeros(n, c, c, device=x.device, dtype=attn.dtype)
+        mix[:, block] = attn.reshape(n, -1)  # block-diagonal (C, C): heads do not mix
+        out = t[:, :, 2 * c:] @ mix.transpose(1, 2).to(t.dtype)  # (n, P, C): out_i = Σ_j attn_ij v_j
+        return out.reshape(n, h, w, c).permute(0, 3, 1, 2)
 
 
 class RSCFL(nn.Module):
