@@ -97,15 +97,16 @@ def contextual_loss(x: torch.Tensor, y: torch.Tensor, h: float = 0.5, max_sample
     _check_same_shape(x, y)
     if max_samples < 1 or h <= 0:
         raise ValueError("contextual_loss needs max_samples >= 1 and bandwidth h > 0")
-    xs, ys = _sample_vectors(x.float(), y.float(), max_samples, patch, generator)
-    mu = ys.mean(dim=2, keepdim=True)
-    xn = F.normalize(xs - mu, dim=1, eps=1e-8)
-    yn = F.normalize(ys - mu, dim=1, eps=1e-8)
-    dist = (1.0 - torch.einsum("ndi,ndj->nij", xn, yn)).clamp_min(0.0)  # (N, Kx, Ky)
-    rel = dist / (dist.min(dim=2, keepdim=True).values + eps)
-    cx = torch.softmax((1.0 - rel) / h, dim=2)
-    similarity = cx.max(dim=1).values.mean(dim=1)  # (N,)
-    return -torch.log(similarity.clamp_min(1e-12)).mean()
+    with torch.autocast(device_type=x.device.type, enabled=False):  # distances near 0 matter: float32
+        xs, ys = _sample_vectors(x.float(), y.float(), max_samples, patch, generator)
+        mu = ys.mean(dim=2, keepdim=True)
+        xn = F.normalize(xs - mu, dim=1, eps=1e-8)
+        yn = F.normalize(ys - mu, dim=1, eps=1e-8)
+        dist = (1.0 - torch.einsum("ndi,ndj->nij", xn, yn)).clamp_min(0.0)  # (N, Kx, Ky)
+        rel = dist / (dist.min(dim=2, keepdim=True).values + eps)
+        cx = torch.softmax((1.0 - rel) / h, dim=2)
+        similarity = cx.max(dim=1).values.mean(dim=1)  # (N,)
+        return -torch.log(similarity.clamp_min(1e-12)).mean()
 
 
 def _check_same_shape(a: torch.Tensor, b: torch.Tensor) -> None:
