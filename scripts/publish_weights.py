@@ -170,12 +170,13 @@ def main(argv=None) -> int:
     name = args.name or f"{cfg['model']}-{cfg['preset']}-x{'-'.join(str(s) for s in scales)}"
     os.makedirs(os.path.join(args.models_dir, "cards"), exist_ok=True)
     dst = os.path.join(args.models_dir, f"{name}.safetensors")
+    # measure from the run's file first: a file that does not fit the current architecture never
+    # reaches the models folder
+    val = measure(cfg["model"], src, scales, args.crop)
+    first = val[str(scales[0])]
     tmp = f"{dst}.tmp-{os.getpid()}"
     shutil.copyfile(src, tmp)
     os.replace(tmp, dst)
-
-    val = measure(cfg["model"], dst, scales, args.crop)
-    first = val[str(scales[0])]
     entry = {"name": name, "file": os.path.basename(dst), "sha256": zoo.sha256(dst),
              "architecture": cfg["model"], "preset": cfg["preset"], "scales": scales,
              "degradation": cfg["degradation"], "training_data": TRAINING_DATA,

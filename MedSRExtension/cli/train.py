@@ -39,6 +39,7 @@ def register(subparsers) -> None:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--patch", type=int, default=32, help="LR patch side in pixels")
     p.add_argument("--lr", type=float, default=4e-4)
+    p.add_argument("--warmup", type=int, default=50, help="iterations of linear learning-rate warm-up")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--val-every", type=int, default=250)
@@ -56,7 +57,7 @@ def run(args) -> int:
     from ..training import TrainConfig, train
     cfg = TrainConfig(model=args.model, out=args.out, preset=args.preset, scales=_scales(args.scale),
                       degradation=args.degradation, iters=args.iters, batch=args.batch, patch=args.patch,
-                      lr=args.lr, seed=args.seed, val_every=args.val_every, ckpt_every=args.ckpt_every,
+                      lr=args.lr, warmup=args.warmup, seed=args.seed, val_every=args.val_every, ckpt_every=args.ckpt_every,
                       device=args.device, amp=args.amp, threads=args.threads, init=args.init)
     if cfg.ckpt_every % cfg.log_every:
         cfg.log_every = 1
