@@ -141,6 +141,7 @@ class _Runner:
             return module(t, scale=eff) if self.spec.arbitrary_scale else module(t)
 
         tile = self.tile if self.spec.tile_safe else None
+        overlap = getattr(module, "receptive_field", self.spec.receptive_field)  # the preset's own reach
         autocast = amp_dtype(self.device, self.spec.half)
         with torch.inference_mode():
             x = x.to(self.device)
@@ -148,9 +149,9 @@ class _Runner:
                 x = x.contiguous(memory_format=torch.channels_last)
             if autocast is not None:
                 with torch.autocast("cuda", dtype=autocast):
-                    y = run_tiled(module, x, eff, tile, self.spec.receptive_field, call)
+                    y = run_tiled(module, x, eff, tile, overlap, call)
             else:
-                y = run_tiled(module, x, eff, tile, self.spec.receptive_field, call)
+                y = run_tiled(module, x, eff, tile, overlap, call)
             y = y.float()
             if detour:
                 y = F.interpolate(y, size=out_hw, mode="area")

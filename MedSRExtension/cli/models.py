@@ -32,8 +32,10 @@ def run(args) -> int:
 
         networks = [r["name"] for r in records if r["kind"] == "network"]
         print()
-        print(f"{'model':10} {'preset':7} {'params':>10} {'GMAC x2':>9} {'GMAC x4':>9}   (256x256 input)")
+        print(f"{'model':10} {'preset':7} {'params x2':>10} {'GMAC x2':>8} {'params x4':>10} {'GMAC x4':>8}"
+              "   (256x256 input, counted with torch's FLOP counter)")
+        fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
         for row in complexity_table(networks):
-            print(f"{row['model']:10} {row['preset']:7} {row['params']:>10,} "
-                  + " ".join(f"{row.get(f'gmac_x{s}', float('nan')):>9.2f}" for s in (2, 4)))
+            print(f"{row['model']:10} {row['preset']:7} "
+                  + " ".join(f"{fmt(row[f'params_x{s}'], ','):>10} {fmt(row[f'gmacs_x{s}'], '.1f'):>8}" for s in (2, 4)))
     return 0
