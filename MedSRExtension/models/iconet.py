@@ -54,26 +54,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import MedSRError
-from .blocks import ConvMLP, MeanShift, Upsampler, bicubic, conv, conv1x1, conv3x3, integer_scale
+from .blocks import (ConvMLP, LayerNorm2d, MeanShift, Upsampler, bicubic, conv, conv1x1, conv3x3,
+                     integer_scale)
 from .registry import ModelSpec, register
-
-
-class ChannelNorm(nn.Module):
-    """Layer norm over channels at each pixel, via ``F.layer_norm`` on the NHWC view.
-
-    Computes the same as ``blocks.LayerNorm2d`` but as one fused kernel, which on channels-last
-    features is ~3× faster on CPU than the explicit mean/variance formula.
-    """
-
-    def __init__(self, channels: int, eps: float = 1e-6):
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(channels))
-        self.bias = nn.Parameter(torch.zeros(channels))
-        self.eps = eps
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.layer_norm(x.permute(0, 2, 3, 1), (x.shape[1],), self.weight, self.bias, self.eps)
-        return y.permute(0, 3, 1, 2)
 
 
 class SpatialBranch(nn.Module):
@@ -132,11 +115,11 @@ class RSCFL(nn.Module):
 
     def __init__(self, channels: int, kernel: int = 7, heads: int = 2, ffn_ratio: float = 2.0):
         super().__init__()
-        self.norm1 = ChannelNorm(channels)
+        self.norm1 = LayerNorm2d(channels)
         self.spatial = SpatialBranch(channels, kernel)
         self.channel = ChannelAttention(channels, heads)
         self.fuse = conv1x1(2 * channels, channels)
-        self.norm2 = ChannelNorm(channels)
+        self.norm2 = LayerNorm2d(channels)
         self.ffn = ConvMLP(channels, ffn_ratio)
         self.radius = kernel // 2
 
