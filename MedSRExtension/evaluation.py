@@ -131,7 +131,7 @@ class EvalResult:
 
 def evaluate(models: Sequence[str], scales: Sequence[int], degradation: str = "bicubic",
              crop: Optional[int] = DEFAULT_CROP, baselines: Sequence[str] = BASELINES,
-             images: Optional[Sequence[str]] = None, device: str = "cpu", figure_image: str = "mr2",
+             images: Optional[Sequence[str]] = None, device: str = "cpu", figure_image: str = "mni_k86",
              weights: Optional[dict] = None, progress=None) -> EvalResult:
     """Score ``models`` and the baselines on the validation regions at each scale.
 
@@ -215,6 +215,18 @@ def markdown(rows: list, crop: Optional[int]) -> str:
     return "\n".join(lines)
 
 
+def _structured_corner(img: np.ndarray, z: int, step: int) -> tuple[int, int]:
+    """Top-left corner (multiples of ``step``) of the z×z window with the largest standard deviation."""
+    best, where = -1.0, (0, 0)
+    stride = max(step, z // 4 // step * step)
+    for r in range(0, img.shape[0] - z + 1, stride):
+        for c in range(0, img.shape[1] - z + 1, stride):
+            v = float(img[r:r + z, c:c + z].std())
+            if v > best:
+                best, where = v, (r, c)
+    return where
+
+
 def figure(result: EvalResult, path: str, zoom: int = 96) -> None:
     """Side-by-side crops (LR, each method, HR) and |error| maps for one image at each scale."""
     import matplotlib
@@ -229,14 +241,14 @@ def figure(result: EvalResult, path: str, zoom: int = 96) -> None:
         hr = f["hr"]
         lo, hi = robust_range(hr)
         z = min(zoom, hr.shape[0], hr.shape[1]) // s * s
-        r0 = (hr.shape[0] - z) // 2 // s * s
-        c0 = (hr.shape[1] - z) // 2 // s * s
+        r0, c0 = _structured_corner(hr, z, s)
         cut = lambda a: a[r0:r0 + z, c0:c0 + z]  # noqa: E731
+        vlo, vhi = robust_range(cut(hr))  # display window of the zoomed crop
         lr_up = np.kron(f["lr"], np.ones((s, s), dtype=np.float32))[:hr.shape[0], :hr.shape[1]]
         panels = [("LR (nearest)", lr_up)] + [(m, f["sr"][m]) for m in methods] + [("HR", hr)]
         for c, (title, img) in enumerate(panels):
             ax, ex = axes[2 * row, c], axes[2 * row + 1, c]
-            ax.imshow(cut(img), cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
+            ax.imshow(cut(img), cmap="gray", vmin=vlo, vmax=vhi, interpolation="nearest")
             ax.set_title(f"×{s} {title}" if c == 0 else title, fontsize=8)
             if title not in ("HR",):
                 err = np.abs(cut(img) - cut(hr)) / (hi - lo)
@@ -248,7 +260,8 @@ def figure(result: EvalResult, path: str, zoom: int = 96) -> None:
                 a.set_xticks([])
                 a.set_yticks([])
         axes[2 * row + 1, -1].axis("off")
-    fig.suptitle(f"{result.figure[scales[0]]['image']} validation crop: SR and |SR − HR| (0–15 % of range)",
+    fig.suptitle(f"{result.figure[scales[0]]['image']} validation crop: SR and |SR − HR| (0–15 % of the HR range); "
+                 "dB = PSNR of the whole crop",
                  fontsize=9)
     fig.tight_layout()
     tmp = f"{path}.tmp-{os.getpid()}.png"
