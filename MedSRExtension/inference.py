@@ -25,7 +25,9 @@ from .volume import AXES, Volume
 
 MODES = ("inplane", "throughplane", "volumetric")
 MAX_OUTPUT_VOXELS = 2**30  # 4 GiB of float32; larger outputs need force=True (--force)
-NETWORK_BATCH_PIXELS = 2**18  # LR pixels per batch for networks (activations dominate memory)
+# LR pixels per batch for networks: on the CPU one 256² slice at a time keeps activations in cache
+# (measured 1.65x faster than 4 slices per batch); GPUs want more work per launch.
+NETWORK_BATCH_PIXELS = {"cpu": 2**16, "gpu": 2**20}
 CLASSICAL_BATCH_PIXELS = 2**22
 DEFAULT_NETWORK_TILE = 384
 
@@ -129,7 +131,10 @@ class _Runner:
     def batch_size(self, rows: int, cols: int) -> int:
         if self.batch:
             return max(1, int(self.batch))
-        budget = NETWORK_BATCH_PIXELS if self.spec.kind == "network" else CLASSICAL_BATCH_PIXELS
+        if self.spec.kind == "network":
+            budget = NETWORK_BATCH_PIXELS["cpu" if self.device.type == "cpu" else "gpu"]
+        else:
+            budget = CLASSICAL_BATCH_PIXELS
         return max(1, min(64, budget // max(1, rows * cols)))
 
     def _forward(self, x: torch.Tensor, scale: tuple[float, float], out_hw: tuple[int, int]) -> torch.Tensor:
