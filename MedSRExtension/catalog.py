@@ -1,6 +1,8 @@
 """``list_models()``: every registered model with its scales, presets, parameters and shipped weights."""
 from __future__ import annotations
 
+import functools
+
 from .models.registry import get_spec, names
 
 
@@ -14,6 +16,7 @@ def _shipped_weights(name: str) -> list[dict]:
             for e in zoo.list_weights(name)]
 
 
+@functools.lru_cache(maxsize=None)  # building a model (base presets too) is slow; counts never change
 def _param_count(name: str, preset: str) -> int:
     from .models.registry import build
     spec = get_spec(name)

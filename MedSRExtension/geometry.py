@@ -53,8 +53,3 @@ def parse_axis(volume: Volume, axis: str) -> str:
         raise MedSRError(f"axis must be one of i, j, k or auto, got '{axis}'")
     return axis
 
-
-def empty_like_grid(volume: Volume, factors_ijk: Sequence[float], dtype=np.float32) -> Volume:
-    """A zero volume on the upsampled grid of ``volume``."""
-    shape, spacing, origin, direction = upsampled_geometry(volume, factors_ijk)
-    return Volume(np.zeros(shape, dtype=dtype), spacing, origin, direction)

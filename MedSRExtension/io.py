@@ -73,7 +73,7 @@ def _select_component(image: sitk.Image, component) -> sitk.Image:
 def image_to_volume(image: sitk.Image) -> Volume:
     """A 2D or 3D scalar SimpleITK image as a Volume (2D: one slice, spacing 1 mm along k)."""
     dim = image.GetDimension()
-    if dim == 4 or (dim > 3):
+    if dim > 3:
         raise MedSRError(
             f"{dim}D image of size {image.GetSize()}; extract one 3D volume first (e.g. one time point)"
         )

@@ -18,6 +18,11 @@ def parse_floats(text: str, what: str, allowed=(1, 3)):
     return values[0] if len(values) == 1 else tuple(values)
 
 
+def parse_component(text):
+    """--component: None, 'luminance', or a channel index."""
+    return int(text) if text is not None and text.isdigit() else text
+
+
 def progress_bar(quiet: bool, desc: str):
     """A tqdm progress callback ``(done, total)`` on stderr, and a closer; silent with quiet."""
     if quiet:

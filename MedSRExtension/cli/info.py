@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..io import load_volume
+from .common import parse_component
 
 _POSITIVE = "LPS"
 _NEGATIVE = "RAI"
@@ -31,10 +32,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    component = args.component
-    if component is not None and component.isdigit():
-        component = int(component)
-    v = load_volume(args.file, component=component)
+    v = load_volume(args.file, component=parse_component(args.component))
     a = v.array
     axis = v.largest_spacing_axis()
     sp = np.asarray(v.spacing)

@@ -7,7 +7,7 @@ from pathlib import Path
 from ..errors import MedSRError
 from ..inference import MODES
 from ..io import WRITABLE, extension_of, load_volume, save_volume
-from .common import default_model, parse_floats, progress_bar
+from .common import default_model, parse_component, parse_floats, progress_bar
 
 
 def register(sub) -> None:
@@ -50,10 +50,7 @@ def run(args) -> int:
             raise MedSRError("--tile and --batch must be positive")
     scale = parse_floats(args.scale, "--scale") if args.scale else (None if args.spacing else 2.0)
     spacing = parse_floats(args.spacing, "--spacing") if args.spacing else None
-    component = args.component
-    if component is not None and component != "luminance":
-        component = int(component) if component.isdigit() else component
-    volume = load_volume(args.input, component=component)
+    volume = load_volume(args.input, component=parse_component(args.component))
     model = args.model or default_model(scale if scale is not None else 2.0)
     update, close = progress_bar(args.quiet, f"{model}")
     start = time.perf_counter()
