@@ -2,13 +2,17 @@
 """Publish a training run into the model zoo: weights, sha256, models.json entry, model card, curve.
 
     python scripts/publish_weights.py runs/edsr-light-x2 [--which best|ema] [--models-dir Resources/Models]
-        [--name NAME] [--note "how it was trained"] [--crop 192]
+        [--name NAME] [--note "how it was trained"] [--crop 192] [--prior-log OLD_RUN/log.csv]
 
 Copies the run's EMA weights (``best.safetensors``: the EMA weights at the best training-time
 validation PSNR; or ``ema.safetensors``: at the end) as ``<name>.safetensors`` (refused over 4 MB),
 measures validation PSNR/SSIM of the network and of bicubic on the ``medsr eval`` protocol
 (``MedSRExtension/evaluation.py``) through ``super_resolve``, and writes ``cards/<name>.md`` with the
 training curve ``cards/<name>.png`` from the run's ``log.csv``. Every file is written atomically.
+
+A run started with ``--init`` from a shipped file continues that model: its iterations and minutes
+add to the shipped entry's (kept as ``stages``), and ``--prior-log`` prepends the earlier stage's
+log to the curve.
 """
 from __future__ import annotations
 
@@ -42,6 +46,34 @@ def _atomic_write(path: str, text: str) -> None:
 def _read_log(run: str) -> list[dict]:
     with open(os.path.join(run, "log.csv")) as f:
         return list(csv.DictReader(f))
+
+
+def _prior_entry(cfg: dict, index: str) -> dict | None:
+    """The shipped entry whose weights file the run started from (``--init``), if any."""
+    if not cfg.get("init") or not os.path.exists(index):
+        return None
+    base = os.path.basename(cfg["init"])
+    return next((e for e in json.load(open(index))["models"] if e["file"] == base), None)
+
+
+def _stages(prior: dict | None, summary: dict, cfg: dict, hardware: str) -> list[dict]:
+    """Every training stage of the model so far: the prior entry's stages plus this run."""
+    earlier = []
+    if prior:
+        earlier = prior.get("stages") or [{"iterations": prior["iterations"], "minutes": prior["train_minutes"],
+                                           "lr": None, "hardware": prior["hardware"]}]
+    return earlier + [{"iterations": summary["iterations"], "minutes": round(summary["train_seconds"] / 60, 1),
+                       "lr": cfg["lr"], "hardware": hardware}]
+
+
+def _joined_log(prior_log: str | None, rows: list[dict]) -> list[dict]:
+    """The earlier stage's log followed by this run's, iterations counted from the first stage."""
+    if not prior_log:
+        return rows
+    with open(prior_log) as f:
+        old = list(csv.DictReader(f))
+    offset = int(old[-1]["iter"]) if old else 0
+    return old + [dict(r, iter=str(int(r["iter"]) + offset)) for r in rows]
 
 
 def curve(rows: list[dict], path: str, title: str) -> None:
@@ -92,7 +124,12 @@ def card(entry: dict, summary: dict, cfg: dict, spec, note: str) -> str:
         f"| ×{s} | {v['psnr']:.2f} | {v['ssim']:.4f} | {v['bicubic_psnr']:.2f} | {v['psnr'] - v['bicubic_psnr']:+.2f} |"
         for s, v in entry["val"].items())
     regions = corpus.__doc__.split("Validation regions", 1)[1].split("\n\n", 1)[1].split("\n\n", 1)[0]
-    hours = summary["train_seconds"] / 3600
+    hours = entry["train_minutes"] / 60
+    stages = entry.get("stages", [])
+    stage_lines = "" if len(stages) < 2 else "- Stages (each a warm restart from the previous weights): " + "; ".join(
+        f"{i + 1}: {st['iterations']} iterations, {st['minutes']:.0f} min"
+        + (f", peak learning rate {st['lr']:g}" if st.get("lr") else "") + f", {st['hardware']}"
+        for i, st in enumerate(stages)) + ".\n"
     return f"""# {entry['name']}
 
 **Architecture:** `{entry['architecture']}` ({spec.title}), preset `{entry['preset']}`
@@ -112,9 +149,9 @@ degradation `{entry['degradation']}` (the engine's antialiased bicubic downsampl
 - Optimiser: Adam (β = 0.9, 0.99), learning rate {cfg['lr']:g} with {cfg['warmup']}-iteration warm-up and cosine decay,
   gradient clipping {cfg['grad_clip']}, EMA decay {cfg['ema_decay']}, seed {cfg['seed']}; loss: the architecture's
   training loss (`MedSRExtension/models/losses.py`).
-- Iterations: {summary['iterations']} (weights from iteration {entry['weights_iter']});
-  training time {summary['train_seconds'] / 60:.0f} min ({hours:.2f} h) on {entry['hardware']}.
-{('- ' + note) if note else ''}
+- Iterations: {entry['iterations']} (weights from iteration {entry['weights_iter']});
+  training time {entry['train_minutes']:.0f} min ({hours:.2f} h) on {entry['hardware']}.
+{stage_lines}{('- ' + note) if note else ''}
 
 ![training curve]({os.path.basename(entry['curve'])})
 
@@ -150,6 +187,7 @@ def main(argv=None) -> int:
     ap.add_argument("--note", default="")
     ap.add_argument("--crop", type=int, default=192)
     ap.add_argument("--hardware", default="a 2-core CPU shared with other jobs (1 torch thread, nice 10)")
+    ap.add_argument("--prior-log", default=None, help="log.csv of the stage this run continues (for the curve)")
     args = ap.parse_args(argv)
 
     from MedSRExtension import zoo
@@ -173,6 +211,10 @@ def main(argv=None) -> int:
     # measure from the run's file first: a file that does not fit the current architecture never
     # reaches the models folder
     val = measure(cfg["model"], src, scales, args.crop)
+    index = os.path.join(args.models_dir, "models.json")
+    prior = _prior_entry(cfg, index)
+    stages = _stages(prior, summary, cfg, args.hardware)
+    before = sum(st["iterations"] for st in stages[:-1])
     first = val[str(scales[0])]
     tmp = f"{dst}.tmp-{os.getpid()}"
     shutil.copyfile(src, tmp)
@@ -180,18 +222,18 @@ def main(argv=None) -> int:
     entry = {"name": name, "file": os.path.basename(dst), "sha256": zoo.sha256(dst),
              "architecture": cfg["model"], "preset": cfg["preset"], "scales": scales,
              "degradation": cfg["degradation"], "training_data": TRAINING_DATA,
-             "iterations": summary["iterations"], "weights_iter": weights_iter,
-             "train_minutes": round(summary["train_seconds"] / 60, 1), "hardware": args.hardware,
+             "iterations": before + summary["iterations"], "weights_iter": before + weights_iter,
+             "train_minutes": round(sum(st["minutes"] for st in stages), 1),
+             "hardware": "; then ".join(dict.fromkeys(st["hardware"] for st in stages)), "stages": stages,
              "val_psnr": first["psnr"], "val_ssim": first["ssim"], "val": val, "eval_crop": args.crop,
              "licence": LICENCE, "card": f"cards/{name}.md", "curve": f"cards/{name}.png",
              "which": "the EMA weights at the best training-time validation PSNR" if "best" in src
              else "the EMA weights at the end of training"}
     if spec.arbitrary_scale:
         entry["scale_range"] = [1.0, float(max(scales))]
-    curve(_read_log(args.run), os.path.join(args.models_dir, entry["curve"]),
+    curve(_joined_log(args.prior_log, _read_log(args.run)), os.path.join(args.models_dir, entry["curve"]),
           f"{name}: loss and validation PSNR")
     _atomic_write(os.path.join(args.models_dir, entry["card"]), card(entry, summary, cfg, spec, args.note))
-    index = os.path.join(args.models_dir, "models.json")
     data = json.load(open(index)) if os.path.exists(index) else {"models": []}
     data["models"] = [e for e in data["models"] if e["name"] != name] + [entry]
     data["models"].sort(key=lambda e: e["name"])
