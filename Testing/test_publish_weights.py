@@ -22,12 +22,15 @@ def test_continuation_adds_its_stage_to_the_shipped_entry(tmp_path):
     shipped = {"name": "lgsr-light-x2", "file": "lgsr-light-x2.safetensors", "iterations": 2200,
                "train_minutes": 41.2, "hardware": "shared CPU"}
     index.write_text(json.dumps({"models": [shipped]}))
-    cfg = {"init": "Resources/Models/lgsr-light-x2.safetensors", "lr": 3e-4}
+    cfg = {"init": "Resources/Models/lgsr-light-x2.safetensors", "lr": 3e-4, "out": "runs/stage2"}
     prior = pub._prior_entry(cfg, str(index))
     assert prior["name"] == "lgsr-light-x2"
     stages = pub._stages(prior, {"iterations": 6000, "train_seconds": 3000.0}, cfg, "idle CPU")
     assert [s["iterations"] for s in stages] == [2200, 6000]
     assert [s["minutes"] for s in stages] == [41.2, 50.0]
+    # publishing the same run again (its entry is now the prior one) replaces its stage
+    again = pub._stages(dict(shipped, stages=stages), {"iterations": 6000, "train_seconds": 3000.0}, cfg, "idle CPU")
+    assert [s["iterations"] for s in again] == [2200, 6000]
     # a run from scratch (or from a file that is not shipped) is a single stage
     assert pub._prior_entry({"init": None}, str(index)) is None
     assert pub._prior_entry({"init": "runs/other/best.safetensors"}, str(index)) is None

@@ -11,8 +11,8 @@ measures validation PSNR/SSIM of the network and of bicubic on the ``medsr eval`
 training curve ``cards/<name>.png`` from the run's ``log.csv``. Every file is written atomically.
 
 A run started with ``--init`` from a shipped file continues that model: its iterations and minutes
-add to the shipped entry's (kept as ``stages``), and ``--prior-log`` prepends the earlier stage's
-log to the curve.
+add to the shipped entry's (kept as ``stages``; republishing a run replaces its own stage), and
+``--prior-log`` prepends the earlier stage's log to the curve.
 """
 from __future__ import annotations
 
@@ -57,13 +57,16 @@ def _prior_entry(cfg: dict, index: str) -> dict | None:
 
 
 def _stages(prior: dict | None, summary: dict, cfg: dict, hardware: str) -> list[dict]:
-    """Every training stage of the model so far: the prior entry's stages plus this run."""
+    """Every training stage of the model so far: the prior entry's stages plus this run (named by its
+    ``--out`` folder, so publishing the same run again replaces its stage instead of adding it twice)."""
     earlier = []
     if prior:
         earlier = prior.get("stages") or [{"iterations": prior["iterations"], "minutes": prior["train_minutes"],
                                            "lr": None, "hardware": prior["hardware"]}]
-    return earlier + [{"iterations": summary["iterations"], "minutes": round(summary["train_seconds"] / 60, 1),
-                       "lr": cfg["lr"], "hardware": hardware}]
+    run = os.path.normpath(cfg["out"])
+    earlier = [st for st in earlier if st.get("run") != run]
+    return earlier + [{"run": run, "iterations": summary["iterations"],
+                       "minutes": round(summary["train_seconds"] / 60, 1), "lr": cfg["lr"], "hardware": hardware}]
 
 
 def _joined_log(prior_log: str | None, rows: list[dict]) -> list[dict]:
