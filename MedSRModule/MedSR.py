@@ -149,7 +149,7 @@ class BackgroundRunPoller:
         self.timer.stop()
         BackgroundRunPoller._active.discard(self)
         from MedSRLib import process
-        from MedSRExtension.errors import Cancelled
+        from MedSRExtension.core.errors import Cancelled
         outputNode, error = None, None
         if self.discard:
             error = Cancelled("the scene was closed during the run; the result was discarded")
@@ -380,7 +380,7 @@ class MedSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.updateGui()
 
     def reportError(self, error: BaseException) -> None:
-        from MedSRExtension.errors import Cancelled, MedSRError
+        from MedSRExtension.core.errors import Cancelled, MedSRError
         if isinstance(error, Cancelled):
             self.ui.statusLabel.text = _("Cancelled: nothing was added to the scene.")
             return
@@ -636,8 +636,8 @@ class MedSRTest(ScriptedLoadableModuleTest):
     def _sample(self):
         """A small real image: the MNI template region when nilearn is installed, else a crop of
         Slicer's MRHead sample."""
-        from MedSRExtension.errors import MedSRError
-        from MedSRExtension.volume import Volume
+        from MedSRExtension.core.errors import MedSRError
+        from MedSRExtension.core.volume import Volume
         from MedSRLib import nodes, selftest
         try:
             return selftest.sample_volume()

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from MedSRExtension.cli import main
-from MedSRExtension.compare import crop, run_comparison
+from MedSRExtension.evaluation.compare import crop, run_comparison
 from MedSRExtension.data.corpus import mni_path
-from MedSRExtension.degradations import degrade
-from MedSRExtension.io import load_volume, save_volume
+from MedSRExtension.core.degradations import degrade
+from MedSRExtension.core.volume_io import load_volume, save_volume
 
 
 @pytest.fixture(scope="module")
@@ -105,8 +105,8 @@ def test_off_grid_results_are_resampled_onto_the_reference(hr, tmp_path):
 
 
 def test_a_network_without_shipped_weights_is_refused_before_any_work(hr, tmp_path):
-    from MedSRExtension import zoo
-    from MedSRExtension.errors import MedSRError
+    from MedSRExtension.zoo import weights as zoo
+    from MedSRExtension.core.errors import MedSRError
     from MedSRExtension.models.registry import get_spec, names
 
     missing = [n for n in names() if get_spec(n).kind == "network" and zoo.find_weights(n, 3.0) is None]

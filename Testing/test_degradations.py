@@ -11,9 +11,9 @@ import SimpleITK as sitk
 import torch
 import torch.nn.functional as F
 
-from MedSRExtension import degradations as D
-from MedSRExtension.errors import MedSRError
-from MedSRExtension.volume import Volume
+from MedSRExtension.core import degradations as D
+from MedSRExtension.core.errors import MedSRError
+from MedSRExtension.core.volume import Volume
 
 MNI = "datasets/data/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
 

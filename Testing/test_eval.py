@@ -9,9 +9,9 @@ import torch
 from safetensors.torch import save_file
 
 from MedSRExtension.cli import main
-from MedSRExtension.evaluation import score, validation_set
+from MedSRExtension.evaluation.heldout import score, validation_set
 from MedSRExtension.models.registry import build
-from MedSRExtension.zoo import ENV
+from MedSRExtension.zoo.weights import ENV
 
 
 @pytest.fixture

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from MedSRExtension import Volume
-from MedSRExtension.errors import MedSRError
-from MedSRExtension.geometry import effective_factors, factors_for_spacing, upsampled_geometry
+from MedSRExtension.core.errors import MedSRError
+from MedSRExtension.core.geometry import effective_factors, factors_for_spacing, upsampled_geometry
 from sample_volumes import oblique_direction
 
 

@@ -5,8 +5,8 @@ import pytest
 from pydicom.data import get_testdata_file
 
 from MedSRExtension import Cancelled, Volume, super_resolve
-from MedSRExtension.errors import MedSRError
-from MedSRExtension.geometry import upsampled_geometry
+from MedSRExtension.core.errors import MedSRError
+from MedSRExtension.core.geometry import upsampled_geometry
 from sample_volumes import mni_region
 
 
@@ -126,7 +126,7 @@ def test_cuda_request_on_cpu_machine_is_refused():
 
 
 def test_output_size_limit_unless_forced(monkeypatch):
-    import MedSRExtension.inference as inf
+    import MedSRExtension.inference.engine as inf
     monkeypatch.setattr(inf, "MAX_OUTPUT_VOXELS", 1000)
     v = mni_region(shape_kji=(2, 20, 20))
     with pytest.raises(MedSRError, match="--force"):

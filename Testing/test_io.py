@@ -6,7 +6,7 @@ import pytest
 import SimpleITK as sitk
 
 from MedSRExtension import Volume, load_volume, save_volume
-from MedSRExtension.errors import MedSRError
+from MedSRExtension.core.errors import MedSRError
 from sample_volumes import mni_region
 
 

@@ -4,8 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from MedSRExtension.labelmetrics import compare_labels, dice, hd95, label_metrics
-from MedSRExtension.volume import Volume
+from MedSRExtension.evaluation.labelmetrics import compare_labels, dice, hd95, label_metrics
+from MedSRExtension.core.volume import Volume
 
 
 def box(shape, lo, hi):

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from MedSRExtension.errors import MedSRError
+from MedSRExtension.core.errors import MedSRError
 from MedSRExtension.models import build, get_spec, names
 from MedSRExtension.models.losses import (ICONetLoss, PFMDNLoss, _sample_vectors, contextual_loss, gradient_loss,
                                           gradient_map, l1_loss, loss_for, resize_target)

@@ -11,9 +11,9 @@ import SimpleITK as sitk
 from scipy.ndimage import binary_dilation, gaussian_filter
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from MedSRExtension.errors import MedSRError
-from MedSRExtension.metrics import compare_volumes, psnr, ssim, ssim_map
-from MedSRExtension.volume import Volume
+from MedSRExtension.core.errors import MedSRError
+from MedSRExtension.evaluation.metrics import compare_volumes, psnr, ssim, ssim_map
+from MedSRExtension.core.volume import Volume
 
 MNI = "datasets/data/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
 RADIUS = 5  # Gaussian window radius: int(3.5 * 1.5 + 0.5)

@@ -163,7 +163,7 @@ def _tiling_geometry(overlap: int) -> tuple[int, int]:
 @pytest.mark.parametrize("name,scale", TILE_SAFE)
 def test_tiled_inference_equals_untiled(name, scale):
     """Tiles with the claimed overlap give the untiled result (x2: tiles in both axes; x3/x4: a strip)."""
-    tiling = pytest.importorskip("MedSRExtension.tiling")
+    tiling = pytest.importorskip("MedSRExtension.inference.tiling")
     model = _model(name, scale).eval()
     overlap = _receptive_field(name, model)
     tile, size = _tiling_geometry(overlap)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from MedSRExtension.errors import MedSRError
+from MedSRExtension.core.errors import MedSRError
 from MedSRExtension.models import build, get_spec
 import torch.nn.functional as F
 

@@ -11,12 +11,12 @@ import pytest
 slicer = pytest.importorskip("slicer", reason="the slicer-core wheel is needed for MRML tests")
 
 from MedSRExtension import MedSRError, super_resolve  # noqa: E402
-from MedSRExtension.compare import crop, score  # noqa: E402
+from MedSRExtension.evaluation.compare import crop, score  # noqa: E402
 from MedSRExtension.data.corpus import mni_path  # noqa: E402
-from MedSRExtension.degradations import degrade  # noqa: E402
-from MedSRExtension.io import load_volume  # noqa: E402
-from MedSRExtension.segmentation import fit  # noqa: E402
-from MedSRExtension.volume import Volume  # noqa: E402
+from MedSRExtension.core.degradations import degrade  # noqa: E402
+from MedSRExtension.core.volume_io import load_volume  # noqa: E402
+from MedSRExtension.evaluation.segmentation import fit  # noqa: E402
+from MedSRExtension.core.volume import Volume  # noqa: E402
 from MedSRLib import comparison, nodes  # noqa: E402
 
 

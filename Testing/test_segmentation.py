@@ -7,10 +7,10 @@ from scipy import ndimage
 from skimage.filters import threshold_multiotsu
 
 from MedSRExtension.data.corpus import mni_path
-from MedSRExtension.errors import MedSRError
-from MedSRExtension.io import load_volume
-from MedSRExtension.segmentation import fit, multi_otsu_thresholds, resample_labels_nearest, segment
-from MedSRExtension.volume import Volume
+from MedSRExtension.core.errors import MedSRError
+from MedSRExtension.core.volume_io import load_volume
+from MedSRExtension.evaluation.segmentation import fit, multi_otsu_thresholds, resample_labels_nearest, segment
+from MedSRExtension.core.volume import Volume
 
 
 def crop(vol: Volume, k, j, i) -> Volume:

@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from MedSRExtension.errors import MedSRError
+from MedSRExtension.core.errors import MedSRError
 from MedSRExtension.models.registry import build
 from MedSRExtension.training import TrainConfig, train
 from MedSRExtension.training.trainer import learning_rate

@@ -7,8 +7,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from MedSRExtension import zoo
-from MedSRExtension.errors import MedSRError
+from MedSRExtension.zoo import weights as zoo
+from MedSRExtension.core.errors import MedSRError
 from MedSRExtension.models.registry import build
 
 REPO_MODELS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "Resources", "Models")

@@ -107,7 +107,7 @@ def measure(model: str, weights: str, scales: list[int], crop: int) -> dict:
     """{scale: {psnr, ssim, bicubic_psnr, bicubic_ssim}} on the eval protocol (mean over images)."""
     import numpy as np
 
-    from MedSRExtension.evaluation import score, upscale_like_users, validation_set
+    from MedSRExtension.evaluation.heldout import score, upscale_like_users, validation_set
     out = {}
     for s in scales:
         net, bic = [], []
@@ -193,7 +193,7 @@ def main(argv=None) -> int:
     ap.add_argument("--prior-log", default=None, help="log.csv of the stage this run continues (for the curve)")
     args = ap.parse_args(argv)
 
-    from MedSRExtension import zoo
+    from MedSRExtension.zoo import weights as zoo
     from MedSRExtension.models.registry import get_spec
 
     cfg = json.load(open(os.path.join(args.run, "config.json")))

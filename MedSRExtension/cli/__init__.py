@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-from ..errors import MedSRError
+from MedSRExtension.core.errors import MedSRError
 
 SUBCOMMANDS = ("run", "models", "info", "compare", "train", "eval", "bench")
 

@@ -1,2 +1,2 @@
-"""``medsr bench``: see MedSRExtension.benchmark."""
-from ..benchmark import register  # noqa: F401
+"""``medsr bench``: see MedSRExtension.evaluation.benchmark."""
+from MedSRExtension.evaluation.benchmark import register  # noqa: F401

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from typing import Optional
 
-from ..errors import MedSRError
+from MedSRExtension.core.errors import MedSRError
 
 
 def parse_floats(text: str, what: str, allowed=(1, 3)):
@@ -45,7 +45,7 @@ def progress_bar(quiet: bool, desc: str):
 def default_model(scale) -> str:
     """The best shipped network for this scale (by validation PSNR), else bicubic."""
     try:
-        from .. import zoo
+        from MedSRExtension.zoo import weights as zoo
     except ImportError:
         return "bicubic"
     pick: Optional[str] = zoo.best_model_for(scale if not isinstance(scale, tuple) else max(scale))

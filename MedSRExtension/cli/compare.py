@@ -5,10 +5,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..errors import MedSRError
-from ..inference import MODES
-from ..io import load_volume
-from ..segmentation import METHOD_HELP
+from MedSRExtension.core.errors import MedSRError
+from MedSRExtension.inference.engine import MODES
+from MedSRExtension.core.volume_io import load_volume
+from MedSRExtension.evaluation.segmentation import METHOD_HELP
 
 
 def register(sub) -> None:
@@ -53,7 +53,7 @@ def _parse_crop(text: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
 
 
 def run(args) -> int:
-    from ..compare import check_models, crop, run_comparison
+    from MedSRExtension.evaluation.compare import check_models, crop, run_comparison
 
     scale = args.scale if (args.scale is not None or args.lr) else 2.0
     models = check_models([m for m in args.models.split(",") if m.strip()], scale=scale)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from ..errors import MedSRError
+from MedSRExtension.core.errors import MedSRError
 
 
 def register(subparsers) -> None:
@@ -23,7 +23,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..evaluation import evaluate, summary_rows, write_report
+    from MedSRExtension.evaluation.heldout import evaluate, summary_rows, write_report
     try:
         scales = [int(s) for s in args.scales.split(",") if s.strip()]
     except ValueError:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..io import load_volume
+from MedSRExtension.core.volume_io import load_volume
 from .common import parse_component
 
 _POSITIVE = "LPS"

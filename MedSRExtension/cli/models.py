@@ -13,7 +13,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..catalog import list_models
+    from MedSRExtension.zoo.catalog import list_models
 
     records = list_models()
     if args.json:

@@ -4,9 +4,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ..errors import MedSRError
-from ..inference import MODES
-from ..io import WRITABLE, extension_of, load_volume, save_volume
+from MedSRExtension.core.errors import MedSRError
+from MedSRExtension.inference.engine import MODES
+from MedSRExtension.core.volume_io import WRITABLE, extension_of, load_volume, save_volume
 from .common import default_model, parse_component, parse_floats, progress_bar
 
 
@@ -38,7 +38,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..inference import super_resolve
+    from MedSRExtension.inference.engine import super_resolve
 
     out = Path(args.output)
     if extension_of(out) not in WRITABLE:

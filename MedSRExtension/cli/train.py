@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import MedSRError
+from MedSRExtension.core.errors import MedSRError
 
 
 def _scales(text: str) -> list[list[float]]:

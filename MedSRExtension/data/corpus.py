@@ -27,7 +27,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..errors import MedSRError
+from MedSRExtension.core.errors import MedSRError
 
 #: Axial slab of the MNI template (array axis 0 = k) held out for validation: [start, stop).
 MNI_VAL_SLAB = (80, 104)

@@ -26,8 +26,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..errors import MedSRError
-from ..intensity import normalize
+from MedSRExtension.core.errors import MedSRError
+from MedSRExtension.core.intensity import normalize
 from .corpus import training_regions
 
 TISSUE_MEAN = 0.05
@@ -81,7 +81,7 @@ def degrade2d(hr: np.ndarray, kind: str, scale: tuple[float, float]) -> np.ndarr
     ``bicubic``/``kspace`` shrink both axes; ``thickslice`` models thick slices along the rows
     (sw must be 1): through-plane training pairs, the rows axis standing for the slice axis.
     """
-    from ..degradations import degrade
+    from MedSRExtension.core.degradations import degrade
     sh, sw = float(scale[0]), float(scale[1])
     if kind == "thickslice":
         if sw != 1.0:

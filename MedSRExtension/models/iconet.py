@@ -53,7 +53,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..errors import MedSRError
+from MedSRExtension.core.errors import MedSRError
 from .blocks import (ConvMLP, LayerNorm2d, MeanShift, Upsampler, bicubic, conv, conv1x1, conv3x3,
                      integer_scale)
 from .registry import ModelSpec, register

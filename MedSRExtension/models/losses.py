@@ -19,7 +19,7 @@ from typing import Callable, Optional, Union
 import torch
 import torch.nn.functional as F
 
-from ..errors import MedSRError
+from MedSRExtension.core.errors import MedSRError
 
 Output = Union[torch.Tensor, dict]
 LossFn = Callable[[Output, torch.Tensor, torch.Tensor], "tuple[torch.Tensor, dict[str, float]]"]

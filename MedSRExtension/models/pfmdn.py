@@ -66,7 +66,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..errors import MedSRError
+from MedSRExtension.core.errors import MedSRError
 from .blocks import MeanShift, ShallowResidualBlock, activation, conv, conv1x1, conv3x3, local_mean, out_size
 from .losses import gradient_map
 from .registry import ModelSpec, as_pair, register

@@ -14,7 +14,7 @@ from typing import Callable, Sequence, Union
 
 import torch.nn as nn
 
-from ..errors import MedSRError
+from MedSRExtension.core.errors import MedSRError
 
 Scale = Union[float, Sequence[float]]
 

@@ -11,7 +11,7 @@ import random
 import numpy as np
 import torch
 
-from ..errors import MedSRError
+from MedSRExtension.core.errors import MedSRError
 
 
 def rng_state() -> dict:

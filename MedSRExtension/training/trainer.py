@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..errors import MedSRError
+from MedSRExtension.core.errors import MedSRError
 from . import checkpoint as ckpt
 from . import ddp
 from .ema import EMA
@@ -120,13 +120,13 @@ class Validator:
     robust window, clipped to [0, 1])."""
 
     def __init__(self, cfg: TrainConfig):
-        from ..evaluation import validation_set
+        from MedSRExtension.evaluation.heldout import validation_set
         self.scale = cfg.model_scale()
         self.items = validation_set(self.scale, cfg.degradation, crop=cfg.val_crop)
 
     @torch.no_grad()
     def __call__(self, module: nn.Module, device: torch.device, arbitrary: bool) -> tuple[float, float]:
-        from ..evaluation import network_upscale, score
+        from MedSRExtension.evaluation.heldout import network_upscale, score
         ps, ss = [], []
         for item in self.items:
             sr = network_upscale(module, item.lr, self.scale, device, arbitrary)
@@ -170,7 +170,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
     ``stop_after``: stop (with a checkpoint) after this many iterations of this call, as an
     interruption would; used by the resume test.
     """
-    from ..devices import amp_dtype, describe, resolve_device
+    from MedSRExtension.inference.devices import amp_dtype, describe, resolve_device
     from ..models.registry import build, get_spec
     from ..data.patches import PatchSampler
 

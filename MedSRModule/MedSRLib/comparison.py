@@ -28,10 +28,10 @@ import slicer
 import vtk
 from vtk.util import numpy_support
 
-from MedSRExtension import segmentation
-from MedSRExtension.compare import score
-from MedSRExtension.errors import MedSRError
-from MedSRExtension.volume import Volume
+from MedSRExtension.evaluation import segmentation
+from MedSRExtension.evaluation.compare import score
+from MedSRExtension.core.errors import MedSRError
+from MedSRExtension.core.volume import Volume
 
 from . import nodes
 

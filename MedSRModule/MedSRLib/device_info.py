@@ -19,8 +19,8 @@ def device_status(device: str = "auto") -> str:
     An unavailable request (e.g. 'cuda' on a machine without a GPU) is described, not raised."""
     if not torch_installed():
         return NO_TORCH
-    from MedSRExtension.devices import describe, resolve_device
-    from MedSRExtension.errors import MedSRError
+    from MedSRExtension.inference.devices import describe, resolve_device
+    from MedSRExtension.core.errors import MedSRError
     try:
         resolved = resolve_device(device)
     except MedSRError as exc:

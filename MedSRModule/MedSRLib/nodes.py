@@ -14,8 +14,8 @@ import numpy as np
 import slicer
 import vtk
 
-from MedSRExtension.errors import MedSRError
-from MedSRExtension.volume import Volume
+from MedSRExtension.core.errors import MedSRError
+from MedSRExtension.core.volume import Volume
 
 RAS_FROM_LPS = np.diag([-1.0, -1.0, 1.0])
 ORTHOGONALITY_TOLERANCE = 1e-5

@@ -10,8 +10,8 @@ from __future__ import annotations
 import threading
 from typing import Callable, Optional
 
-from MedSRExtension.errors import MedSRError
-from MedSRExtension.volume import Volume
+from MedSRExtension.core.errors import MedSRError
+from MedSRExtension.core.volume import Volume
 
 from . import nodes
 
@@ -46,7 +46,7 @@ class SuperResolveJob:
 
     def compute(self, progress: Progress = None, cancel: Cancel = None) -> Volume:
         """Run the engine on the copied volume (no MRML access: safe off the main thread)."""
-        from MedSRExtension.inference import super_resolve
+        from MedSRExtension.inference.engine import super_resolve
         self.result = super_resolve(self.volume, model=self.model, scale=self.scale, mode=self.mode,
                                     axis=self.axis, device=self.device, progress=progress, cancel=cancel,
                                     tile=self.tile, **self.engine_options)

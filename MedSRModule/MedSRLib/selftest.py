@@ -15,8 +15,8 @@ import numpy as np
 import slicer
 import vtk
 
-from MedSRExtension.errors import Cancelled, MedSRError
-from MedSRExtension.volume import Volume
+from MedSRExtension.core.errors import Cancelled, MedSRError
+from MedSRExtension.core.volume import Volume
 
 from . import layout, nodes, process
 
@@ -29,7 +29,7 @@ TOLERANCE_MM = 1e-6
 @functools.lru_cache(maxsize=1)
 def _mni_region() -> np.ndarray:
     from MedSRExtension.data.corpus import mni_path
-    from MedSRExtension.io import load_volume
+    from MedSRExtension.core.volume_io import load_volume
     (k, j, i), (nk, nj, ni) = MNI_REGION_START, MNI_REGION_SHAPE
     return load_volume(mni_path()).array[k:k + nk, j:j + nj, i:i + ni].astype(np.float32)
 

@@ -24,8 +24,8 @@ from typing import Iterable, Sequence
 import numpy as np
 from scipy import ndimage
 
-from .errors import MedSRError
-from .volume import Volume
+from MedSRExtension.core.errors import MedSRError
+from MedSRExtension.core.volume import Volume
 
 _CROSS = ndimage.generate_binary_structure(3, 1)
 
@@ -133,7 +133,7 @@ def _mean_hd(values: list[float]) -> float:
 
 def compare_labels(pred: Volume, ref: Volume, labels: Iterable[int] | None = None) -> dict:
     """``label_metrics`` of two label volumes, resampling ``pred`` onto ``ref``'s grid (nearest) if needed."""
-    from .segmentation import resample_labels_nearest
+    from MedSRExtension.evaluation.segmentation import resample_labels_nearest
 
     pred_on_ref = resample_labels_nearest(pred, ref)
     return label_metrics(pred_on_ref.array, ref.array, ref.spacing, labels)

@@ -29,9 +29,9 @@ import numpy as np
 import scipy.fft
 from scipy.special import ndtr
 
-from .errors import MedSRError
-from .geometry import scaled_count, upsampled_geometry
-from .volume import AXES, Volume
+from MedSRExtension.core.errors import MedSRError
+from MedSRExtension.core.geometry import scaled_count, upsampled_geometry
+from MedSRExtension.core.volume import AXES, Volume
 
 __all__ = [
     "KINDS",

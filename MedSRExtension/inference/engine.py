@@ -16,12 +16,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import geometry, intensity
-from .devices import amp_dtype, resolve_device
-from .errors import Cancelled, MedSRError
-from .models.registry import ModelSpec, build, get_spec
-from .tiling import run_tiled
-from .volume import AXES, Volume
+from MedSRExtension.core import geometry
+from MedSRExtension.core import intensity
+from MedSRExtension.inference.devices import amp_dtype, resolve_device
+from MedSRExtension.core.errors import Cancelled, MedSRError
+from MedSRExtension.models.registry import ModelSpec, build, get_spec
+from MedSRExtension.inference.tiling import run_tiled
+from MedSRExtension.core.volume import AXES, Volume
 
 MODES = ("inplane", "throughplane", "volumetric")
 MAX_OUTPUT_VOXELS = 2**30  # 4 GiB of float32; larger outputs need force=True (--force)
@@ -107,7 +108,7 @@ class _Runner:
             if self.spec.kind == "classical" or self.weights == "random":
                 module = build(self.spec.name, preset=self.preset or "light", scale=scale)
             else:
-                from . import zoo
+                from MedSRExtension.zoo import weights as zoo
                 module = zoo.load_network(self.spec.name, scale=scale, preset=self.preset,
                                           weights=self.weights, device="cpu")
             module.eval()
@@ -248,7 +249,7 @@ def super_resolve(volume: Volume, model: str = "bicubic", scale: Union[float, Se
                          f"limit of {MAX_OUTPUT_VOXELS:,}; lower the scale, crop the input, or force it (--force)")
     if volume.array.size == 0:
         raise MedSRError("the input volume is empty")
-    from .io import check_finite
+    from MedSRExtension.core.volume_io import check_finite
     check_finite(volume, "input volume")
     runner = _Runner(spec, preset, weights, resolve_device(device), tile, batch, progress, cancel)
     groups = _passes(factors, axis)

@@ -14,9 +14,9 @@ with ``scale_range`` [lo, hi] for the real factors it serves and a per-scale ``v
 Where the zoo looks for ``models.json`` (first folder that has one wins):
 
 1. the folder in the environment variable ``MEDSR_MODELS_DIR``;
-2. ``Resources/Models`` of the source checkout (the folder above the ``MedSRExtension`` package);
-3. ``Resources/Models`` next to the package inside the Slicer module (``<module>/Resources/Models``,
-   i.e. a ``Resources/Models`` folder beside the ``MedSRExtension`` folder).
+2. ``Resources/Models`` beside the ``MedSRExtension`` package folder: the repository's own in a source
+   checkout, ``<qt-scripted-modules>/Resources/Models`` in an installed Slicer extension (CMake copies
+   it there).
 """
 from __future__ import annotations
 
@@ -28,11 +28,12 @@ from typing import Optional, Union
 import torch
 import torch.nn as nn
 
-from .errors import MedSRError
+from MedSRExtension.core.errors import MedSRError
 
 ENV = "MEDSR_MODELS_DIR"
 INDEX = "models.json"
-_PKG = os.path.dirname(os.path.abspath(__file__))
+#: The MedSRExtension package folder; Resources/Models lies beside it (in a checkout and in Slicer).
+_PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def search_dirs() -> list[str]:
@@ -40,9 +41,7 @@ def search_dirs() -> list[str]:
     dirs = []
     if os.environ.get(ENV):
         dirs.append(os.environ[ENV])
-    parent = os.path.dirname(_PKG)
-    dirs.append(os.path.join(parent, "Resources", "Models"))
-    dirs.append(os.path.join(_PKG, "Resources", "Models"))
+    dirs.append(os.path.join(os.path.dirname(_PKG), "Resources", "Models"))
     return dirs
 
 
@@ -81,7 +80,7 @@ def list_weights(model: Optional[str] = None) -> list[dict]:
 
 
 def _scale_int(scale) -> Optional[int]:
-    from .models.registry import as_pair
+    from MedSRExtension.models.registry import as_pair
     sh, sw = as_pair(scale)
     if sh == sw and float(sh).is_integer():
         return int(sh)
@@ -89,7 +88,7 @@ def _scale_int(scale) -> Optional[int]:
 
 
 def _serves(entry: dict, scale) -> bool:
-    from .models.registry import as_pair, get_spec
+    from MedSRExtension.models.registry import as_pair, get_spec
     s = _scale_int(scale)
     if s is not None and s in [int(v) for v in entry.get("scales", [])]:
         return True
@@ -157,7 +156,7 @@ def load_network(model: str, scale=2, preset: Optional[str] = None,
     weights: "auto" (the shipped entry for model/scale/preset, sha256-verified before loading),
     "random" (untrained; tests and benchmarks only) or a path to a .safetensors file.
     """
-    from .models.registry import as_pair, build, get_spec
+    from MedSRExtension.models.registry import as_pair, build, get_spec
     spec = get_spec(model)
     if spec.kind != "network":
         raise MedSRError(f"'{model}' is a classical baseline without weights")

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import functools
 
-from .models.registry import get_spec, names
+from MedSRExtension.models.registry import get_spec, names
 
 
 def _shipped_weights(name: str) -> list[dict]:
     try:
-        from . import zoo
+        from MedSRExtension.zoo import weights as zoo
     except ImportError:  # the zoo arrives with the trained weights
         return []
     return [{"preset": e.get("preset"), "scales": e.get("scales"), "degradation": e.get("degradation"),
@@ -18,7 +18,7 @@ def _shipped_weights(name: str) -> list[dict]:
 
 @functools.lru_cache(maxsize=None)  # building a model (base presets too) is slow; counts never change
 def _param_count(name: str, preset: str) -> int:
-    from .models.registry import build
+    from MedSRExtension.models.registry import build
     spec = get_spec(name)
     scale = 2 if spec.scales is None or 2 in spec.scales else spec.scales[0]
     return sum(p.numel() for p in build(name, preset=preset, scale=scale).parameters())

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import MedSRError
+from MedSRExtension.core.errors import MedSRError
 
 
 def resolve_device(name: str = "auto") -> torch.device:

@@ -31,8 +31,8 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from .errors import MedSRError
-from .volume import Volume
+from MedSRExtension.core.errors import MedSRError
+from MedSRExtension.core.volume import Volume
 
 HISTOGRAM_BINS = 256
 LABEL_MARGIN = 2  # voxels around each reference label where labels:FILE lets boundaries move
@@ -221,7 +221,7 @@ def fit(method: str, reference: Volume) -> Segmenter:
 
 
 def _fit_label_map(path: str, reference: Volume) -> LabelMapSegmenter:
-    from .io import load_volume  # lazy: io is heavier and only needed here
+    from MedSRExtension.core.volume_io import load_volume  # lazy: io is heavier and only needed here
 
     labels_vol = load_volume(path)
     arr = np.asarray(labels_vol.array)

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from .volume import AXES, Volume
+from MedSRExtension.core.volume import AXES, Volume
 
 LABEL_COLOURS = ("#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6")
 

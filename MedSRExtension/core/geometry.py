@@ -6,8 +6,8 @@ from typing import Sequence, Union
 
 import numpy as np
 
-from .errors import MedSRError
-from .volume import AXES, Volume
+from MedSRExtension.core.errors import MedSRError
+from MedSRExtension.core.volume import AXES, Volume
 
 
 def scaled_count(n: int, factor: float) -> int:

@@ -15,7 +15,7 @@ import json, resource, sys, time
 import numpy as np, torch
 from MedSRExtension import Volume, super_resolve
 from MedSRExtension.data.corpus import mni_path
-from MedSRExtension.intensity import normalize
+from MedSRExtension.core.intensity import normalize
 from MedSRExtension.models import build, get_spec
 import SimpleITK as sitk
 cfg = json.loads(sys.argv[1])

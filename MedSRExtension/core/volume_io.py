@@ -12,8 +12,8 @@ from typing import Union
 import numpy as np
 import SimpleITK as sitk
 
-from .errors import MedSRError
-from .volume import Volume
+from MedSRExtension.core.errors import MedSRError
+from MedSRExtension.core.volume import Volume
 
 VOLUME_EXTENSIONS = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm")
 IMAGE_EXTENSIONS = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")

@@ -24,8 +24,8 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from .errors import MedSRError
-from .intensity import denormalize, normalize, robust_range
+from MedSRExtension.core.errors import MedSRError
+from MedSRExtension.core.intensity import denormalize, normalize, robust_range
 
 TRIM = 12
 BASELINES = ("nearest", "bicubic", "bspline")
@@ -42,7 +42,7 @@ class EvalItem:
 
 def degrade_image(hr: np.ndarray, scale: tuple[float, float], degradation: str) -> np.ndarray:
     """The engine's degradation of a 2D image (file units in, file units out)."""
-    from .data.patches import degrade2d
+    from MedSRExtension.data.patches import degrade2d
     return degrade2d(np.asarray(hr, dtype=np.float32), degradation, scale)
 
 
@@ -63,7 +63,7 @@ def _structured_crop(img: np.ndarray, crop: int) -> np.ndarray:
 def validation_set(scale: Sequence[float], degradation: str = "bicubic", crop: Optional[int] = None,
                    names: Optional[Sequence[str]] = None) -> list[EvalItem]:
     """HR/LR pairs of every validation region (whole, or its most structured ``crop``-pixel window)."""
-    from .data.corpus import validation_regions
+    from MedSRExtension.data.corpus import validation_regions
     sh, sw = float(scale[0]), float(scale[1])
     items = []
     for region in validation_regions():
@@ -82,7 +82,7 @@ def validation_set(scale: Sequence[float], degradation: str = "bicubic", crop: O
 
 def score(sr: np.ndarray, hr: np.ndarray) -> tuple[float, float]:
     """(PSNR dB, SSIM) of ``sr`` against ``hr``, both in file units, scored in HR's robust window."""
-    from .metrics import psnr, ssim
+    from MedSRExtension.evaluation.metrics import psnr, ssim
     if sr.shape != hr.shape:
         raise MedSRError(f"SR shape {sr.shape} differs from HR shape {hr.shape}")
     window = robust_range(hr)
@@ -114,8 +114,8 @@ DEFAULT_CROP = 192
 def upscale_like_users(method: str, lr: np.ndarray, scale: float, weights: str = "auto",
                        device: str = "cpu") -> np.ndarray:
     """``super_resolve`` of a 2D image held as a one-slice Volume (the path users get)."""
-    from .inference import super_resolve
-    from .volume import Volume
+    from MedSRExtension.inference.engine import super_resolve
+    from MedSRExtension.core.volume import Volume
     out = super_resolve(Volume(lr[None].astype(np.float32)), model=method, scale=scale, mode="inplane",
                         axis="k", device=device, weights=weights)
     return np.asarray(out.array[0], dtype=np.float32)

@@ -32,11 +32,12 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import SimpleITK as sitk
 
-from . import labelmetrics, segmentation
-from .errors import MedSRError
-from .metrics import compare_volumes
-from .models.registry import get_spec
-from .volume import AXES, Volume
+from MedSRExtension.evaluation import labelmetrics
+from MedSRExtension.evaluation import segmentation
+from MedSRExtension.core.errors import MedSRError
+from MedSRExtension.evaluation.metrics import compare_volumes
+from MedSRExtension.models.registry import get_spec
+from MedSRExtension.core.volume import AXES, Volume
 
 DEGRADATIONS = ("bicubic", "kspace", "thickslice")
 Progress = Optional[Callable[[float, int, str], None]]
@@ -146,7 +147,7 @@ def check_models(models: Sequence[str], weights: str = "auto", scale: float | No
 
 def _has_shipped_weights(name: str, scale: float | None) -> bool:
     try:
-        from . import zoo
+        from MedSRExtension.zoo import weights as zoo
     except ImportError:
         return False
     try:
@@ -217,7 +218,7 @@ def make_lr(hr: Volume, degradation: str, scale: float, mode: str, axis: str) ->
     """The reference degraded by ``degradation`` at ``scale`` on the axes ``mode`` scales."""
     if degradation not in DEGRADATIONS:
         raise MedSRError(f"degradation must be one of {', '.join(DEGRADATIONS)}, got '{degradation}'")
-    from .degradations import degrade
+    from MedSRExtension.core.degradations import degrade
 
     if degradation == "thickslice":
         if mode != "throughplane":
@@ -242,7 +243,7 @@ def run_comparison(hr: Volume, lr: Volume | None = None, degradation: str = "thi
     fractional methods done. Each row: method, kind, psnr, ssim, dice_mean, hd95_mean, then
     dice_L, hd95_L, voldiff_pct_L per label L, and seconds (the super-resolution time).
     """
-    from .inference import super_resolve  # lazy: torch is heavy
+    from MedSRExtension.inference.engine import super_resolve  # lazy: torch is heavy
 
     if lr is None and scale is None:
         scale = 2.0
@@ -455,7 +456,7 @@ def write_report(out_dir: Path, rows: list[dict], settings: dict, hr: Volume, se
     out_dir.mkdir(parents=True, exist_ok=True)
     _write_text(out_dir / "metrics.csv", to_csv(rows))
     _write_text(out_dir / "metrics.md", to_markdown(rows, settings))
-    from . import compare_figures
+    from MedSRExtension.evaluation import compare_figures
 
     ref_labels = segmenter.reference.array if segmenter is not None else None
     _atomic_write(out_dir / "slices.png",
@@ -465,7 +466,7 @@ def write_report(out_dir: Path, rows: list[dict], settings: dict, hr: Volume, se
 
 
 def _save_volumes(out_dir: Path, lr: Volume, segmenter, saved: dict) -> None:
-    from .io import save_volume
+    from MedSRExtension.core.volume_io import save_volume
 
     folder = out_dir / "volumes"
     folder.mkdir(exist_ok=True)

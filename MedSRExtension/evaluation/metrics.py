@@ -24,8 +24,8 @@ from typing import Sequence
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-from .errors import MedSRError
-from .volume import Volume
+from MedSRExtension.core.errors import MedSRError
+from MedSRExtension.core.volume import Volume
 
 __all__ = ["psnr", "ssim", "ssim_map", "compare_volumes"]
 

@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import MedSRError
+from MedSRExtension.core.errors import MedSRError
 
 AXES = ("i", "j", "k")
 

@@ -1,0 +1,1 @@
+"""Measuring quality: image and label metrics, segmentation, comparisons, held-out evaluation, benchmarks."""

@@ -1,0 +1,1 @@
+"""Running a model over a volume: the engine, exact tiling and devices."""

@@ -1,0 +1,1 @@
+"""Shipped weights (sha256-verified, pickle-free) and the model catalog."""
