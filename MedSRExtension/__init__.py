@@ -1,11 +1,33 @@
 """MedSR engine: volumes with exact geometry, super-resolution models and the inference pipeline.
 
-Never imports slicer, vtk or qt: the Slicer module (MedSRModule) builds on this package."""
-from MedSRExtension.zoo.catalog import list_models
-from MedSRExtension.core.errors import Cancelled, MedSRError
-from MedSRExtension.inference.engine import super_resolve
-from MedSRExtension.core.volume_io import load_volume, save_volume
-from MedSRExtension.core.volume import Volume
+Never imports slicer, vtk or qt: the Slicer module (MedSRModule) builds on this package. The public
+names below load on first use, so ``import MedSRExtension.core...`` stays free of torch (the Slicer
+panel opens before PyTorch is installed)."""
+from __future__ import annotations
 
-__all__ = ["Volume", "load_volume", "save_volume", "super_resolve", "list_models", "Cancelled", "MedSRError"]
+import importlib
+
+_PUBLIC = {
+    "Volume": "MedSRExtension.core.volume",
+    "load_volume": "MedSRExtension.core.volume_io",
+    "save_volume": "MedSRExtension.core.volume_io",
+    "super_resolve": "MedSRExtension.inference.engine",
+    "list_models": "MedSRExtension.zoo.catalog",
+    "Cancelled": "MedSRExtension.core.errors",
+    "MedSRError": "MedSRExtension.core.errors",
+}
+
+__all__ = list(_PUBLIC)
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        value = getattr(importlib.import_module(_PUBLIC[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'MedSRExtension' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)

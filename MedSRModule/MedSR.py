@@ -1,13 +1,16 @@
 """MedSR Super-Resolution: the Slicer module (panel, logic and self-test).
 
-This is the only file that touches Qt, CTK or slicer.app. Everything else (node conversion,
-background runs, layout decisions, self-test checks) lives in MedSRLib, which runs and is tested
-without the application; the engine (MedSRExtension) does the super-resolution.
+This is the only file that touches Qt, CTK or slicer.app, and it stays thin: the widget binds the
+.ui to MedSRLib.panel.SuperResolvePanel (the panel's behaviour, Qt-free, tested on a real MRML
+scene), runs go to a worker process (MedSRLib.worker_runner), and everything else (node conversion,
+layout decisions, self-test checks) lives in MedSRLib; the engine (MedSRExtension) does the
+super-resolution.
 """
 import logging
 import os
+import shutil
 import sys
-import traceback
+from pathlib import Path
 from typing import Annotated, Optional, Union
 
 import qt
@@ -40,11 +43,12 @@ _addEngineToPath()
 
 from MedSRLib import choices as medsrChoices  # noqa: E402  (torch-free)
 from MedSRLib import device_info  # noqa: E402  (torch-free)
+from MedSRLib import panel as panelModel  # noqa: E402  (torch-free)
+from MedSRLib import sample_data as sampleData  # noqa: E402  (torch-free)
 
 README_URL = "https://github.com/medsr-project/MedSR#use-in-3d-slicer"
-TORCH_REQUIREMENT = ">=2.3"
-SEGMENTATION_METHODS = ["otsu3", "otsu2", "otsu4", "otsu5"]
 POLL_INTERVAL_MS = 100
+SAMPLE_DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "Resources", "SampleData")
 
 
 #
@@ -64,8 +68,8 @@ class MedSR(ScriptedLoadableModule):
             "click <b>Super-resolve</b>, and get a new volume with exact geometry, shown side by side with "
             "the input. The Compare section segments the result, a classical baseline and an optional "
             "reference, and tabulates PSNR, SSIM, Dice and HD95. "
-            f'See the <a href="{README_URL}">documentation</a>.'
-        )
+            'See the <a href="{url}">documentation</a>.'
+        ).format(url=README_URL)
         self.parent.acknowledgementText = _(
             "MedSR implements, from their descriptions, three published architectures:<br>"
             "LGSR: Huang et al., Deep local-to-global feature learning for medical image super-resolution, "
@@ -77,6 +81,20 @@ class MedSR(ScriptedLoadableModule):
             "Applications 2021, doi:10.1007/s00521-021-06287-x.<br>"
             "No code of these papers is public; the networks and their trained weights are MedSR's own."
         )
+        slicer.app.connect("startupCompleted()", registerSampleData)
+
+
+def registerSampleData() -> None:
+    """Offer MedSR's sample volumes in the Sample Data module; they ship with MedSR (no download)."""
+    import SampleData
+    for sample in sampleData.SAMPLES:
+        path = os.path.join(SAMPLE_DATA_DIR, sample.file_name)
+        if not os.path.isfile(path):
+            continue
+        SampleData.SampleDataLogic.registerCustomSampleDataSource(
+            category="MedSR", sampleName=sample.title, uris=[Path(path).as_uri()], fileNames=[sample.file_name],
+            nodeNames=[sample.node_name], loadFileTypes=["VolumeFile"],
+            customDownloader=lambda source, p=path: slicer.util.loadVolume(p))
 
 
 #
@@ -86,79 +104,35 @@ class MedSR(ScriptedLoadableModule):
 
 @parameterNodeWrapper
 class MedSRParameterNode:
-    """What the panel edits; saved with the scene.
+    """What the panel edits; saved with the scene. The same fields as MedSRLib.panel.PanelParameters.
 
     inputVolume - the scalar volume to super-resolve (never modified).
     outputVolume - where to write the result; none = create a new volume each run.
-    model, scale - the model name (empty: the first usable network, else bicubic) and the factor
-        (kept in step with the model's supported scales).
+    model, scale - the model name (empty: the default network) and the factor (kept in step with the
+        model's supported scales by the panel model).
     mode, axis - inplane / throughplane / volumetric, and the slicing axis where the mode uses one.
-    device, tileSize - where to run, and the tile edge in pixels (0 = automatic).
+    device, tileSize, customWeights - where to run, the tile edge in pixels (0 = automatic), and an
+        optional .safetensors file for the chosen network.
     showSideBySide - show input | result (| reference) in linked views afterwards.
     compareEnabled, baselineModel, referenceVolume, referenceSegmentation, segmentationMethod -
         the Compare section: segment the result and a classical baseline (and the reference).
     """
 
-    inputVolume: vtkMRMLScalarVolumeNode
-    outputVolume: vtkMRMLScalarVolumeNode
+    inputVolume: Optional[vtkMRMLScalarVolumeNode]
+    outputVolume: Optional[vtkMRMLScalarVolumeNode]
     model: str = ""
     scale: Annotated[float, WithinRange(1.0, 16.0)] = 2.0
     mode: Annotated[str, Choice(list(medsrChoices.MODES))] = "inplane"
     axis: Annotated[str, Choice(list(medsrChoices.AXES))] = "auto"
     device: Annotated[str, Choice(list(medsrChoices.DEVICES))] = "auto"
     tileSize: Annotated[int, WithinRange(0, 8192)] = 0
+    customWeights: str = ""
     showSideBySide: bool = True
     compareEnabled: bool = False
     baselineModel: Annotated[str, Choice(list(medsrChoices.BASELINES))] = "bicubic"
-    referenceVolume: vtkMRMLScalarVolumeNode
-    referenceSegmentation: Union[vtkMRMLSegmentationNode, vtkMRMLLabelMapVolumeNode]
-    segmentationMethod: Annotated[str, Choice(SEGMENTATION_METHODS)] = "otsu3"
-
-
-#
-# Background runs: poll a MedSRLib BackgroundRunner from the Qt event loop
-#
-
-
-class BackgroundRunPoller:
-    """Polls a running job with a QTimer so Slicer stays responsive; calls ``onProgress(fraction,
-    done, total)`` while it runs and ``onFinished(outputNode, error)`` on the main thread at the end.
-    The output node is created only there, after success. Running pollers keep themselves alive."""
-
-    _active = set()
-
-    def __init__(self, job, runner, onFinished, onProgress=None):
-        self.job, self.runner = job, runner
-        self.onFinished, self.onProgress = onFinished, onProgress
-        self.discard = False  # set when the scene is closing: finish without writing the node
-        self.timer = qt.QTimer()
-        self.timer.setInterval(POLL_INTERVAL_MS)
-        self.timer.connect("timeout()", self._poll)
-        BackgroundRunPoller._active.add(self)
-        self.timer.start()
-
-    def cancel(self) -> None:
-        self.runner.cancel()
-
-    def _poll(self) -> None:
-        if self.onProgress is not None:
-            done, total = self.runner.progress
-            self.onProgress(self.runner.fraction, done, total)
-        if not self.runner.done:
-            return
-        self.timer.stop()
-        BackgroundRunPoller._active.discard(self)
-        from MedSRLib import process
-        from MedSRExtension.core.errors import Cancelled
-        outputNode, error = None, None
-        if self.discard:
-            error = Cancelled("the scene was closed during the run; the result was discarded")
-        else:
-            try:
-                outputNode = process.finish_superresolve(self.job, self.runner)
-            except Exception as exc:  # reported by onFinished, with the scene unchanged
-                error = exc
-        self.onFinished(outputNode, error)
+    referenceVolume: Optional[vtkMRMLScalarVolumeNode]
+    referenceSegmentation: Union[vtkMRMLSegmentationNode, vtkMRMLLabelMapVolumeNode, None]
+    segmentationMethod: Annotated[str, Choice(list(medsrChoices.SEGMENTATION_METHODS))] = "otsu3"
 
 
 #
@@ -167,18 +141,18 @@ class BackgroundRunPoller:
 
 
 class MedSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    """Binds the .ui to MedSRLib.panel.SuperResolvePanel, which holds all of the panel's behaviour."""
+
     def __init__(self, parent=None) -> None:
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
         self.logic = None
+        self.panel = None
         self._parameterNode = None
         self._parameterNodeGuiTag = None
-        self._modelChoices = []
-        self._poller = None
         self._updatingGui = False
-        self._deviceStatusFor = None
-        self._scaleComboFor = None
-        self._srNode = None
+        self._shownLogLines = 0
+        self._timer = None
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -188,21 +162,28 @@ class MedSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = MedSRLogic()
 
+        self._timer = qt.QTimer()
+        self._timer.setInterval(POLL_INTERVAL_MS)
+        self._timer.connect("timeout()", self.onPoll)
+
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
 
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
         self.ui.modelComboBox.connect("currentIndexChanged(int)", self.onModelChanged)
         self.ui.scaleComboBox.connect("currentTextChanged(QString)", self.onScaleChanged)
+        self.ui.customWeightsPathLineEdit.connect("currentPathChanged(QString)", self.onCustomWeightsChanged)
+        self.ui.loadSampleButton.connect("clicked(bool)", self.onLoadSample)
         self.ui.progressBar.setVisible(False)
 
-        self.refreshModelChoices()
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
-        if self._poller is not None:
-            self._poller.discard = True
-            self._poller.cancel()
+        """Module reload or application exit: stop the worker; no callback reaches deleted widgets."""
+        if self._timer is not None:
+            self._timer.stop()
+        if self.panel is not None:
+            self.panel.shutdown()
         self.removeObservers()
 
     def enter(self) -> None:
@@ -215,16 +196,15 @@ class MedSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGui)
 
     def onSceneStartClose(self, caller, event) -> None:
-        if self._poller is not None:  # a run's result must not land in the next scene
-            self._poller.discard = True
-            self._poller.cancel()
+        if self.panel is not None:  # a run's result must not land in the next scene
+            self.panel.shutdown()
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event) -> None:
         if self.parent.isEntered:
             self.initializeParameterNode()
 
-    # --- parameter node -----------------------------------------------------------------
+    # --- parameter node -------------------------------------------------------------------------
 
     def initializeParameterNode(self) -> None:
         self.setParameterNode(self.logic.getParameterNode())
@@ -239,209 +219,136 @@ class MedSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGui)
         self._parameterNode = inputParameterNode
         if self._parameterNode:
+            if self.panel is None or self.panel.params is not self._parameterNode:
+                if self.panel is not None:
+                    self.panel.shutdown()
+                self.panel = panelModel.SuperResolvePanel(self._parameterNode, slicer.mrmlScene,
+                                                          show=self.logic.showSideBySide)
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
             self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGui)
-            self.ensureModelChosen()
+            self.fillModelList()
             self.updateGui()
 
-    # --- controls that follow the model and the mode -------------------------------------
+    # --- binding: widgets <- panel model --------------------------------------------------------
 
-    def refreshModelChoices(self) -> None:
-        """Fill the model list from the engine; before PyTorch is installed, say how to get it."""
+    def fillModelList(self) -> None:
         self._updatingGui = True
         try:
             self.ui.modelComboBox.clear()
-            if not device_info.torch_installed():
-                self._modelChoices = []
-                self.ui.modelComboBox.addItem(_("(models appear once PyTorch is installed)"))
-                self.ui.modelComboBox.enabled = False
-                return
-            self._scaleComboFor = None
-            self._modelChoices = [c for c in medsrChoices.model_choices() if c.usable]
-            for choice in self._modelChoices:
-                self.ui.modelComboBox.addItem(choice.label, choice.name)
-            self.ui.modelComboBox.enabled = True
+            for label, name in self.panel.model_items():
+                self.ui.modelComboBox.addItem(label, name)
+            self.ui.modelComboBox.enabled = self.panel.models_available
+            self._scaleItemsFor = None
         finally:
             self._updatingGui = False
-        self.ensureModelChosen()
-        self.updateGui()
-
-    def ensureModelChosen(self) -> None:
-        """An empty or unavailable model becomes the default one (first usable network, else bicubic)."""
-        if self._parameterNode and self._modelChoices and \
-                medsrChoices.find(self._modelChoices, self._parameterNode.model) is None:
-            self._parameterNode.model = medsrChoices.default_model(self._modelChoices)
-
-    def currentModelChoice(self):
-        return medsrChoices.find(self._modelChoices, self._parameterNode.model) if self._parameterNode else None
-
-    def onModelChanged(self, index: int) -> None:
-        if self._updatingGui or not self._parameterNode or not self._modelChoices or index < 0:
-            return
-        self._parameterNode.model = self.ui.modelComboBox.itemData(index)
-
-    def onScaleChanged(self, text: str) -> None:
-        if self._updatingGui or not self._parameterNode:
-            return
-        try:
-            self._parameterNode.scale = medsrChoices.parse_scale(text)
-            self.ui.scaleComboBox.toolTip = _("Upsampling factor along each scaled axis")
-        except ValueError as exc:
-            self.ui.scaleComboBox.toolTip = str(exc)
 
     def updateGui(self, caller=None, event=None) -> None:
-        """Bring the hand-managed controls (model, scale, axis, device line, button) in line with
-        the parameter node; the bound ones are handled by connectGui."""
-        if self._updatingGui or not self._parameterNode:
+        """Show the panel model's state in the hand-bound widgets (connectGui handles the others)."""
+        if self._updatingGui or self.panel is None or not self._parameterNode:
             return
         self._updatingGui = True
         try:
-            p = self._parameterNode
-            choice = self.currentModelChoice()
-            if choice is not None:
-                self.ui.modelComboBox.setCurrentIndex(self._modelChoices.index(choice))
-                if self._scaleComboFor != choice.name:  # rebuild only when the model changes (not while typing)
-                    self._scaleComboFor = choice.name
-                    scales, editable = medsrChoices.scale_options(choice)
-                    self.ui.scaleComboBox.clear()
-                    for s in scales:
-                        self.ui.scaleComboBox.addItem(f"{s:g}")
-                    self.ui.scaleComboBox.editable = editable
-                wanted = medsrChoices.pick_scale(choice, p.scale)
-                try:
-                    shown = medsrChoices.parse_scale(self.ui.scaleComboBox.currentText)
-                except ValueError:
-                    shown = None
-                if shown != wanted:
-                    self.ui.scaleComboBox.setCurrentText(f"{wanted:g}")
-                if wanted != p.scale:
-                    p.scale = wanted
-                self.ui.modelInfoLabel.text = choice.summary
-            usesAxis = medsrChoices.axis_applies(p.mode)
-            self.ui.axisLabel.setVisible(usesAxis)
-            self.ui.axisComboBox.setVisible(usesAxis)
-            if self._deviceStatusFor != p.device:
-                self._deviceStatusFor = p.device
-                self.ui.deviceStatusLabel.text = device_info.device_status(p.device)
-            self.ui.compareOptionsWidget.enabled = p.compareEnabled
-            if self._poller is None:
-                ready = bool(p.inputVolume)
-                self.ui.applyButton.enabled = ready
-                self.ui.applyButton.toolTip = _("Super-resolve the input volume") if ready else _(
-                    "Select an input volume")
+            panel = self.panel
+            names = [name for _, name in panel.model_items()]
+            if panel.params.model in names:
+                self.ui.modelComboBox.setCurrentIndex(names.index(panel.params.model))
+            items, editable = panel.scale_items()
+            if getattr(self, "_scaleItemsFor", None) != (panel.params.model, tuple(items)):
+                self._scaleItemsFor = (panel.params.model, tuple(items))
+                self.ui.scaleComboBox.clear()
+                for text in items:
+                    self.ui.scaleComboBox.addItem(text)
+                self.ui.scaleComboBox.editable = editable
+            if self.ui.scaleComboBox.currentText != panel.scale_text:
+                self.ui.scaleComboBox.setCurrentText(panel.scale_text)
+            self.ui.modelInfoLabel.text = panel.summary
+            self.ui.axisLabel.setVisible(panel.axis_visible)
+            self.ui.axisComboBox.setVisible(panel.axis_visible)
+            self.ui.compareOptionsWidget.enabled = panel.compare_options_enabled
+            self.ui.deviceStatusLabel.text = panel.device_line()
+            if self.ui.customWeightsPathLineEdit.currentPath != panel.params.customWeights:
+                self.ui.customWeightsPathLineEdit.currentPath = panel.params.customWeights
+            button = panel.button()
+            self.ui.applyButton.text = _(button.text)
+            self.ui.applyButton.enabled = button.enabled
+            self.ui.applyButton.toolTip = _(button.tooltip)
+            self.ui.progressBar.setVisible(panel.progress_visible)
+            self.ui.progressBar.value = panel.progress_percent
+            self.ui.statusLabel.text = panel.status
+            for line in panel.log[self._shownLogLines:]:
+                self.ui.logTextEdit.appendPlainText(line)
+            self._shownLogLines = len(panel.log)
         finally:
             self._updatingGui = False
 
-    # --- running --------------------------------------------------------------------------
+    # --- binding: widgets -> panel model --------------------------------------------------------
+
+    def onModelChanged(self, index: int) -> None:
+        if not self._updatingGui and self.panel is not None and index >= 0:
+            self.panel.choose_model(self.ui.modelComboBox.itemData(index))
+            self.updateGui()
+
+    def onScaleChanged(self, text: str) -> None:
+        if self._updatingGui or self.panel is None:
+            return
+        problem = self.panel.set_scale_text(text)
+        self.ui.scaleComboBox.toolTip = problem or _("Upsampling factor along each scaled axis")
+
+    def onCustomWeightsChanged(self, path: str) -> None:
+        if not self._updatingGui and self._parameterNode:
+            self._parameterNode.customWeights = path
+
+    def onLoadSample(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("The sample data could not be loaded."), waitCursor=True):
+            nodes = self.logic.loadSampleData()
+            if nodes and self._parameterNode:
+                self._parameterNode.inputVolume = nodes[-1]
+
+    # --- running --------------------------------------------------------------------------------
 
     def onApplyButton(self) -> None:
-        """Super-resolve, or cancel the run in progress."""
-        if self._poller is not None:
-            self._poller.cancel()
-            self.ui.applyButton.text = _("Cancelling...")
-            self.ui.applyButton.enabled = False
-            self.ui.statusLabel.text = _("Cancelling after the current batch...")
+        """Super-resolve, or cancel the run in progress (the panel model decides)."""
+        if self.panel.busy:
+            self.panel.apply()
+            self.updateGui()
             return
-        with slicer.util.tryWithErrorDisplay(_("Super-resolution could not start."), waitCursor=True):
-            if not self.logic.ensureDependencies(self.resourcePath("requirements.txt")):
-                self.ui.statusLabel.text = _("PyTorch is needed to run the models; nothing was changed.")
-                return
-            if not self._modelChoices:  # PyTorch was just installed: let the user choose a model first
-                self.refreshModelChoices()
-                self._deviceStatusFor = None
-                self.updateGui()
-                self.ui.statusLabel.text = _("PyTorch is installed. Check the model and scale, then click Super-resolve.")
-                return
-            self.startRun(self._parameterNode.model, outputVolume=self._parameterNode.outputVolume,
-                          onFinished=self.onSuperResolved)
+        if not device_info.torch_installed() or device_info.torch_too_old():
+            self.installDependencies()
+            return
+        self.panel.apply()
+        self._shownLogLines = 0
+        self.ui.logTextEdit.clear()
+        if self.panel.busy:
+            self._timer.start()
+        self.updateGui()
+        self.reportFailure()
 
-    def startRun(self, model: str, outputVolume, onFinished) -> None:
-        p = self._parameterNode
-        job, runner = self.logic.start(
-            p.inputVolume, outputVolume, model=model, scale=p.scale, mode=p.mode,
-            axis=medsrChoices.effective_axis(p.mode, p.axis), device=p.device, tile=p.tileSize or None)
-        self._poller = BackgroundRunPoller(job, runner, onFinished, self.onProgress)
-        self.ui.applyButton.text = _("Cancel")
-        self.ui.applyButton.toolTip = _("Stop after the current batch; nothing is added to the scene")
-        self.ui.progressBar.value = 0
-        self.ui.progressBar.setVisible(True)
-        self.ui.statusLabel.text = _("Running {model} on {device}...").format(
-            model=model, device=self.ui.deviceStatusLabel.text)
-
-    def onProgress(self, fraction: float, done: int, total: int) -> None:
-        self.ui.progressBar.value = int(round(100 * fraction))
-        if total and not self._poller.runner.cancel_requested:
-            self.ui.statusLabel.text = _("Batch {done} of {total}").format(done=done, total=total)
-
-    def endRun(self) -> None:
-        self._poller = None
-        self.ui.applyButton.text = _("Super-resolve")
-        self.ui.progressBar.setVisible(False)
+    def installDependencies(self) -> None:
+        """Install (or upgrade) PyTorch after the user confirms; declining is a status line, not an error."""
+        self.panel.begin_install()
+        self.updateGui()
+        installed, message = False, ""
+        with slicer.util.tryWithErrorDisplay(_("PyTorch could not be installed."), waitCursor=True):
+            installed = self.logic.ensureDependencies(self.resourcePath("requirements.txt"))
+            if not installed:
+                message = _("PyTorch is needed to run the models; nothing was installed or changed.")
+        self.panel.end_install(installed, message)
+        self.fillModelList()
         self.updateGui()
 
-    def reportError(self, error: BaseException) -> None:
-        from MedSRExtension.core.errors import Cancelled, MedSRError
-        if isinstance(error, Cancelled):
-            self.ui.statusLabel.text = _("Cancelled: nothing was added to the scene.")
-            return
-        self.ui.statusLabel.text = _("Failed: the scene is unchanged.")
-        if isinstance(error, MedSRError):
-            slicer.util.errorDisplay(str(error), windowTitle=_("MedSR"))
-        else:
-            detail = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-            slicer.util.errorDisplay(_("Super-resolution failed: {error}").format(error=error),
-                                     windowTitle=_("MedSR"), detailedText=detail)
+    def onPoll(self) -> None:
+        if self.panel is None or not self.panel.poll():
+            self._timer.stop()
+            self.reportFailure()
+        self.updateGui()
 
-    def onSuperResolved(self, outputNode, error) -> None:
-        p = self._parameterNode
-        if error is not None or p is None:
-            self.endRun()
-            if error is not None:
-                self.reportError(error)
-            return
-        self.ui.statusLabel.text = _("Created '{name}'.").format(name=outputNode.GetName())
-        if p.compareEnabled:
-            self._srNode = outputNode
-            try:
-                self.startRun(p.baselineModel, outputVolume=None, onFinished=self.onBaselineDone)
-            except Exception as exc:
-                self.endRun()
-                self.reportError(exc)
-                return
-            self.ui.statusLabel.text = _("Running the {baseline} baseline for comparison...").format(
-                baseline=p.baselineModel)
-            return
-        self.endRun()
-        if p.showSideBySide:
-            self.logic.showSideBySide(p.inputVolume, outputNode, p.referenceVolume, mode=p.mode, axis=p.axis)
+    def reportFailure(self) -> None:
+        """An unexpected error (not bad input) gets a dialog with its traceback; the rest stays in the status."""
+        outcome = self.panel.outcome if self.panel is not None else None
+        if outcome is not None and outcome.detail and not getattr(outcome, "reported", False):
+            outcome.reported = True
+            slicer.util.errorDisplay(self.panel.status, windowTitle=_("MedSR"), detailedText=outcome.detail)
 
-    def onBaselineDone(self, baselineNode, error) -> None:
-        self.endRun()
-        p = self._parameterNode
-        if error is not None or p is None:
-            if error is not None:
-                self.reportError(error)
-            return
-        results = None
-        slicer.app.setOverrideCursor(qt.Qt.WaitCursor)
-        try:
-            results = self.logic.compare(self._srNode, baselineNode, p.referenceVolume, p.referenceSegmentation,
-                                         p.segmentationMethod, mode=p.mode, axis=p.axis)
-            self.ui.statusLabel.text = _("Created '{name}' and its comparison table.").format(
-                name=self._srNode.GetName())
-        except Exception as exc:
-            self.ui.statusLabel.text = _("The comparison failed; '{name}' was kept.").format(name=self._srNode.GetName())
-            slicer.util.errorDisplay(_("The comparison failed: {error}").format(error=exc), windowTitle=_("MedSR"),
-                                     detailedText="".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
-        finally:
-            slicer.app.restoreOverrideCursor()
-        if not p.showSideBySide:
-            return
-        if results is not None and results.get("plan") is not None:
-            # baseline | SR (| reference), each view with its own segmentation, the table and chart below
-            self.logic.showSideBySide(baselineNode, self._srNode, plan=results["plan"])
-        else:
-            self.logic.showSideBySide(p.inputVolume, self._srNode, p.referenceVolume, mode=p.mode, axis=p.axis)
 
 #
 # MedSRLogic
@@ -461,82 +368,55 @@ class MedSRLogic(ScriptedLoadableModuleLogic):
     def getParameterNode(self):
         return MedSRParameterNode(super().getParameterNode())
 
-    # --- dependencies -------------------------------------------------------------------
+    # --- dependencies -----------------------------------------------------------------------------
 
     def ensureDependencies(self, requirementsPath: Optional[str] = None, askConfirmation: bool = True) -> bool:
-        """Install PyTorch and the packages of requirements.txt if missing, after the user confirms
-        (``askConfirmation=False`` installs without asking, for tests and scripts).
-
-        PyTorch comes through the PyTorch extension when present (it picks the CUDA build that fits
-        the driver), else from PyPI. Returns False when the user declines."""
+        """Install PyTorch (or upgrade one older than the minimum) and the packages of requirements.txt,
+        after the user confirms (``askConfirmation=False`` installs without asking, for tests and
+        scripts). Returns False when the user declines."""
         if requirementsPath is None:
             requirementsPath = os.path.join(os.path.dirname(os.path.abspath(__file__)), "Resources", "requirements.txt")
-        if not device_info.torch_installed():
+        if not device_info.torch_installed() or device_info.torch_too_old():
             if not self._installTorch(askConfirmation):
                 return False
         if os.path.exists(requirementsPath):
-            self._installRequirements(requirementsPath, askConfirmation)
-        return True
+            import slicer.packaging as packaging
+            try:
+                packaging.pip_ensure(packaging.load_requirements(requirementsPath), prompt_install=askConfirmation,
+                                     skip_in_testing=False, requester="MedSR")
+            except RuntimeError:  # the user declined
+                return False
+        return device_info.torch_installed() and not device_info.torch_too_old()
 
     def _installTorch(self, askConfirmation: bool) -> bool:
-        try:
-            import PyTorchUtils
-        except ImportError:
-            PyTorchUtils = None
-        if PyTorchUtils is not None:
-            torchLogic = PyTorchUtils.PyTorchUtilsLogic()
-            if torchLogic.torchInstalled():
-                return True
-            torch = torchLogic.installTorch(askConfirmation=askConfirmation, torchVersionRequirement=TORCH_REQUIREMENT)
-            return torch is not None
-        if askConfirmation and not slicer.util.confirmOkCancelDisplay(
-                _("MedSR needs PyTorch, which is not installed. Download and install it now from PyPI "
-                  "(about 1-3 GB; several minutes)?\n\nFor the GPU build that fits your NVIDIA driver, "
-                  "install the PyTorch extension instead and click Super-resolve again."),
-                windowTitle=_("MedSR: install PyTorch")):
+        """PyTorch through light-the-torch (which picks the CUDA build that fits the NVIDIA driver, or the
+        CPU build), without torchvision, which MedSR does not use."""
+        old = device_info.torch_version()
+        question = (_("MedSR needs PyTorch {minimum} or newer; PyTorch {old} is installed. Upgrade it now "
+                      "(about 1-3 GB; several minutes)? Restart Slicer afterwards.").format(
+                        minimum=device_info.MINIMUM_TORCH, old=old) if old else
+                    _("MedSR needs PyTorch, which is not installed. Download and install it now (about 1-3 GB; "
+                      "several minutes)? The build that fits your GPU driver is chosen automatically."))
+        if askConfirmation and not slicer.util.confirmOkCancelDisplay(question, windowTitle=_("MedSR: PyTorch")):
             return False
-        self._pipInstall([f"torch{TORCH_REQUIREMENT}"])
+        requirement = f"torch>={device_info.MINIMUM_TORCH}"
+        try:
+            slicer.util.pip_install("light-the-torch>=0.5")
+            python = shutil.which("PythonSlicer") or sys.executable
+            proc = slicer.util.launchConsoleProcess([python, "-m", "light_the_torch", "install", requirement])
+            slicer.util.logProcessOutput(proc)
+        except Exception as exc:  # light-the-torch unavailable (e.g. offline mirror): plain pip
+            logging.warning(f"MedSR: light-the-torch failed ({exc}); installing {requirement} with pip")
+            slicer.util.pip_install(requirement)
         return device_info.torch_installed()
 
-    def _installRequirements(self, requirementsPath: str, askConfirmation: bool) -> None:
-        try:
-            import slicer.packaging as packaging
-        except ImportError:
-            packaging = None
-        if packaging is not None and hasattr(packaging, "pip_ensure"):
-            packaging.pip_ensure(packaging.load_requirements(requirementsPath), prompt_install=askConfirmation,
-                                 skip_in_testing=askConfirmation, requester="MedSR")
-            return
-        import importlib.metadata
-        import re
-        missing = []
-        with open(requirementsPath, encoding="utf-8") as f:
-            for line in f:
-                line = line.split("#", 1)[0].strip()
-                name = re.match(r"[A-Za-z0-9_.\-]+", line)
-                if not name:
-                    continue
-                try:
-                    importlib.metadata.version(name.group(0))
-                except importlib.metadata.PackageNotFoundError:
-                    missing.append(line)
-        if missing and (not askConfirmation or slicer.util.confirmOkCancelDisplay(
-                _("MedSR needs these Python packages: {packages}. Install them now?").format(
-                    packages=", ".join(missing)), windowTitle=_("MedSR: install packages"))):
-            self._pipInstall(missing)
+    # --- sample data --------------------------------------------------------------------------------
 
-    @staticmethod
-    def _pipInstall(requirements: list) -> None:
-        try:
-            import slicer.packaging as packaging
-        except ImportError:
-            packaging = None
-        if packaging is not None and hasattr(packaging, "pip_ensure"):
-            packaging.pip_ensure(requirements, prompt_install=False, requester="MedSR")
-        else:
-            slicer.util.pip_install(requirements)
+    def loadSampleData(self) -> list:
+        """Load the sample volumes that ship with MedSR (no download); returns the new nodes."""
+        return [slicer.util.loadVolume(path) for path in sampleData.sample_files(SAMPLE_DATA_DIR)]
 
-    # --- processing -----------------------------------------------------------------------
+    # --- processing -------------------------------------------------------------------------------
 
     def process(self, inputVolume, outputVolume=None, model: str = "bicubic", scale: float = 2.0,
                 mode: str = "inplane", axis: str = "auto", device: str = "auto", tile: Optional[int] = None,
@@ -544,8 +424,8 @@ class MedSRLogic(ScriptedLoadableModuleLogic):
                 **engineOptions):
         """Super-resolve ``inputVolume``; returns the output node (a new one unless ``outputVolume``).
 
-        With ``waitForCompletion=False`` the run goes to a worker thread and this returns a poller
-        at once: ``poller.cancel()`` stops it, and ``onFinished(outputNode, error)`` is called on the
+        With ``waitForCompletion=False`` the run goes to a worker process and this returns its runner
+        at once: ``runner.cancel()`` stops it, and ``onFinished(outputNode, error)`` is called on the
         main thread at the end (the node is created only then, so a cancel adds nothing)."""
         from MedSRLib import process
         options = dict(model=model, scale=scale, mode=mode, axis=axis, device=device, tile=tile, **engineOptions)
@@ -555,9 +435,17 @@ class MedSRLogic(ScriptedLoadableModuleLogic):
             if showResult:
                 self.showSideBySide(inputVolume, outputNode, mode=mode, axis=axis)
             return outputNode
-        job, runner = self.start(inputVolume, outputVolume, **options)
+        job, runner = process.start_superresolve(inputVolume, outputNode=outputVolume, progress=progress, **options)
 
-        def finished(outputNode, error):
+        def poll():
+            if not runner.done:
+                qt.QTimer.singleShot(POLL_INTERVAL_MS, poll)
+                return
+            outputNode, error = None, None
+            try:
+                outputNode = process.finish_superresolve(job, runner)
+            except Exception as exc:  # reported to onFinished, with the scene unchanged
+                error = exc
             if outputNode is not None and showResult:
                 self.showSideBySide(inputVolume, outputNode, mode=mode, axis=axis)
             if onFinished is not None:
@@ -565,21 +453,14 @@ class MedSRLogic(ScriptedLoadableModuleLogic):
             elif error is not None:
                 logging.error(f"MedSR: {error}")
 
-        return BackgroundRunPoller(job, runner, finished)
-
-    def start(self, inputVolume, outputVolume=None, **options):
-        """Start a background run (reads the input now, on the main thread); returns (job, runner)."""
-        from MedSRLib import process
-        return process.start_superresolve(inputVolume, outputNode=outputVolume, **options)
+        qt.QTimer.singleShot(POLL_INTERVAL_MS, poll)
+        return runner
 
     def compare(self, srNode, baselineNode, referenceVolume=None, referenceSegmentation=None, method: str = "otsu3",
                 mode: str = "inplane", axis: str = "auto"):
         """Segment the result and the baseline (and the reference) and tabulate the metrics; returns
         MedSRLib.comparison's result (segmentation, table and chart nodes, and a layout plan)."""
-        try:
-            from MedSRLib import comparison
-        except ImportError:
-            raise RuntimeError(_("The comparison is not available in this build of MedSR."))
+        from MedSRLib import comparison
         return comparison.compare_nodes(srNode, baselineNode, referenceNode=referenceVolume,
                                         referenceSegmentationNode=referenceSegmentation, method=method,
                                         scene=slicer.mrmlScene, mode=mode, axis=axis)

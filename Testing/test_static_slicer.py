@@ -9,6 +9,8 @@ import json
 import os
 import py_compile
 import re
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -181,14 +183,22 @@ def test_module_compiles_and_medsrlib_never_imports_qt(tmp_path):
 
 
 def test_module_never_imports_torch_at_import_time():
+    """MedSR.py must open before PyTorch is installed: its top-level imports, run in a fresh
+    interpreter, must not load torch."""
     tree = ast.parse(_read(MODULE_PY))
     top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
     modules = [a.name for n in top if isinstance(n, ast.Import) for a in n.names] + \
               [n.module for n in top if isinstance(n, ast.ImportFrom)]
     assert all(m.split(".")[0] not in ("torch", "MedSRExtension") for m in modules), modules
     assert {m for m in modules if m.startswith("MedSRLib")} <= {"MedSRLib"}, modules
-    lib_imports = {a.name for n in top if isinstance(n, ast.ImportFrom) and n.module == "MedSRLib" for a in n.names}
-    assert lib_imports <= {"choices", "device_info"}, f"MedSR.py imports torch-dependent MedSRLib parts: {lib_imports}"
+    lib_imports = sorted({a.name for n in top if isinstance(n, ast.ImportFrom) and n.module == "MedSRLib"
+                          for a in n.names})
+    assert lib_imports, "MedSR.py imports nothing from MedSRLib"
+    code = (f"import sys; sys.path[:0] = [{ROOT!r}, {MODULE!r}]\n"
+            + "".join(f"import MedSRLib.{name}\n" for name in lib_imports)
+            + "assert 'torch' not in sys.modules, 'torch was imported'\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"importing MedSRLib.{lib_imports} loads torch: {result.stderr[-500:]}"
 
 
 def test_requirements_are_plain_pip_requirements_without_torch():

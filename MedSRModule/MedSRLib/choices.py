@@ -9,6 +9,7 @@ MODES = ("inplane", "throughplane", "volumetric")
 AXES = ("auto", "i", "j", "k")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 BASELINES = ("bicubic", "bspline", "lanczos", "linear", "nearest")
+SEGMENTATION_METHODS = ("otsu3", "otsu2", "otsu4", "otsu5")
 #: Scales listed for models that accept any real factor (the user may type another one).
 ARBITRARY_SCALE_PRESETS = (2.0, 3.0, 4.0)
 

@@ -8,7 +8,7 @@ scene it was given; callers pass a fresh or cleared scene.
 from __future__ import annotations
 
 import functools
-import threading
+import time
 from typing import Optional
 
 import numpy as np
@@ -130,24 +130,33 @@ def check_oblique_roundtrip(scene, model: str = "bicubic", scale: float = 2.0, m
     return out
 
 
+def slow_sample(sample: Optional[Volume] = None, slices: int = 48, size: int = 128) -> Volume:
+    """``sample`` tiled to ``slices`` slices of ``size``² pixels: long enough for an untrained EDSR
+    to run for seconds on a CPU, so a check can act on a run in progress."""
+    base = (sample if sample is not None else sample_volume()).array.astype(np.float32)
+    reps = [-(-slices // base.shape[0]), -(-size // base.shape[1]), -(-size // base.shape[2])]
+    return Volume(np.tile(base, reps)[:slices, :size, :size].copy(), (1.0, 1.0, 1.0))
+
+
 def check_cancel_leaves_scene_unchanged(scene, sample: Optional[Volume] = None) -> None:
-    """Cancel from the main thread while a background run is between batches: the run stops with
-    Cancelled, no node or hierarchy item is added, the input is intact."""
-    node = add_oblique_node(scene, sample)
+    """Cancel a run in its worker process once it has reported progress: the worker (a process of
+    its own) ends within seconds, the run ends with Cancelled, no node or hierarchy item is added,
+    its temporary files are gone and the input is intact."""
+    import os
+    node = add_oblique_node(scene, slow_sample(sample))
     before, size = _snapshot(node), _scene_size(scene)
-    first_batch, resume = threading.Event(), threading.Event()
-
-    def progress(done: int, total: int) -> None:  # runs on the worker thread
-        if done == 1:
-            first_batch.set()
-            resume.wait(60)
-
-    job, runner = process.start_superresolve(node, model="bicubic", scale=2.0, device="cpu", batch=1,
-                                             progress=progress)
-    assert first_batch.wait(60), "the background run never reported its first batch"
+    job, runner = process.start_superresolve(node, model="edsr", weights="random", preset="light", scale=2.0,
+                                             device="cpu", batch=1)
+    folder = runner.folder
+    assert runner.pid is not None and runner.pid != os.getpid(), "the run is not in a worker process"
+    deadline = time.monotonic() + 120
+    while runner.progress[0] < 1 and not runner.done and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not runner.done, f"the run ended before it could be cancelled: {runner.error}"
     runner.cancel()
-    resume.set()
-    assert runner.wait(60), "the background run did not stop after cancel"
+    cancelled_at = time.monotonic()
+    assert runner.wait(30), "the worker did not end after cancel"
+    assert time.monotonic() - cancelled_at < 10, "cancel took more than 10 s to end the worker"
     done, total = runner.progress
     assert total > 1 and done < total, f"the run was not stopped mid-way (done {done} of {total} batches)"
     try:
@@ -157,6 +166,7 @@ def check_cancel_leaves_scene_unchanged(scene, sample: Optional[Volume] = None) 
     else:
         raise AssertionError("a cancelled run still produced an output node")
     assert _scene_size(scene) == size, f"cancel changed the scene: {size} -> {_scene_size(scene)} (nodes, items)"
+    assert not os.path.exists(folder), f"the cancelled run left its temporary folder {folder}"
     _assert_untouched(node, before)
 
 

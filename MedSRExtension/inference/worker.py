@@ -1,0 +1,149 @@
+"""The worker process: runs ``super_resolve`` on a request folder and reports on stdout.
+
+Why a process: inside 3D Slicer the main thread holds Python's GIL while it idles in the Qt event
+loop, so a worker *thread* only runs between the GUI's polls (measured 65x slower). A separate
+process runs at full speed, can be killed at once (Cancel), and a crash in it (out of memory, a GPU
+driver fault) cannot take the application down.
+
+Protocol (one request folder, private to one run):
+
+- ``input.npy``: the voxels [k, j, i] (saved without pickle); ``request.json``: the geometry
+  (spacing, origin, direction in LPS, written with ``repr`` so it round-trips exactly) and the
+  ``super_resolve`` keyword options.
+- The worker prints events as lines ``MEDSR-EVENT {json}`` on stdout: ``progress`` (done, total),
+  ``log`` (message), ``result`` (the result files are complete), ``error`` (kind, message). Any
+  other output (warnings, library messages) is log text.
+- On success ``result.npy`` and ``result.json`` exist (written under temporary names and renamed).
+
+Run as ``python -m MedSRExtension.inference.worker FOLDER``. Never imports slicer, vtk or qt.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+import warnings
+from typing import Any, Optional
+
+import numpy as np
+
+from MedSRExtension.core.errors import MedSRError
+from MedSRExtension.core.volume import Volume
+
+EVENT_PREFIX = "MEDSR-EVENT "
+REQUEST, INPUT, RESULT, RESULT_META = "request.json", "input.npy", "result.npy", "result.json"
+
+
+def _geometry(volume: Volume) -> dict:
+    return {"spacing": [float(s) for s in volume.spacing], "origin": [float(o) for o in volume.origin],
+            "direction": np.asarray(volume.direction, dtype=float).tolist()}
+
+
+def _volume(array: np.ndarray, meta: dict) -> Volume:
+    return Volume(array, tuple(meta["spacing"]), tuple(meta["origin"]), np.array(meta["direction"], dtype=float))
+
+
+def _save_npy(folder: str, name: str, array: np.ndarray) -> None:
+    tmp = os.path.join(folder, f".{name}.part")
+    with open(tmp, "wb") as f:
+        np.save(f, np.ascontiguousarray(array), allow_pickle=False)
+    os.replace(tmp, os.path.join(folder, name))
+
+
+def _save_json(folder: str, name: str, data: dict) -> None:
+    tmp = os.path.join(folder, f".{name}.part")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f)
+    os.replace(tmp, os.path.join(folder, name))
+
+
+def write_request(folder: str, volume: Volume, options: dict) -> None:
+    """Write ``volume`` (exact geometry) and the JSON-serialisable ``options`` into ``folder``."""
+    try:
+        json.dumps(options)
+    except TypeError as exc:
+        raise MedSRError(f"a run option cannot be passed to the worker process ({exc}); use plain values") from None
+    _save_npy(folder, INPUT, volume.array)
+    _save_json(folder, REQUEST, {"geometry": _geometry(volume), "options": options})
+
+
+def read_result(folder: str) -> Volume:
+    """The result Volume of a finished run in ``folder``."""
+    with open(os.path.join(folder, RESULT_META), encoding="utf-8") as f:
+        meta = json.load(f)
+    return _volume(np.load(os.path.join(folder, RESULT), allow_pickle=False), meta["geometry"])
+
+
+def parse_event(line: str) -> Optional[dict]:
+    """The event of one stdout line, or None for plain log text."""
+    if not line.startswith(EVENT_PREFIX):
+        return None
+    try:
+        event = json.loads(line[len(EVENT_PREFIX):])
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) and "event" in event else None
+
+
+def emit(event: str, **fields: Any) -> None:
+    """Print one event line and flush it, so the reader sees it at once."""
+    sys.stdout.write(EVENT_PREFIX + json.dumps({"event": event, **fields}) + "\n")
+    sys.stdout.flush()
+
+
+def _size(volume: Volume) -> str:
+    return "x".join(str(n) for n in volume.shape_ijk)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    emit("log", message=f"warning: {message}")
+
+
+def run(folder: str) -> int:
+    """Serve the request in ``folder``; returns the process exit status (0, 2 bad input, 1 failure)."""
+    warnings.showwarning = _show_warning
+    try:
+        with open(os.path.join(folder, REQUEST), encoding="utf-8") as f:
+            request = json.load(f)
+        volume = _volume(np.load(os.path.join(folder, INPUT), allow_pickle=False), request["geometry"])
+        options = dict(request["options"])
+        import torch
+
+        from MedSRExtension.inference.devices import describe, resolve_device
+        from MedSRExtension.inference.engine import super_resolve
+        device = options.get("device", "auto")
+        emit("log", message=f"worker pid {os.getpid()}, torch {torch.__version__}, "
+                            f"device {describe(resolve_device(device))}")
+        emit("log", message=f"model {options.get('model')}, scale {options.get('scale')}, mode "
+                            f"{options.get('mode', 'inplane')}, input {_size(volume)} voxels")
+        start = time.perf_counter()
+        result = super_resolve(volume, progress=lambda done, total: emit("progress", done=done, total=total),
+                               **options)
+        _save_npy(folder, RESULT, result.array)
+        _save_json(folder, RESULT_META, {"geometry": _geometry(result)})
+        emit("log", message=f"done in {time.perf_counter() - start:.1f} s: "
+                            f"{_size(result)} voxels")
+        emit("result")
+        return 0
+    except MedSRError as exc:
+        emit("error", kind="MedSRError", message=str(exc))
+        return 2
+    except Exception as exc:  # reported to the GUI with the traceback in the log
+        for text in traceback.format_exc().splitlines():
+            emit("log", message=text)
+        emit("error", kind=type(exc).__name__, message=str(exc))
+        return 1
+
+
+def main(argv: Optional[list] = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or not os.path.isdir(args[0]):
+        print("usage: python -m MedSRExtension.inference.worker REQUEST_FOLDER", file=sys.stderr)
+        return 2
+    return run(args[0])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,425 @@
+"""The MedSR panel as a Qt-free model: what it offers, what it shows, and what a click does.
+
+The Slicer widget (MedSR.py) and the browser UI bind their controls to one ``SuperResolvePanel``;
+neither holds behaviour of its own. The panel reads and writes a parameter object with the fields of
+``PanelParameters`` (in Slicer: the module's parameter node, which has the same fields), runs the
+engine through worker processes (``process.start_superresolve``) and follows them from ``poll()``,
+which the GUI calls from a timer on the main thread.
+
+Run states: idle -> (installing ->) running -> cancelling -> done | failed | idle (cancelled).
+A run with Compare on is two worker runs (the chosen model, then the baseline); no node is added to
+the scene until both succeeded, so a cancelled or failed run leaves the scene as it was.
+"""
+from __future__ import annotations
+
+import enum
+import traceback
+from dataclasses import dataclass, field, fields
+from typing import Callable, Optional
+
+from MedSRExtension.core.errors import Cancelled, MedSRError
+
+from . import choices, device_info
+
+#: Called with (inputNode, outputNode, referenceNode, mode, axis, plan) to show the result.
+ShowCallback = Callable[..., None]
+
+
+@dataclass
+class PanelParameters:
+    """The panel's settings outside Slicer (tests, the browser UI); the same fields, names and
+    defaults as ``MedSRParameterNode`` in MedSR.py (a static test keeps them in step)."""
+    inputVolume: object = None
+    outputVolume: object = None
+    model: str = ""
+    scale: float = 2.0
+    mode: str = "inplane"
+    axis: str = "auto"
+    device: str = "auto"
+    tileSize: int = 0
+    customWeights: str = ""
+    showSideBySide: bool = True
+    compareEnabled: bool = False
+    baselineModel: str = "bicubic"
+    referenceVolume: object = None
+    referenceSegmentation: object = None
+    segmentationMethod: str = "otsu3"
+
+
+PARAMETER_NAMES = tuple(f.name for f in fields(PanelParameters))
+
+
+class State(str, enum.Enum):
+    IDLE = "idle"
+    INSTALLING = "installing"
+    RUNNING = "running"
+    CANCELLING = "cancelling"
+    DONE = "done"
+    FAILED = "failed"
+
+
+BUSY = (State.INSTALLING, State.RUNNING, State.CANCELLING)
+
+
+@dataclass(frozen=True)
+class Button:
+    text: str
+    enabled: bool
+    tooltip: str
+
+
+@dataclass
+class _Step:
+    """One worker run of a request: the chosen model, or the comparison's baseline."""
+    role: str              # "result" or "baseline"
+    model: str
+    output_node: object
+    job: object = None
+    runner: object = None
+    log_seen: int = 0
+
+
+@dataclass
+class Outcome:
+    """What the last run left in the scene."""
+    output_node: object = None
+    baseline_node: object = None
+    comparison: Optional[dict] = None
+    error: Optional[BaseException] = None
+    detail: str = ""           # a traceback, for errors that are not MedSRError
+
+
+class SuperResolvePanel:
+    """The behaviour of the MedSR panel, bound to a parameter object and a scene.
+
+    Args:
+        params: the parameter node (Slicer) or a ``PanelParameters``.
+        scene: the MRML scene the nodes live in.
+        show: called to show the result side by side (the Logic's ``showSideBySide``); None: don't.
+        records: the model records (default: the engine's ``list_models()``), for tests.
+        torch_ready: whether PyTorch can be imported (default: checked without importing it).
+    """
+
+    def __init__(self, params, scene, show: Optional[ShowCallback] = None, records: Optional[list] = None,
+                 torch_ready: Optional[Callable[[], bool]] = None):
+        self.params, self.scene, self._show = params, scene, show
+        self._records = records
+        self._torch_ready = torch_ready or device_info.torch_installed
+        self.state = State.IDLE
+        self.status = ""
+        self.log: list[str] = []
+        self.outcome = Outcome()
+        self._steps: list[_Step] = []
+        self._device_line: Optional[tuple[str, str]] = None
+        self.model_choices: list[choices.ModelChoice] = []
+        self.refresh_models()
+
+    # --- what the panel offers ------------------------------------------------------------------
+
+    def refresh_models(self) -> None:
+        """Fill the model list from the engine (empty until PyTorch is installed)."""
+        self.model_choices = [c for c in choices.model_choices(self._records) if c.usable] \
+            if self._torch_ready() else []
+        self.ensure_model()
+
+    @property
+    def models_available(self) -> bool:
+        return bool(self.model_choices)
+
+    def model_items(self) -> list[tuple[str, str]]:
+        """(label, name) per offered model; a single placeholder before PyTorch is installed."""
+        if not self.model_choices:
+            return [("(models appear once PyTorch is installed)", "")]
+        return [(c.label, c.name) for c in self.model_choices]
+
+    def ensure_model(self) -> None:
+        """An empty or unavailable model becomes the default one, and the scale one it supports."""
+        if not self.model_choices:
+            return
+        if choices.find(self.model_choices, self.params.model) is None:
+            self.params.model = choices.default_model(self.model_choices)
+        self._follow_scale()
+
+    def choose_model(self, name: str) -> None:
+        if self.busy or choices.find(self.model_choices, name) is None:
+            return
+        self.params.model = name
+        self._follow_scale()
+
+    @property
+    def current_choice(self) -> Optional[choices.ModelChoice]:
+        return choices.find(self.model_choices, self.params.model)
+
+    def _follow_scale(self) -> None:
+        choice = self.current_choice
+        if choice is not None:
+            wanted = choices.pick_scale(choice, self.params.scale)
+            if wanted != self.params.scale:
+                self.params.scale = wanted
+
+    def scale_items(self) -> tuple[list[str], bool]:
+        """(scales to list, whether another factor may be typed) for the chosen model."""
+        choice = self.current_choice
+        if choice is None:
+            return [f"{self.params.scale:g}"], False
+        scales, editable = choices.scale_options(choice)
+        return [f"{s:g}" for s in scales], editable
+
+    def set_scale_text(self, text: str) -> Optional[str]:
+        """Take a typed or chosen scale; returns the reason it was refused, or None."""
+        try:
+            value = choices.parse_scale(text)
+        except ValueError as exc:
+            return str(exc)
+        choice = self.current_choice
+        if choice is not None and choice.scales is not None and value not in choice.scales:
+            return f"{choice.name} runs at x{', x'.join(f'{s:g}' for s in choice.scales)} only"
+        self.params.scale = value
+        return None
+
+    @property
+    def scale_text(self) -> str:
+        return f"{self.params.scale:g}"
+
+    @property
+    def summary(self) -> str:
+        choice = self.current_choice
+        return choice.summary if choice is not None else ""
+
+    @property
+    def axis_visible(self) -> bool:
+        return choices.axis_applies(self.params.mode)
+
+    @property
+    def compare_options_enabled(self) -> bool:
+        return bool(self.params.compareEnabled)
+
+    def device_line(self) -> str:
+        """The device a run would use (cached per device choice: probing CUDA takes a moment)."""
+        if self._device_line is None or self._device_line[0] != self.params.device:
+            self._device_line = (self.params.device, device_info.device_status(self.params.device))
+        return self._device_line[1]
+
+    # --- validation and the Apply button ------------------------------------------------------
+
+    def validation_message(self) -> Optional[str]:
+        """Why Super-resolve cannot run now, or None. Checked again when it is clicked."""
+        p = self.params
+        if not p.inputVolume:
+            return "Select an input volume"
+        if p.outputVolume and p.outputVolume is p.inputVolume:
+            return "The output is the input volume: choose another output or 'Create new volume'"
+        if self.model_choices and self.current_choice is None:
+            return f"Model '{p.model}' is not available; choose another"
+        if p.compareEnabled and p.baselineModel == p.model:
+            return "The baseline is the chosen model: choose another baseline to compare against"
+        return None
+
+    @property
+    def busy(self) -> bool:
+        return self.state in BUSY
+
+    def button(self) -> Button:
+        if self.state == State.RUNNING:
+            return Button("Cancel", True, "Stop the run now; nothing is added to the scene")
+        if self.state == State.CANCELLING:
+            return Button("Cancelling...", False, "Stopping the worker process")
+        if self.state == State.INSTALLING:
+            return Button("Installing...", False, "Installing the packages MedSR needs")
+        problem = self.validation_message()
+        return Button("Super-resolve", problem is None, problem or "Super-resolve the input volume")
+
+    @property
+    def progress_visible(self) -> bool:
+        return self.state in (State.RUNNING, State.CANCELLING)
+
+    @property
+    def progress_percent(self) -> int:
+        """Progress over the whole request (both runs when comparing)."""
+        if not self._steps:
+            return 0
+        total = len(self._steps)
+        done = sum(1 for s in self._steps if s.runner is not None and s.runner.done)
+        current = next((s for s in self._steps if s.runner is not None and not s.runner.done), None)
+        fraction = (done + (current.runner.fraction if current is not None else 0.0)) / total
+        return int(round(100 * min(1.0, fraction)))
+
+    # --- dependencies ---------------------------------------------------------------------------
+
+    def begin_install(self) -> None:
+        self.state = State.INSTALLING
+        self.status = "Installing PyTorch and the packages MedSR needs..."
+
+    def end_install(self, installed: bool, message: str = "") -> None:
+        """After the install step: declined or failed gives a calm one-line status, no dialog."""
+        self.state = State.IDLE
+        if not installed:
+            self.status = message or "PyTorch is needed to run the models; nothing was installed or changed."
+            return
+        self.refresh_models()
+        self._device_line = None
+        self.status = "PyTorch is ready. Check the model and scale, then click Super-resolve."
+
+    # --- running --------------------------------------------------------------------------------
+
+    def apply(self) -> State:
+        """The Apply button: start a run, or cancel the one in progress. Returns the new state."""
+        if self.state == State.RUNNING:
+            return self.cancel()
+        if self.busy:
+            return self.state
+        problem = self.validation_message()
+        if problem is not None:
+            self.status = problem
+            return self.state
+        p = self.params
+        self.outcome = Outcome()
+        self.log = []
+        self._steps = [_Step("result", p.model, p.outputVolume)]
+        if p.compareEnabled:
+            self._steps.append(_Step("baseline", p.baselineModel, None))
+        try:
+            self._start(self._steps[0])
+        except Exception as exc:  # refused before any work: nothing was added
+            self._fail(exc)
+            return self.state
+        self.state = State.RUNNING
+        return self.state
+
+    def options_for(self, step: _Step) -> dict:
+        """The engine options of one run, from the parameters."""
+        p = self.params
+        options = dict(model=step.model, scale=float(p.scale), mode=p.mode,
+                       axis=choices.effective_axis(p.mode, p.axis), device=p.device, tile=int(p.tileSize) or None)
+        if step.role == "result" and p.customWeights:
+            from MedSRExtension.zoo.custom_weights import check_custom_weights
+            options["preset"] = check_custom_weights(p.customWeights, step.model, float(p.scale))
+            options["weights"] = p.customWeights
+        return options
+
+    def _start(self, step: _Step) -> None:
+        from . import process
+        options = self.options_for(step)
+        self._log(f"Starting {step.model} x{options['scale']:g} ({options['mode']}) on '{self.params.inputVolume.GetName()}'")
+        step.job, step.runner = process.start_superresolve(self.params.inputVolume, outputNode=step.output_node,
+                                                           **options)
+        self._log(f"worker process {step.runner.pid} started")
+        self.status = f"Running {step.model} on {self.device_line()}..."
+
+    def cancel(self) -> State:
+        if self.state == State.RUNNING:
+            for step in self._steps:
+                if step.runner is not None and not step.runner.done:
+                    step.runner.cancel()
+            self.state = State.CANCELLING
+            self.status = "Cancelling..."
+        return self.state
+
+    def poll(self) -> bool:
+        """Move the run on (call from a timer on the main thread); True while it is still busy."""
+        if self.state not in (State.RUNNING, State.CANCELLING):
+            return self.busy
+        current = next((s for s in self._steps if s.runner is not None and not s.runner.done), None)
+        if current is not None:
+            self._take_log(current)
+            if self.state == State.RUNNING:
+                done, total = current.runner.progress
+                if total:
+                    self.status = f"{current.model}: batch {done} of {total}"
+            return True
+        last = self._steps_started()[-1]
+        self._take_log(last)
+        if last.runner.error is not None:
+            self._end_with_error(last.runner.error)
+            return False
+        following = next((s for s in self._steps if s.runner is None), None)
+        if following is not None and self.state == State.RUNNING:
+            try:
+                self._start(following)
+            except Exception as exc:
+                self._fail(exc)
+                return False
+            return True
+        self._finish_all()
+        return False
+
+    def _steps_started(self) -> list[_Step]:
+        return [s for s in self._steps if s.runner is not None]
+
+    def _take_log(self, step: _Step) -> None:
+        lines = list(step.runner.log)
+        for line in lines[step.log_seen:]:
+            self._log(f"[{step.model}] {line}")
+        step.log_seen = len(lines)
+
+    def _finish_all(self) -> None:
+        """Every run succeeded: create the nodes, compare, show. The result node is kept even if the
+        comparison fails (it is a finished result); the failure is reported."""
+        from . import process
+        try:
+            nodes_made = {s.role: process.finish_superresolve(s.job, s.runner) for s in self._steps}
+        except Exception as exc:
+            self._fail(exc)
+            return
+        self.outcome = Outcome(output_node=nodes_made["result"], baseline_node=nodes_made.get("baseline"))
+        out = self.outcome.output_node
+        self.state = State.DONE
+        self.status = f"Created '{out.GetName()}'."
+        self._log(self.status)
+        p = self.params
+        plan = None
+        if self.outcome.baseline_node is not None:
+            try:
+                self.outcome.comparison = self._compare()
+                plan = self.outcome.comparison.get("plan")
+                self.status = f"Created '{out.GetName()}' and its comparison table."
+            except Exception as exc:
+                self.outcome.error = exc
+                self.outcome.detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+                self.status = f"The comparison failed ({exc}); '{out.GetName()}' was kept."
+            self._log(self.status)
+        if p.showSideBySide and self._show is not None:
+            if plan is not None:
+                self._show(self.outcome.baseline_node, out, plan=plan)
+            else:
+                self._show(p.inputVolume, out, p.referenceVolume, mode=p.mode, axis=p.axis)
+
+    def _compare(self) -> dict:
+        from . import comparison
+        p = self.params
+        return comparison.compare_nodes(self.outcome.output_node, self.outcome.baseline_node,
+                                        referenceNode=p.referenceVolume,
+                                        referenceSegmentationNode=p.referenceSegmentation,
+                                        method=p.segmentationMethod, scene=self.scene, mode=p.mode, axis=p.axis)
+
+    def _end_with_error(self, error: BaseException) -> None:
+        if isinstance(error, Cancelled):
+            self.state = State.IDLE
+            self.status = "Cancelled: nothing was added to the scene."
+            self._log(self.status)
+            self.outcome = Outcome(error=error)
+            return
+        self._fail(error)
+
+    def _fail(self, error: BaseException) -> None:
+        self.state = State.FAILED
+        detail = "" if isinstance(error, MedSRError) else \
+            "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        self.outcome = Outcome(error=error, detail=detail)
+        self.status = f"Failed: {error}" if isinstance(error, MedSRError) else \
+            f"Failed ({type(error).__name__}: {error}); the scene is unchanged."
+        self._log(self.status)
+
+    def _log(self, line: str) -> None:
+        self.log.append(line)
+
+    def shutdown(self) -> None:
+        """Module reload, widget cleanup or scene close: stop any worker now and keep nothing."""
+        for step in self._steps:
+            if step.runner is not None and not step.runner.done:
+                step.runner.cancel()
+                step.runner.wait(5)
+        if self.busy:
+            self.state = State.IDLE
+            self.status = "The run was stopped; nothing was added to the scene."
+        self._steps = []
