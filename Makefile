@@ -23,6 +23,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m MedSRExtension bench
+	$(PY) scripts/bench_worker.py
 
 clean:
 	rm -rf $(VENV) out

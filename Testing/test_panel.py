@@ -1,0 +1,163 @@
+"""The panel model (MedSRLib.panel) driven as the Slicer widget and the browser UI drive it, on a
+real slicer-core scene with real worker processes: what it offers, a full run, Compare, cancel,
+failures, the install step and shutdown."""
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+slicer = pytest.importorskip("slicer", reason="the slicer-core wheel is needed for MRML tests")
+
+from MedSRLib import layout, panel, selftest  # noqa: E402
+from MedSRLib.panel import PanelParameters, State, SuperResolvePanel  # noqa: E402
+
+
+def _poll_until_idle(p: SuperResolvePanel, timeout: float = 180.0) -> None:
+    deadline = time.monotonic() + timeout
+    while p.poll():
+        assert time.monotonic() < deadline, f"the panel is still {p.state} after {timeout} s"
+        time.sleep(0.05)
+
+
+def _show_in_scene(scene, shown):
+    """The panel's show callback, as the Logic's showSideBySide does it minus the Qt layout manager."""
+    def show(first, second, reference=None, mode="inplane", axis="auto", plan=None):
+        plan = plan or layout.plan_side_by_side(first, second, reference, mode=mode, axis=axis)
+        shown.append(layout.apply_plan(plan, scene))
+    return show
+
+
+def test_offers_follow_the_model_and_the_mode(mrml_scene):
+    p = SuperResolvePanel(PanelParameters(), mrml_scene)
+    names = [name for _, name in p.model_items()]
+    assert {"edsr", "lgsr", "iconet", "pfmdn", "bicubic"} <= set(names)
+    assert p.params.model in ("edsr", "lgsr", "iconet", "pfmdn")  # a shipped network by default
+    p.choose_model("iconet")
+    assert p.scale_items() == (["2", "4"], False)
+    assert p.set_scale_text("3") == "iconet runs at x2, x4 only" and p.params.scale == 2.0
+    assert p.set_scale_text("4") is None and p.params.scale == 4.0
+    p.choose_model("bicubic")
+    assert p.scale_items()[1] is True and p.set_scale_text("2.5") is None and p.params.scale == 2.5
+    assert "not a number" in p.set_scale_text("two")
+    p.params.mode = "volumetric"
+    assert not p.axis_visible
+    p.params.mode = "throughplane"
+    assert p.axis_visible
+    assert p.button() == panel.Button("Super-resolve", False, "Select an input volume")
+    assert p.device_line().startswith("CPU")
+
+
+def test_full_run_creates_the_node_shows_it_and_logs_the_worker(mrml_scene):
+    node = selftest.add_oblique_node(mrml_scene)
+    shown = []
+    params = PanelParameters(inputVolume=node, model="bicubic", scale=2.0, device="cpu")
+    p = SuperResolvePanel(params, mrml_scene, show=_show_in_scene(mrml_scene, shown))
+    assert p.button().enabled and p.button().text == "Super-resolve"
+    assert p.apply() == State.RUNNING
+    assert p.button().text == "Cancel" and p.progress_visible
+    _poll_until_idle(p)
+    assert p.state == State.DONE, p.status
+    out = p.outcome.output_node
+    assert out.GetName() == "MedSRTestInput_SR2x_bicubic" and mrml_scene.GetNodeByID(out.GetID()) is out
+    assert p.status == "Created 'MedSRTestInput_SR2x_bicubic'."
+    assert any("worker pid" in line for line in p.log) and any("done in" in line for line in p.log)
+    assert len(shown) == 1 and [c.GetBackgroundVolumeID() for c in shown[0]] == [node.GetID(), out.GetID()]
+    assert p.button().text == "Super-resolve" and not p.progress_visible
+
+
+def test_compare_runs_the_baseline_and_tabulates(mrml_scene):
+    node = selftest.add_oblique_node(mrml_scene)
+    params = PanelParameters(inputVolume=node, model="bicubic", scale=2.0, device="cpu", compareEnabled=True,
+                             baselineModel="nearest", showSideBySide=False)
+    p = SuperResolvePanel(params, mrml_scene)
+    p.apply()
+    _poll_until_idle(p)
+    assert p.state == State.DONE, p.status
+    assert p.outcome.baseline_node.GetName() == "MedSRTestInput_SR2x_nearest"
+    rows = p.outcome.comparison["rows"]  # without a reference the baseline is the reference: one row
+    assert [r["method"] for r in rows] == ["MedSRTestInput_SR2x_bicubic"] and 0 < rows[0]["dice_mean"] <= 1
+    assert p.outcome.comparison["table"].GetNumberOfRows() == 1
+    assert "comparison table" in p.status
+
+
+def test_cancel_mid_run_leaves_the_scene_as_it_was(mrml_scene):
+    node = selftest.add_oblique_node(mrml_scene, selftest.slow_sample())
+    count = mrml_scene.GetNumberOfNodes()
+    p = SuperResolvePanel(PanelParameters(inputVolume=node, model="edsr", scale=2.0, device="cpu"), mrml_scene)
+    p.apply()
+    runner = p._steps[0].runner
+    deadline = time.monotonic() + 120
+    while runner.progress[0] < 1 and not runner.done and time.monotonic() < deadline:
+        p.poll()
+        time.sleep(0.02)
+    assert p.apply() == State.CANCELLING  # the same button, now Cancel
+    assert p.button() == panel.Button("Cancelling...", False, "Stopping the worker process")
+    _poll_until_idle(p, timeout=30)
+    assert p.state == State.IDLE and p.status == "Cancelled: nothing was added to the scene."
+    assert mrml_scene.GetNumberOfNodes() == count and p.outcome.output_node is None
+
+
+def test_a_worker_that_dies_fails_the_run_with_a_clear_status(mrml_scene):
+    node = selftest.add_oblique_node(mrml_scene, selftest.slow_sample())
+    count = mrml_scene.GetNumberOfNodes()
+    p = SuperResolvePanel(PanelParameters(inputVolume=node, model="edsr", scale=2.0, device="cpu"), mrml_scene)
+    p.apply()
+    runner = p._steps[0].runner
+    while runner.progress[0] < 1 and not runner.done:
+        time.sleep(0.02)
+    os.kill(runner.pid, signal.SIGKILL)
+    _poll_until_idle(p, timeout=30)
+    assert p.state == State.FAILED and "killed by SIGKILL" in p.status
+    assert mrml_scene.GetNumberOfNodes() == count
+
+
+def test_custom_weights_that_do_not_fit_are_refused_before_the_run(mrml_scene, tmp_path):
+    from safetensors.torch import save_file
+    import torch
+    wrong = tmp_path / "mine.safetensors"
+    save_file({"head.weight": torch.zeros(3, 3)}, str(wrong))
+    node = selftest.add_oblique_node(mrml_scene)
+    count = mrml_scene.GetNumberOfNodes()
+    p = SuperResolvePanel(PanelParameters(inputVolume=node, model="edsr", scale=2.0, device="cpu",
+                                          customWeights=str(wrong)), mrml_scene)
+    assert p.apply() == State.FAILED
+    assert "does not fit edsr at x2" in p.status and "tensors missing" in p.status and len(p.status) < 250
+    assert not p._steps[0].runner and mrml_scene.GetNumberOfNodes() == count
+
+
+def test_custom_weights_that_fit_are_used(mrml_scene, tmp_path):
+    from MedSRExtension.zoo.weights import find_weights, verify
+    import shutil
+    mine = tmp_path / "my-edsr.safetensors"
+    shutil.copy(verify(find_weights("edsr", (2, 2))), mine)
+    node = selftest.add_oblique_node(mrml_scene)
+    p = SuperResolvePanel(PanelParameters(inputVolume=node, model="edsr", scale=2.0, device="cpu",
+                                          customWeights=str(mine), showSideBySide=False), mrml_scene)
+    assert p.options_for(p._steps[0] if p._steps else panel._Step("result", "edsr", None))["weights"] == str(mine)
+    p.apply()
+    _poll_until_idle(p)
+    assert p.state == State.DONE, p.status
+
+
+def test_without_pytorch_the_panel_offers_the_install_and_declining_is_calm(mrml_scene):
+    node = selftest.add_oblique_node(mrml_scene)
+    p = SuperResolvePanel(PanelParameters(inputVolume=node), mrml_scene, torch_ready=lambda: False)
+    assert p.model_items() == [("(models appear once PyTorch is installed)", "")] and not p.models_available
+    p.begin_install()
+    assert p.busy and p.button().text == "Installing..."
+    p.end_install(False)
+    assert p.state == State.IDLE and "nothing was installed" in p.status and "\n" not in p.status
+
+
+def test_shutdown_during_a_run_stops_the_worker_and_keeps_nothing(mrml_scene):
+    node = selftest.add_oblique_node(mrml_scene, selftest.slow_sample())
+    count = mrml_scene.GetNumberOfNodes()
+    p = SuperResolvePanel(PanelParameters(inputVolume=node, model="edsr", scale=2.0, device="cpu"), mrml_scene)
+    p.apply()
+    runner = p._steps[0].runner
+    p.shutdown()  # module reload or scene close
+    assert runner.done and runner.returncode is not None and not p.busy
+    assert mrml_scene.GetNumberOfNodes() == count
