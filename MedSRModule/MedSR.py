@@ -152,6 +152,7 @@ class MedSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNodeGuiTag = None
         self._updatingGui = False
         self._shownLogLines = 0
+        self._scaleItemsFor = None
         self._timer = None
 
     def setup(self) -> None:
@@ -253,7 +254,7 @@ class MedSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             if panel.params.model in names:
                 self.ui.modelComboBox.setCurrentIndex(names.index(panel.params.model))
             items, editable = panel.scale_items()
-            if getattr(self, "_scaleItemsFor", None) != (panel.params.model, tuple(items)):
+            if self._scaleItemsFor != (panel.params.model, tuple(items)):
                 self._scaleItemsFor = (panel.params.model, tuple(items))
                 self.ui.scaleComboBox.clear()
                 for text in items:

@@ -68,6 +68,10 @@ def test_full_run_creates_the_node_shows_it_and_logs_the_worker(mrml_scene):
     assert p.button().text == "Super-resolve" and not p.progress_visible
 
 
+def test_the_self_test_panel_check_passes(mrml_scene):
+    selftest.check_panel_run(mrml_scene)
+
+
 def test_compare_runs_the_baseline_and_tabulates(mrml_scene):
     node = selftest.add_oblique_node(mrml_scene)
     params = PanelParameters(inputVolume=node, model="bicubic", scale=2.0, device="cpu", compareEnabled=True,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 import traceback
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Callable, Optional
 
 from MedSRExtension.core.errors import Cancelled, MedSRError

@@ -264,5 +264,27 @@ def check_layout_plan(scene, sample: Optional[Volume] = None) -> None:
     assert np.allclose(offsets[0][:3, 3], plan3.center_ras, atol=1e-6), "views are not centred on the input"
 
 
+def check_panel_run(scene, sample: Optional[Volume] = None):
+    """The panel model through a whole run, as the widget drives it: Super-resolve becomes Cancel, a
+    worker process runs, and the result node appears with its name and the worker's log."""
+    from . import panel as panel_model
+    node = add_oblique_node(scene, sample)
+    params = panel_model.PanelParameters(inputVolume=node, model="bicubic", scale=2.0, device="cpu",
+                                         showSideBySide=False)
+    p = panel_model.SuperResolvePanel(params, scene)
+    assert p.button().text == "Super-resolve" and p.button().enabled, f"Apply is not ready: {p.button()}"
+    assert p.apply() == panel_model.State.RUNNING, f"the run did not start: {p.status}"
+    assert p.button().text == "Cancel", "the button does not turn into Cancel during a run"
+    deadline = time.monotonic() + 120
+    while p.poll():
+        assert time.monotonic() < deadline, "the panel's run did not end within 120 s"
+        time.sleep(0.05)
+    assert p.state == panel_model.State.DONE, f"the panel's run failed: {p.status}"
+    out = p.outcome.output_node
+    assert out is not None and out.GetName() == "MedSRTestInput_SR2x_bicubic", "the panel made no result node"
+    assert any("worker pid" in line for line in p.log), "the worker's messages did not reach the log"
+    return out
+
+
 ALL_CHECKS = (check_oblique_roundtrip, check_cancel_leaves_scene_unchanged, check_failure_leaves_scene_unchanged,
-              check_transformed_input, check_refusals, check_layout_plan)
+              check_transformed_input, check_refusals, check_layout_plan, check_panel_run)
