@@ -1,0 +1,171 @@
+"""A result back to PACS: a new DICOM series derived from the source series, built with pydicom.
+
+What a radiologist's viewer and a PACS need to file the result next to the original, and to tell it
+apart from an acquired image:
+
+- the patient, study and frame of reference of the source are kept; the series and every instance
+  get new UIDs; ``ImageType`` is DERIVED\\SECONDARY; ``SeriesDescription`` names MedSR, the model
+  and the scale and says the series is not for primary diagnosis unless validated;
+  ``DerivationDescription`` and ``ContributingEquipmentSequence`` carry the provenance; the source
+  series is referenced (``ReferencedSeriesSequence``);
+- geometry per slice is exact: ``ImagePositionPatient`` of each slice centre,
+  ``ImageOrientationPatient`` from the direction matrix, ``PixelSpacing``, ``SliceThickness`` and
+  ``SpacingBetweenSlices``;
+- values are stored as unsigned 16-bit with ``RescaleSlope``/``RescaleIntercept`` spanning the
+  result's range, so they survive to within half a step (a CT stays in HU, negative values kept).
+
+The series is written to a temporary folder beside ``folder`` and renamed into place: a failure
+leaves nothing behind.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from MedSRExtension.core.errors import MedSRError
+from MedSRExtension.core.volume import Volume
+
+NOT_FOR_DIAGNOSIS = "not for primary diagnosis unless validated"
+#: Source attributes that describe one acquired instance or its pixels, never copied to a result.
+_PER_INSTANCE = ("PixelData", "SOPInstanceUID", "InstanceNumber", "ImagePositionPatient", "SliceLocation",
+                 "WindowCenter", "WindowWidth", "SmallestImagePixelValue", "LargestImagePixelValue",
+                 "RescaleSlope", "RescaleIntercept", "RescaleType", "AcquisitionTime", "ContentTime",
+                 "ImageComments", "NumberOfFrames", "PixelPaddingValue", "LossyImageCompression",
+                 "ReferencedImageSequence", "SourceImageSequence", "IconImageSequence")
+
+
+def source_files(reference: os.PathLike | str) -> list[str]:
+    """The files of the DICOM series at ``reference`` (a folder, or one file of the series)."""
+    import SimpleITK as sitk
+    path = Path(reference)
+    folder = path if path.is_dir() else path.parent
+    series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
+    if not series:
+        raise MedSRError(f"no DICOM series in {folder}; DICOM output needs the source DICOM series as reference")
+    return list(max((sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), s) for s in series), key=len))
+
+
+def _rescale(array: np.ndarray) -> tuple[np.ndarray, float, float]:
+    lo, hi = float(np.min(array)), float(np.max(array))
+    slope = (hi - lo) / 65535.0 if hi > lo else 1.0
+    stored = np.clip(np.rint((array.astype(np.float64) - lo) / slope), 0, 65535).astype(np.uint16)
+    return stored, slope, lo
+
+
+def _ds(value: float) -> str:
+    """A DICOM decimal string (at most 16 characters) as close to ``value`` as fits."""
+    for digits in range(16, 5, -1):
+        text = f"{value:.{digits}g}"
+        if len(text) <= 16:
+            return text
+    return f"{value:.6g}"
+
+
+def _series_description(provenance: dict) -> str:
+    scale = provenance.get("scale")
+    text = f"MedSR {provenance.get('model', '')} x{scale} ({NOT_FOR_DIAGNOSIS})" if scale else \
+        f"MedSR ({NOT_FOR_DIAGNOSIS})"
+    return text[:64]
+
+
+def derivation_text(provenance: dict) -> str:
+    """The provenance as one line of key=value pairs (DerivationDescription holds up to 1024 chars)."""
+    return ("Super-resolved by MedSR: " + "; ".join(f"{k}={v}" for k, v in provenance.items()))[:1024]
+
+
+def write_dicom_series(volume: Volume, folder: os.PathLike | str, reference: os.PathLike | str,
+                       provenance: Optional[dict] = None) -> list[Path]:
+    """Write ``volume`` as a new DICOM series in ``folder`` (created; must not exist or be empty),
+    derived from the DICOM series at ``reference``. Returns the written files, one per slice.
+
+    Args:
+        volume: the result, on its own grid (any direction, spacing and origin).
+        folder: the output folder.
+        reference: the source series (folder or one of its files): patient, study, modality and
+            frame of reference are taken from it.
+        provenance: what made the result (MedSR version, model, scale, weights sha256, ...).
+    """
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.sequence import Sequence as DicomSequence
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    provenance = dict(provenance or {})
+    folder = Path(folder)
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise MedSRError(f"DICOM output folder {folder} exists and is not empty; choose a new folder")
+    files = source_files(reference)
+    template = pydicom.dcmread(files[0], stop_before_pixels=True)
+    if "StudyInstanceUID" not in template:
+        raise MedSRError(f"the reference {files[0]} has no StudyInstanceUID; it is not a usable DICOM image")
+    direction = np.asarray(volume.direction, dtype=float)
+    spacing = np.asarray(volume.spacing, dtype=float)
+    origin = np.asarray(volume.origin, dtype=float)
+    stored, slope, intercept = _rescale(volume.array)
+    series_uid = generate_uid()
+    sop_class = template.get("SOPClassUID", "1.2.840.10008.5.1.4.1.1.7")  # else Secondary Capture
+    equipment = pydicom.Dataset()
+    equipment.Manufacturer = "MedSR"
+    equipment.ManufacturerModelName = "MedSR super-resolution"
+    equipment.SoftwareVersions = str(provenance.get("medsr_version", ""))
+    equipment.ContributionDescription = derivation_text(provenance)[:64]
+    purpose = pydicom.Dataset()
+    purpose.CodeValue, purpose.CodingSchemeDesignator, purpose.CodeMeaning = "109103", "DCM", "Modifying Equipment"
+    equipment.PurposeOfReferenceCodeSequence = DicomSequence([purpose])
+    referenced = pydicom.Dataset()
+    referenced.SeriesInstanceUID = template.get("SeriesInstanceUID", "")
+    referenced.StudyInstanceUID = template.StudyInstanceUID
+
+    parent = folder.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=parent))
+    written = []
+    try:
+        nk, nj, ni = volume.array.shape
+        for k in range(nk):
+            ds = pydicom.Dataset()
+            ds.update(template)
+            for keyword in _PER_INSTANCE:
+                if keyword in ds:
+                    delattr(ds, keyword)
+            ds.SOPClassUID = sop_class
+            ds.SOPInstanceUID = generate_uid()
+            ds.SeriesInstanceUID = series_uid
+            ds.SeriesNumber = int(template.get("SeriesNumber", 0) or 0) + 1000
+            ds.InstanceNumber = k + 1
+            ds.ImageType = ["DERIVED", "SECONDARY"]
+            ds.SeriesDescription = _series_description(provenance)
+            ds.DerivationDescription = derivation_text(provenance)
+            ds.ContributingEquipmentSequence = DicomSequence([equipment])
+            ds.ReferencedSeriesSequence = DicomSequence([referenced])
+            ds.ImageOrientationPatient = [_ds(v) for v in (*direction[:, 0], *direction[:, 1])]
+            position = origin + k * spacing[2] * direction[:, 2]
+            ds.ImagePositionPatient = [_ds(v) for v in position]
+            ds.PixelSpacing = [_ds(spacing[1]), _ds(spacing[0])]  # row spacing (j), column spacing (i)
+            ds.SliceThickness = _ds(spacing[2])
+            ds.SpacingBetweenSlices = _ds(spacing[2])
+            ds.Rows, ds.Columns = nj, ni
+            ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+            ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+            ds.RescaleSlope, ds.RescaleIntercept = _ds(slope), _ds(intercept)
+            ds.RescaleType = template.get("RescaleType", "US")
+            ds.PixelData = np.ascontiguousarray(stored[k]).tobytes()
+            ds.file_meta = FileMetaDataset()
+            ds.file_meta.MediaStorageSOPClassUID = sop_class
+            ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+            ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+            name = f"IM{k + 1:05d}.dcm"
+            ds.save_as(tmp / name, enforce_file_format=True)
+            written.append(folder / name)
+        if folder.exists():
+            folder.rmdir()  # empty (checked above)
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return written
