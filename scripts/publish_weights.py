@@ -20,11 +20,12 @@ import argparse
 import csv
 import json
 import os
-import shutil
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+
+from MedSRExtension.core import atomic  # noqa: E402
 
 MAX_BYTES = 4 * 2**20
 TRAINING_DATA = ("MedSR corpus training regions: MNI ICBM152 2009a T1 (nilearn; axial, coronal and sagittal "
@@ -37,10 +38,7 @@ LICENCE = ("training data: MNI ICBM152 2009a template (c) McConnell Brain Imagin
 
 
 def _atomic_write(path: str, text: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    atomic.write_text(path, text)
 
 
 def _read_log(run: str) -> list[dict]:
@@ -97,10 +95,10 @@ def curve(rows: list[dict], path: str, title: str) -> None:
         ax2.set_ylabel("val PSNR (dB)", color="tab:red")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    tmp = f"{path}.tmp-{os.getpid()}.png"
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        atomic.write_with(path, lambda tmp: fig.savefig(tmp, dpi=90))
+    finally:
+        plt.close(fig)
 
 
 def measure(model: str, weights: str, scales: list[int], crop: int) -> dict:
@@ -219,9 +217,7 @@ def main(argv=None) -> int:
     stages = _stages(prior, summary, cfg, args.hardware)
     before = sum(st["iterations"] for st in stages[:-1])
     first = val[str(scales[0])]
-    tmp = f"{dst}.tmp-{os.getpid()}"
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+    atomic.copy_file(src, dst)
     entry = {"name": name, "file": os.path.basename(dst), "sha256": zoo.sha256(dst),
              "architecture": cfg["model"], "preset": cfg["preset"], "scales": scales,
              "degradation": cfg["degradation"], "training_data": TRAINING_DATA,

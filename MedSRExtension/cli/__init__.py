@@ -11,8 +11,15 @@ from MedSRExtension.core.errors import MedSRError
 SUBCOMMANDS = ("run", "models", "info", "compare", "train", "eval", "bench")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (what is wrong, where the help is) and exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="medsr", description="Super-resolution for medical images.")
+    parser = _Parser(prog="medsr", description="Super-resolution for medical images.")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in SUBCOMMANDS:
         try:

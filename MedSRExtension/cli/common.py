@@ -4,23 +4,17 @@ from __future__ import annotations
 import sys
 from typing import Optional
 
-from MedSRExtension.core.errors import MedSRError
+from MedSRExtension.core import validation
 
 
-def parse_floats(text: str, what: str, allowed=(1, 3)):
-    """'2' -> 2.0; '2,2,1' -> (2.0, 2.0, 1.0); anything else is a clear error."""
-    try:
-        values = [float(v) for v in text.split(",")]
-    except ValueError:
-        raise MedSRError(f"{what} must be a number or {max(allowed)} comma-separated numbers, got '{text}'") from None
-    if len(values) not in allowed:
-        raise MedSRError(f"{what} takes {' or '.join(map(str, allowed))} value(s), got {len(values)} in '{text}'")
-    return values[0] if len(values) == 1 else tuple(values)
+def parse_floats(text: Optional[str], what: str, allowed=(1, 3)):
+    """'2' -> 2.0; '2,2,1' -> (2.0, 2.0, 1.0); None -> None; '' and anything else is a clear error."""
+    return validation.parse_numbers(text, what, allowed)
 
 
 def parse_component(text):
-    """--component: None, 'luminance', or a channel index."""
-    return int(text) if text is not None and text.isdigit() else text
+    """--component: None, 'luminance', or a channel index; anything else is a clear error."""
+    return validation.parse_component(text)
 
 
 def progress_bar(quiet: bool, desc: str):

@@ -2,10 +2,12 @@
 report PSNR/SSIM and how each result changes a segmentation (Dice, HD95) against the reference's."""
 from __future__ import annotations
 
+import math
 import sys
-from pathlib import Path
 
+from MedSRExtension.core import validation
 from MedSRExtension.core.errors import MedSRError
+from MedSRExtension.inference.devices import resolve_device
 from MedSRExtension.inference.engine import MODES
 from MedSRExtension.core.volume_io import load_volume
 from MedSRExtension.evaluation.segmentation import METHOD_HELP
@@ -53,18 +55,26 @@ def _parse_crop(text: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
 
 
 def run(args) -> int:
-    from MedSRExtension.evaluation.compare import check_models, crop, run_comparison
+    from MedSRExtension.evaluation.compare import REPORT_FILES, check_models, crop, run_comparison
 
+    from MedSRExtension.evaluation.segmentation import parse_method
+
+    # every option is checked before any image is read; no report may replace an input
+    if args.scale is not None and not (math.isfinite(args.scale) and args.scale > 1):
+        raise MedSRError(f"--scale must be a number > 1, got {args.scale:g}")
     scale = args.scale if (args.scale is not None or args.lr) else 2.0
     models = check_models([m for m in args.models.split(",") if m.strip()], scale=scale)
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise MedSRError(f"--out {out} is a file; give a folder")
     seg = None if (args.seg or "").lower() in ("", "none") else args.seg
+    kind, arg = parse_method(seg) if seg else (None, None)
+    inputs = [args.hr] + ([args.lr] if args.lr else []) + ([arg] if kind == "labels" else [])
+    products = REPORT_FILES + tuple(f"volumes/{n}.nii.gz" for n in ("lr", "reference_seg", *models,
+                                                                   *(f"{m}_seg" for m in models)))
+    out = validation.check_output_folder(args.out, inputs, products)
+    resolve_device(args.device)
+    start, size = _parse_crop(args.crop) if args.crop else (None, None)
     hr = load_volume(args.hr)
     lr = load_volume(args.lr) if args.lr else None
     if args.crop:
-        start, size = _parse_crop(args.crop)
         hr = crop(hr, start, size)
 
     bar = None

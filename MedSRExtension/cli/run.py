@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
-from MedSRExtension.core.errors import MedSRError
+from MedSRExtension.core import validation
+from MedSRExtension.inference.devices import resolve_device
 from MedSRExtension.inference.engine import MODES
-from MedSRExtension.core.volume_io import WRITABLE, extension_of, load_volume, save_volume
+from MedSRExtension.core.volume_io import WRITABLE, load_volume, save_volume
+from MedSRExtension.models.registry import get_spec
 from .common import default_model, parse_component, parse_floats, progress_bar
 
 
@@ -40,17 +41,21 @@ def register(sub) -> None:
 def run(args) -> int:
     from MedSRExtension.inference.engine import super_resolve
 
-    out = Path(args.output)
-    if extension_of(out) not in WRITABLE:
-        raise MedSRError(f"cannot write '{extension_of(out) or out.name}' files; use one of {', '.join(WRITABLE)}")
-    if not (out.parent if str(out.parent) else Path(".")).is_dir():
-        raise MedSRError(f"output folder does not exist: {out.parent}")
-    for value in (args.tile, args.batch):
-        if value is not None and value < 1:
-            raise MedSRError("--tile and --batch must be positive")
-    scale = parse_floats(args.scale, "--scale") if args.scale else (None if args.spacing else 2.0)
-    spacing = parse_floats(args.spacing, "--spacing") if args.spacing else None
-    volume = load_volume(args.input, component=parse_component(args.component))
+    # every option is checked before the input is read, and the output may never be an input
+    out = validation.check_output_file(args.output, [args.input], WRITABLE)
+    validation.check_positive_int(args.tile, "--tile")
+    validation.check_positive_int(args.batch, "--batch")
+    scale = parse_floats(args.scale, "--scale")
+    spacing = parse_floats(args.spacing, "--spacing")
+    if scale is None and spacing is None:
+        scale = 2.0
+    component = parse_component(args.component)
+    if args.model:
+        get_spec(args.model)
+    if args.weights != "auto":
+        validation.check_weights_file(args.weights)
+    resolve_device(args.device)
+    volume = load_volume(args.input, component=component)
     model = args.model or default_model(scale if scale is not None else 2.0)
     update, close = progress_bar(args.quiet, f"{model}")
     start = time.perf_counter()

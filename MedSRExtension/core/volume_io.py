@@ -1,18 +1,19 @@
 """Reading and writing volumes with SimpleITK: NIfTI, NRRD, MHA/MHD, DICOM series folders and
 2D images (PNG/TIFF/JPEG/BMP) as one-slice volumes. Geometry survives a round trip exactly;
-files are written under a temporary name and renamed, so a failed write leaves nothing."""
+files are written under a temporary name and renamed (core.atomic), so a failed write leaves nothing.
+Every file is checked by core.validation before ITK reads it (truncation, NaN voxels, header geometry)."""
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Union
 
 import numpy as np
 import SimpleITK as sitk
 
+from MedSRExtension.core import atomic, validation
 from MedSRExtension.core.errors import MedSRError
+from MedSRExtension.core.validation import extension_of
 from MedSRExtension.core.volume import Volume
 
 VOLUME_EXTENSIONS = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm")
@@ -23,17 +24,11 @@ WRITABLE = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd") + IMAGE_EXTENSI
 PathLike = Union[str, os.PathLike]
 
 
-def extension_of(path: PathLike) -> str:
-    """The lower-case extension, '.nii.gz' counted as one."""
-    name = Path(path).name.lower()
-    return ".nii.gz" if name.endswith(".nii.gz") else Path(name).suffix
-
-
 def _read_image(path: Path) -> sitk.Image:
     if path.is_dir():
         series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(path))
         if not series:
-            raise MedSRError(f"no DICOM series found in folder {path}; point to a folder of .dcm files or a file")
+            validation.check_dicom_folder(path)
         files = max((sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(path), s) for s in series), key=len)
         reader = sitk.ImageSeriesReader()
         reader.SetFileNames(files)
@@ -46,11 +41,19 @@ def _read_image(path: Path) -> sitk.Image:
     try:
         return sitk.ReadImage(str(path))
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unknown reason"
-        raise MedSRError(f"cannot read {path}: {first}") from None
+        raise MedSRError(f"cannot read {path}: {_itk_reason(exc)}; check that the file is a whole image") from None
+
+
+def _itk_reason(exc: Exception) -> str:
+    """The informative line of an ITK exception (not the source location), at most 120 characters."""
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    lines = [ln for ln in lines if not ln.startswith(("Exception thrown", "/", "ITK ERROR"))] or lines or ["unknown"]
+    return lines[-1].removeprefix("Reason: ")[:120]
 
 
 def _select_component(image: sitk.Image, component) -> sitk.Image:
+    if isinstance(component, str):
+        component = validation.parse_component(component)
     n = image.GetNumberOfComponentsPerPixel()
     if n == 1:
         return image
@@ -106,24 +109,20 @@ def volume_to_image(volume: Volume, as_2d: bool = False) -> sitk.Image:
     return image
 
 
-def check_finite(volume: Volume, source: str = "image") -> None:
-    """Refuse NaN/Inf voxels: they would spread through every model."""
-    arr = volume.array
-    if np.issubdtype(arr.dtype, np.floating):
-        bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
-        if bad:
-            raise MedSRError(f"{source} contains {bad} NaN/Inf voxels; replace them (e.g. with 0) before super-resolution")
-
-
-def load_volume(path: PathLike, component=None) -> Volume:
-    """Read a file or DICOM folder into a Volume. ``component`` picks one channel of a colour or
-    vector image (an index or "luminance"); without it such images are refused."""
+def load_volume(path: PathLike, component=None, check_geometry: bool = True) -> Volume:
+    """Read a file or DICOM folder into a Volume, refusing what core.validation refuses (incomplete
+    files, NaN/Inf voxels, and with ``check_geometry`` an invalid geometry; ``medsr info`` reads
+    without it to report the geometry). ``component`` picks one channel of a colour or vector image
+    (an index or "luminance"); without it such images are refused."""
     path = Path(path)
+    validation.check_input_file(path, geometry=check_geometry)
     image = _select_component(_read_image(path), component)
     if 0 in image.GetSize():
-        raise MedSRError(f"{path} holds an empty image (size {image.GetSize()})")
+        raise MedSRError(f"{path} holds an empty image (size {image.GetSize()}); give an image with voxels")
     volume = image_to_volume(image)
-    check_finite(volume, str(path))
+    validation.check_array(volume.array, str(path))
+    if check_geometry:
+        validation.check_geometry(volume.spacing, volume.origin, volume.direction, str(path))
     return volume
 
 
@@ -141,7 +140,7 @@ def _image_dtype_for(array: np.ndarray, ext: str) -> np.ndarray:
 
 
 def save_volume(volume: Volume, path: PathLike, compress: bool = True) -> Path:
-    """Write ``volume`` by the extension of ``path``, atomically: into a private temporary folder
+    """Write ``volume`` by the extension of ``path``, atomically: into a private staging folder
     beside the target, then renamed into place (with any companion file, as .mhd's .raw)."""
     path = Path(path)
     ext = extension_of(path)
@@ -149,18 +148,16 @@ def save_volume(volume: Volume, path: PathLike, compress: bool = True) -> Path:
         raise MedSRError(f"cannot write '{ext or path.name}' files; use one of {', '.join(WRITABLE)}")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
-        raise MedSRError(f"output folder does not exist: {parent}")
+        raise MedSRError(f"output folder does not exist: {parent}; create it first")
+    if path.is_dir():
+        raise MedSRError(f"the output {path} is an existing folder; give a file name")
     as_2d = ext in IMAGE_EXTENSIONS
     if as_2d:
         volume = Volume(_image_dtype_for(volume.array, ext), volume.spacing, volume.origin, volume.direction)
     image = volume_to_image(volume, as_2d=as_2d)
-    tmpdir = Path(tempfile.mkdtemp(prefix=".medsr-", dir=parent))
     try:
-        sitk.WriteImage(image, str(tmpdir / path.name), compress and ext not in IMAGE_EXTENSIONS)
-        for produced in tmpdir.iterdir():
-            os.replace(produced, parent / produced.name)
+        with atomic.staging_folder(parent) as stage:
+            sitk.WriteImage(image, str(stage / path.name), compress and ext not in IMAGE_EXTENSIONS)
     except RuntimeError as exc:
-        raise MedSRError(f"cannot write {path}: {str(exc).strip().splitlines()[-1]}") from None
-    finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
+        raise MedSRError(f"cannot write {path}: {_itk_reason(exc)}") from None
     return path

@@ -23,7 +23,6 @@ import csv
 import io as _stringio
 import math
 import os
-import itertools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,14 +33,15 @@ import SimpleITK as sitk
 
 from MedSRExtension.evaluation import labelmetrics
 from MedSRExtension.evaluation import segmentation
+from MedSRExtension.core import atomic
 from MedSRExtension.core.errors import MedSRError
 from MedSRExtension.evaluation.metrics import compare_volumes
 from MedSRExtension.models.registry import get_spec
 from MedSRExtension.core.volume import AXES, Volume
 
 DEGRADATIONS = ("bicubic", "kspace", "thickslice")
+REPORT_FILES = ("metrics.csv", "metrics.md", "slices.png", "dice.png")  # what write_report puts in out_dir
 Progress = Optional[Callable[[float, int, str], None]]
-_TMP_COUNTER = itertools.count()
 
 
 # --- grids -------------------------------------------------------------------------------------
@@ -253,6 +253,10 @@ def run_comparison(hr: Volume, lr: Volume | None = None, degradation: str = "thi
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise MedSRError(f"output folder {out_dir} is a file; choose a folder")
+    from MedSRExtension.core.validation import check_volume
+    check_volume(hr, "the reference image")
+    if lr is not None:
+        check_volume(lr, "the low-resolution image")
     if hr.array.size < 8 or np.ptp(hr.array) == 0:
         raise MedSRError("the reference image is constant or empty; give a real image as --hr")
     hr = Volume(np.asarray(hr.array, dtype=np.float32), hr.spacing, hr.origin, hr.direction)
@@ -369,23 +373,8 @@ def _fmt_tuple(values) -> str:
 
 # --- report ------------------------------------------------------------------------------------
 
-def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """Call ``write(tmp_path)`` then rename onto ``path``; nothing is left behind on failure."""
-    tmp = str(path.with_name(f".{path.stem}.{os.getpid()}.{next(_TMP_COUNTER)}.tmp{path.suffix}"))
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _write_text(path: Path, text: str) -> None:
-    def write(tmp):
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-    _atomic_write(path, write)
+    atomic.write_text(path, text)
 
 
 def columns(rows: list[dict]) -> list[str]:
@@ -459,10 +448,10 @@ def write_report(out_dir: Path, rows: list[dict], settings: dict, hr: Volume, se
     from MedSRExtension.evaluation import compare_figures
 
     ref_labels = segmenter.reference.array if segmenter is not None else None
-    _atomic_write(out_dir / "slices.png",
-                  lambda tmp: compare_figures.slices_figure(tmp, hr, ref_labels, shown, axis))
+    atomic.write_with(out_dir / "slices.png",
+                      lambda tmp: compare_figures.slices_figure(tmp, hr, ref_labels, shown, axis))
     if segmenter is not None:
-        _atomic_write(out_dir / "dice.png", lambda tmp: compare_figures.dice_figure(tmp, rows, segmenter.labels))
+        atomic.write_with(out_dir / "dice.png", lambda tmp: compare_figures.dice_figure(tmp, rows, segmenter.labels))
 
 
 def _save_volumes(out_dir: Path, lr: Volume, segmenter, saved: dict) -> None:

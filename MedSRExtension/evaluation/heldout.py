@@ -24,6 +24,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
+from MedSRExtension.core import atomic
 from MedSRExtension.core.errors import MedSRError
 from MedSRExtension.core.intensity import denormalize, normalize, robust_range
 
@@ -173,10 +174,7 @@ def summary_rows(rows: list) -> list:
 
 
 def _atomic_text(path: str, text: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", newline="") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    atomic.write_text(path, text)
 
 
 def write_csv(rows: list, path: str) -> None:
@@ -264,18 +262,16 @@ def figure(result: EvalResult, path: str, zoom: int = 96) -> None:
                  "dB = PSNR of the whole crop",
                  fontsize=9)
     fig.tight_layout()
-    tmp = f"{path}.tmp-{os.getpid()}.png"
     try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
+        atomic.write_with(path, lambda tmp: fig.savefig(tmp, dpi=110))
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def write_report(result: EvalResult, out: str, crop: Optional[int]) -> dict:
     """eval.csv, eval.md and eval.png in ``out``; returns their paths."""
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise MedSRError(f"the output folder {out} is a file; give a folder")
     os.makedirs(out, exist_ok=True)
     paths = {k: os.path.join(out, f"eval.{k}") for k in ("csv", "md", "png")}
     write_csv(result.rows, paths["csv"])

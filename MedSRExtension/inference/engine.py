@@ -240,6 +240,9 @@ def super_resolve(volume: Volume, model: str = "bicubic", scale: Union[float, Se
     benchmarks only) or a path to a safetensors file. out_dtype: "float32" or "input" (the input's
     dtype, clipped and rounded). progress(done, total) runs after each batch; cancel() is checked
     before each batch and raises Cancelled. The input volume is never modified."""
+    from MedSRExtension.core.validation import check_inference_options, check_volume
+    check_volume(volume, "input volume")  # before any geometry is derived from it
+    check_inference_options(tile=tile, batch=batch, out_dtype=out_dtype, weights=weights)
     spec = get_spec(model)
     factors, axis = resolve_factors(volume, mode, axis, scale=None if spacing is not None else scale,
                                     spacing=spacing)
@@ -247,10 +250,6 @@ def super_resolve(volume: Volume, model: str = "bicubic", scale: Union[float, Se
     if int(np.prod(shape, dtype=np.int64)) > MAX_OUTPUT_VOXELS and not force:
         raise MedSRError(f"output would have {np.prod(shape, dtype=np.int64):,} voxels {shape[::-1]}, over the "
                          f"limit of {MAX_OUTPUT_VOXELS:,}; lower the scale, crop the input, or force it (--force)")
-    if volume.array.size == 0:
-        raise MedSRError("the input volume is empty")
-    from MedSRExtension.core.volume_io import check_finite
-    check_finite(volume, "input volume")
     runner = _Runner(spec, preset, weights, resolve_device(device), tile, batch, progress, cancel)
     groups = _passes(factors, axis)
     array, window = intensity.normalize(volume.array)

@@ -11,6 +11,7 @@ import random
 import numpy as np
 import torch
 
+from MedSRExtension.core import atomic
 from MedSRExtension.core.errors import MedSRError
 
 
@@ -45,13 +46,7 @@ def set_rng_state(state: dict) -> None:
 
 def save_atomic(obj: dict, path: str) -> None:
     """torch.save to a temporary name in the same folder, then rename (never a half-written file)."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic.write_with(path, lambda tmp: torch.save(obj, tmp))
 
 
 def load(path: str) -> dict:

@@ -17,6 +17,7 @@ best mean validation PSNR seen).
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -31,6 +32,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from MedSRExtension.core import atomic
 from MedSRExtension.core.errors import MedSRError
 from . import checkpoint as ckpt
 from . import ddp
@@ -105,13 +107,7 @@ def export_safetensors(module: nn.Module, path: str, metadata: Optional[dict] = 
     """Write a module's state dict as safetensors (atomic; contiguous CPU float tensors)."""
     from safetensors.torch import save_file
     state = {k: v.detach().to("cpu").contiguous() for k, v in module.state_dict().items()}
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        save_file(state, tmp, metadata={k: str(v) for k, v in (metadata or {}).items()})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic.write_with(path, lambda tmp: save_file(state, tmp, metadata={k: str(v) for k, v in (metadata or {}).items()}))
 
 
 class Validator:
@@ -142,10 +138,7 @@ def _read_config(path: str) -> dict:
 
 
 def _write_json(path: str, obj: dict) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2)
-    os.replace(tmp, path)
+    atomic.write_text(path, json.dumps(obj, indent=2))
 
 
 def _truncate_log(path: str, last_iter: int) -> None:
@@ -157,10 +150,9 @@ def _truncate_log(path: str, last_iter: int) -> None:
     if not rows:
         return
     keep = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= last_iter]
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", newline="") as f:
-        csv.writer(f).writerows(keep)
-    os.replace(tmp, path)
+    buf = io.StringIO()
+    csv.writer(buf).writerows(keep)
+    atomic.write_text(path, buf.getvalue())
 
 
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,

@@ -179,22 +179,30 @@ def load_network(model: str, scale=2, preset: Optional[str] = None,
         _load_into(net, _load_state(path), path)
     else:
         path = str(weights)
-        if not path.endswith(".safetensors"):
-            raise MedSRError(f"weights '{path}' must be a .safetensors file (pickled weights are never loaded)")
-        if not os.path.isfile(path):
-            raise MedSRError(f"weight file '{path}' not found")
+        from MedSRExtension.core.validation import check_weights_file
+        check_weights_file(path)
         net = build(model, preset or "light", pair)
         _load_into(net, _load_state(path), path)
     return net.to(device).eval()
 
 
 def _load_into(net: nn.Module, state: dict, path: str) -> None:
+    """Load ``state`` strictly; a mismatch is one line: how many tensors are missing, unexpected or
+    of the wrong shape, naming the first of each."""
+    own = net.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    parts = [f"{len(v)} {what} (e.g. '{v[0]}')" for v, what in
+             ((missing, "missing"), (unexpected, "unexpected"), (wrong, "of the wrong shape")) if v]
+    if parts:
+        raise MedSRError(f"weight file '{os.path.basename(path)}' does not fit this network: tensors "
+                         f"{'; '.join(parts)}; check the model name, preset and scale")
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        first = " ".join(line.strip() for line in str(exc).splitlines()[:2])[:200]
-        raise MedSRError(f"weight file '{path}' does not fit this network ({first}); "
-                         "check the model name, preset and scale") from exc
+        raise MedSRError(f"weight file '{os.path.basename(path)}' does not fit this network "
+                         f"({str(exc).splitlines()[0][:80]}); check the model name, preset and scale") from None
 
 
 def best_model_for(scale, degradation: str = "bicubic") -> str:

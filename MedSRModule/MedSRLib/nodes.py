@@ -14,6 +14,7 @@ import numpy as np
 import slicer
 import vtk
 
+from MedSRExtension.core import validation
 from MedSRExtension.core.errors import MedSRError
 from MedSRExtension.core.volume import Volume
 
@@ -69,6 +70,12 @@ def world_ijk_to_ras(node) -> np.ndarray:
         transform.GetMatrixTransformToWorld(to_world)
         matrix = _matrix_to_numpy(to_world) @ matrix
     columns = matrix[:3, :3]
+    if not np.all(np.isfinite(matrix)):
+        raise MedSRError(f"'{node.GetName()}' has NaN/Inf in its IJKToRAS matrix (or its transform); "
+                         "fix its geometry (Volumes module: Volume Information) and retry")
+    if abs(np.linalg.det(columns)) < 1e-12:
+        raise MedSRError(f"'{node.GetName()}' has a singular IJKToRAS matrix (zero spacing or coinciding axes); "
+                         "fix its spacing and directions (Volumes module: Volume Information) and retry")
     spacing = np.linalg.norm(columns, axis=0)
     if np.any(spacing <= 0):
         raise MedSRError(f"'{node.GetName()}' has a degenerate geometry (zero spacing); fix its spacing first")
@@ -100,8 +107,12 @@ def volume_from_node(node) -> Volume:
     """A copy of the node's voxels ([k, j, i]) with its world geometry in LPS; the node is untouched."""
     check_input_node(node)
     spacing, origin, direction = geometry_from_matrix(world_ijk_to_ras(node))
+    if node.GetImageData().GetPointData().GetScalars() is None:
+        raise MedSRError(f"'{node.GetName()}' has no voxel values; load image data into it first")
     array = np.array(slicer.util.arrayFromVolume(node), copy=True)
-    return Volume(array, spacing, origin, direction)
+    volume = Volume(array, spacing, origin, direction)
+    validation.check_volume(volume, f"'{node.GetName()}'")
+    return volume
 
 
 def world_edge_corners(node) -> np.ndarray:
