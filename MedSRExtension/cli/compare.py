@@ -50,7 +50,7 @@ def _parse_crop(text: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
     except ValueError:
         values = []
     if len(values) != 6:
-        raise MedSRError(f"--crop takes six integers I0,J0,K0,NI,NJ,NK (start voxel and size), got '{text}'")
+        raise MedSRError(f"--crop takes six integers I0,J0,K0,NI,NJ,NK (start voxel and size), got '{text}'; e.g. --crop 0,0,0,64,64,16")
     return tuple(values[:3]), tuple(values[3:])
 
 
@@ -61,7 +61,7 @@ def run(args) -> int:
 
     # every option is checked before any image is read; no report may replace an input
     if args.scale is not None and not (math.isfinite(args.scale) and args.scale > 1):
-        raise MedSRError(f"--scale must be a number > 1, got {args.scale:g}")
+        raise MedSRError(f"--scale must be a number > 1, got {args.scale:g}; e.g. --scale 2")
     scale = args.scale if (args.scale is not None or args.lr) else 2.0
     models = check_models([m for m in args.models.split(",") if m.strip()], scale=scale)
     seg = None if (args.seg or "").lower() in ("", "none") else args.seg

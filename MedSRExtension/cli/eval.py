@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import sys
 
+from MedSRExtension.core import validation
 from MedSRExtension.core.errors import MedSRError
+from MedSRExtension.inference.devices import resolve_device
+from MedSRExtension.models.registry import get_spec
 
 
 def register(subparsers) -> None:
@@ -27,9 +30,20 @@ def run(args) -> int:
     try:
         scales = [int(s) for s in args.scales.split(",") if s.strip()]
     except ValueError:
-        raise MedSRError(f"--scales takes integers like 2,4, got '{args.scales}'") from None
+        raise MedSRError(f"--scales takes integers like 2,4, got '{args.scales}'; e.g. --scales 2,4") from None
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     images = [i.strip() for i in args.images.split(",")] if args.images else None
+    # every option is checked before the corpus is read
+    if not scales or any(s < 2 for s in scales):
+        raise MedSRError(f"--scales takes integers of at least 2 like 2,4, got '{args.scales}'; e.g. --scales 2,4")
+    if not models:
+        raise MedSRError("--models is empty; give e.g. --models edsr,pfmdn")
+    for name in models:
+        get_spec(name)
+    if args.crop < 0:
+        raise MedSRError(f"--crop must be 0 (whole regions) or a positive size, got {args.crop}; e.g. --crop 192")
+    validation.check_output_folder(args.out, [], ())
+    resolve_device(args.device)
     report = None if args.quiet else (lambda m, s, i: print(f"  x{s} {m:<8} {i}", file=sys.stderr, flush=True))
     result = evaluate(models, scales, args.degradation, crop=args.crop or None, images=images,
                       device=args.device, progress=report)

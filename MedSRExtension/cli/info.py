@@ -35,27 +35,31 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def geometry_report(path: str, volume) -> list[str]:
-    """What is wrong with the geometry of the file at ``path`` as read into ``volume`` (empty when
-    valid): the header's own fields for NIfTI (ITK substitutes 1 mm for a zero pixdim), and the
-    spacing, origin and direction as read for every format."""
-    problems = []
-    if validation.extension_of(path) in validation.NIFTI and not Path(path).is_dir():
-        problems += validation.nifti_geometry_problems(validation._load_nifti(Path(path)).header)
-    return problems + validation.geometry_problems(volume.spacing, volume.origin, volume.direction)
+def _refuse_geometry(path: str, problems: list[str]) -> None:
+    print(f"geometry:     INVALID: {'; '.join(problems)}")
+    raise MedSRError(f"{path} has an invalid geometry: {problems[0]}; fix the image header (spacing, "
+                     "origin, orientation) before use")
 
 
 def run(args) -> int:
+    print_file = lambda: print(f"file:         {args.file}")  # noqa: E731
+    if validation.extension_of(args.file) in validation.NIFTI and Path(args.file).is_file():
+        # the stored header, read before ITK (which would make up 1 mm for a zero pixdim)
+        validation.check_input_file(args.file, geometry=False)
+        header = validation.nifti_header(Path(args.file))
+        problems = validation.nifti_geometry_problems(header)
+        if problems:
+            print_file()
+            print(f"size:         {' x '.join(map(str, header.get_data_shape()))}  ({header.get_data_dtype()})")
+            _refuse_geometry(args.file, problems)
     v = load_volume(args.file, component=parse_component(args.component), check_geometry=False)
-    problems = geometry_report(args.file, v)
     a = v.array
-    print(f"file:         {args.file}")
+    print_file()
     print(f"size (i,j,k): {' x '.join(map(str, v.shape_ijk))}  ({a.dtype})")
     print(f"intensity:    {float(a.min()):.6g} .. {float(a.max()):.6g}")
+    problems = validation.geometry_problems(v.spacing, v.origin, v.direction)
     if problems:
-        print(f"geometry:     INVALID: {'; '.join(problems)}")
-        raise MedSRError(f"{args.file} has an invalid geometry: {problems[0]}; fix the image header (spacing, "
-                         "origin, orientation) before use")
+        _refuse_geometry(args.file, problems)
     axis = v.largest_spacing_axis()
     sp = np.asarray(v.spacing)
     ratio = sp.max() / sp.min() if a.shape[0] > 1 else 1.0

@@ -93,16 +93,11 @@ def _incomplete(path: Path, detail: str) -> MedSRError:
     return MedSRError(f"{path} is incomplete ({detail}); copy or download it again")
 
 
-def _stream_length(path: Path) -> int:
-    """Bytes in the decompressed gzip stream; refuses a stream that ends early or is corrupt."""
-    total = 0
+def _read_stream(path: Path) -> bytes:
+    """The whole decompressed gzip stream; refuses a stream that ends early or is corrupt."""
     try:
         with gzip.open(path, "rb") as f:
-            while True:
-                chunk = f.read(1 << 22)
-                if not chunk:
-                    return total
-                total += len(chunk)
+            return f.read()
     except EOFError:
         raise _incomplete(path, "the compressed stream ends early") from None
     except (gzip.BadGzipFile, zlib.error, OSError) as exc:
@@ -132,34 +127,55 @@ def nifti_geometry_problems(header) -> list[str]:
     return out
 
 
-def _load_nifti(path: Path):
+def nifti_header(path: Path, head: Optional[bytes] = None):
+    """The NIfTI-1/2 header exactly as stored (nibabel without its fix-ups, which would turn a
+    negative pixdim positive and hide what ITK then makes up)."""
+    import io
     import nibabel as nib
+
+    if head is None:
+        opener = gzip.open if extension_of(path) == ".nii.gz" else open
+        try:
+            with opener(path, "rb") as f:
+                head = f.read(540)
+        except (EOFError, OSError, zlib.error):
+            head = b""
+    size = int.from_bytes(head[:4], "little") if len(head) >= 4 else 0
+    size_be = int.from_bytes(head[:4], "big") if len(head) >= 4 else 0
+    klass = nib.Nifti2Header if 540 in (size, size_be) else nib.Nifti1Header
     try:
-        return nib.load(str(path))
+        return klass.from_fileobj(io.BytesIO(head), check=False)
     except Exception as exc:  # nibabel raises many kinds for a damaged header
         raise MedSRError(f"cannot read {path}: not a valid NIfTI header ({exc.__class__.__name__}); "
                          "check that it is a whole NIfTI file") from None
 
 
 def _check_nifti(path: Path, geometry: bool) -> None:
-    img = _load_nifti(path)
-    header = img.header
+    gz = extension_of(path) == ".nii.gz"
+    stream = _read_stream(path) if gz else None
+    header = nifti_header(path, stream[:540] if gz else None)
     shape = header.get_data_shape()
-    dtype = header.get_data_dtype()
-    need = int(header.get_data_offset()) + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    have = _stream_length(path) if extension_of(path) == ".nii.gz" else path.stat().st_size
+    try:
+        dtype = header.get_data_dtype()
+    except Exception:
+        raise MedSRError(f"cannot read {path}: unknown NIfTI datatype code {int(header['datatype'])}; "
+                         "check that it is a whole NIfTI file") from None
+    offset = int(header.get_data_offset())
+    count = int(np.prod(shape, dtype=np.int64))
+    need = offset + count * dtype.itemsize
+    have = len(stream) if gz else path.stat().st_size
     if have < need:
         raise _incomplete(path, f"its header promises {need:,} bytes, it holds {have:,}")
     if geometry:
         problems = nifti_geometry_problems(header)
         if problems:
             raise MedSRError(f"{path} has an invalid geometry: {problems[0]}; fix the NIfTI header before use")
-    if np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.complexfloating):
-        try:
-            data = np.asanyarray(img.dataobj)
-        except Exception as exc:
-            raise MedSRError(f"cannot read the voxels of {path} ({exc.__class__.__name__}); copy it again") from None
-        check_array(np.abs(data) if np.iscomplexobj(data) else data, str(path))
+    if dtype.kind in "fc":  # what ITK would read as 0: the stored NaN/Inf
+        if gz:
+            data = np.frombuffer(stream, dtype=dtype, count=count, offset=offset)
+        else:
+            data = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=(count,))
+        check_array(np.abs(data) if dtype.kind == "c" else data, str(path))
 
 
 def _meta_header(path: Path) -> dict:
@@ -270,7 +286,7 @@ def check_input_file(path: PathLike, geometry: bool = True) -> None:
     if path.is_dir():
         return
     if not path.exists():
-        raise MedSRError(f"input file not found: {path}")
+        raise MedSRError(f"input file not found: {path}; check the path")
     if not os.access(path, os.R_OK):
         raise MedSRError(f"cannot read {path}: permission denied")
     if path.stat().st_size == 0:
@@ -368,9 +384,10 @@ def check_weights_file(path: PathLike) -> None:
 
     path = Path(path)
     if extension_of(path) != ".safetensors":
-        raise MedSRError(f"weights '{path}' must be a .safetensors file (pickled weights are never loaded)")
+        raise MedSRError(f"weights '{path}' must be a .safetensors file (pickled weights are never loaded); "
+                         "convert them with safetensors.torch.save_file")
     if not path.is_file():
-        raise MedSRError(f"weight file '{path}' not found")
+        raise MedSRError(f"weight file '{path}' not found; check the path")
     size = path.stat().st_size
     with open(path, "rb") as f:
         head = f.read(8)
@@ -398,11 +415,13 @@ def parse_numbers(text: Optional[str], what: str, allowed: Sequence[int] = (1, 3
     try:
         values = [float(v) for v in parts]
     except ValueError:
-        raise MedSRError(f"{what} must be a number or {max(allowed)} comma-separated numbers, got '{text}'") from None
+        raise MedSRError(f"{what} must be a number or {max(allowed)} comma-separated numbers, got '{text}'; "
+                         f"e.g. {what} 2{' or ' + what + ' 2,2,1' if 3 in allowed else ''}") from None
     if len(values) not in allowed:
-        raise MedSRError(f"{what} takes {' or '.join(map(str, allowed))} value(s), got {len(values)} in '{text}'")
+        raise MedSRError(f"{what} takes {' or '.join(map(str, allowed))} value(s), got {len(values)} in '{text}'; "
+                         "give one value for all axes or one per axis (i, j, k)")
     if not all(math.isfinite(v) for v in values) or (positive and any(v <= 0 for v in values)):
-        raise MedSRError(f"{what} must be {'positive ' if positive else ''}finite numbers, got '{text}'")
+        raise MedSRError(f"{what} must be {'positive ' if positive else ''}finite numbers, got '{text}'; e.g. {what} 2")
     return values[0] if len(values) == 1 else tuple(values)
 
 
@@ -415,13 +434,14 @@ def parse_component(text: Optional[str]) -> Union[None, int, str]:
         return t
     if t.isdigit():
         return int(t)
-    raise MedSRError(f"--component takes a channel index (0, 1, 2, ...) or 'luminance', got '{text}'")
+    raise MedSRError(f"--component takes a channel index (0, 1, 2, ...) or 'luminance', got '{text}'; "
+                     "e.g. --component 0 for the first channel")
 
 
 def check_positive_int(value: Optional[int], what: str) -> None:
     """Tile and batch sizes: None (automatic) or at least 1."""
     if value is not None and value < 1:
-        raise MedSRError(f"{what} must be a positive whole number, got {value}")
+        raise MedSRError(f"{what} must be a positive whole number, got {value}; leave it out for the automatic size")
 
 
 OUT_DTYPES = ("float32", "input")
@@ -439,6 +459,6 @@ def check_inference_options(tile: Optional[int] = None, batch: Optional[int] = N
             ok = False
         if not ok:
             raise MedSRError(f"output dtype must be one of {', '.join(OUT_DTYPES)} (or a numeric numpy type), "
-                             f"got '{out_dtype}'")
+                             f"got '{out_dtype}'; use float32 or input")
     if os.fspath(weights) not in ("auto", "random"):
         check_weights_file(weights)

@@ -35,7 +35,7 @@ class Volume:
         self.origin = tuple(float(o) for o in np.asarray(self.origin, dtype=float).reshape(3))
         self.direction = np.asarray(self.direction, dtype=float).reshape(3, 3).copy()
         if min(self.spacing) <= 0:
-            raise MedSRError(f"spacing must be positive, got {self.spacing}")
+            raise MedSRError(f"spacing must be positive, got {self.spacing}; fix the voxel size")
 
     @property
     def shape_ijk(self) -> tuple[int, int, int]:

@@ -5,6 +5,7 @@ Every file is checked by core.validation before ITK reads it (truncation, NaN vo
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Union
 
@@ -24,7 +25,24 @@ WRITABLE = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd") + IMAGE_EXTENSI
 PathLike = Union[str, os.PathLike]
 
 
+@contextmanager
+def _itk_quiet():
+    """ITK's own warnings go to stderr beside our one-line messages (e.g. "No Series were found"):
+    silence them while reading; every problem they describe is refused by core.validation."""
+    previous = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)
+    try:
+        yield
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(previous)
+
+
 def _read_image(path: Path) -> sitk.Image:
+    with _itk_quiet():
+        return _read_image_quietly(path)
+
+
+def _read_image_quietly(path: Path) -> sitk.Image:
     if path.is_dir():
         series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(path))
         if not series:
@@ -32,14 +50,15 @@ def _read_image(path: Path) -> sitk.Image:
         files = max((sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(path), s) for s in series), key=len)
         reader = sitk.ImageSeriesReader()
         reader.SetFileNames(files)
-        return reader.Execute()
-    if not path.exists():
-        raise MedSRError(f"input file not found: {path}")
-    ext = extension_of(path)
-    if ext not in SUPPORTED:
-        raise MedSRError(f"unsupported file type '{ext or path.name}'; use one of {', '.join(SUPPORTED)} or a DICOM folder")
+    else:
+        ext = extension_of(path)
+        if ext not in SUPPORTED:
+            raise MedSRError(f"unsupported file type '{ext or path.name}'; use one of {', '.join(SUPPORTED)} "
+                             "or a DICOM folder")
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(path))
     try:
-        return sitk.ReadImage(str(path))
+        return reader.Execute()
     except RuntimeError as exc:
         raise MedSRError(f"cannot read {path}: {_itk_reason(exc)}; check that the file is a whole image") from None
 
@@ -69,7 +88,7 @@ def _select_component(image: sitk.Image, component) -> sitk.Image:
         return 0.299 * r + 0.587 * g + 0.114 * b
     c = int(component)
     if not 0 <= c < n:
-        raise MedSRError(f"component {c} out of range: the image has components 0..{n - 1}")
+        raise MedSRError(f"component {c} out of range: the image has components 0..{n - 1}; choose one of those")
     return sitk.VectorIndexSelectionCast(image, c)
 
 

@@ -249,7 +249,7 @@ def run_comparison(hr: Volume, lr: Volume | None = None, degradation: str = "thi
         scale = 2.0
     models = check_models(models, weights, max(scale) if np.ndim(scale) else scale)
     if mask not in (None, "", "none", "foreground"):
-        raise MedSRError(f"mask must be 'foreground' or none, got '{mask}'")
+        raise MedSRError(f"mask must be 'foreground' or none, got '{mask}'; use one of those")
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise MedSRError(f"output folder {out_dir} is a file; choose a folder")
@@ -263,7 +263,7 @@ def run_comparison(hr: Volume, lr: Volume | None = None, degradation: str = "thi
     lr_given = lr is not None
     if lr is None:
         if not math.isfinite(float(scale)) or float(scale) <= 1:
-            raise MedSRError(f"scale must be a number > 1, got {scale}")
+            raise MedSRError(f"scale must be a number > 1, got {scale}; e.g. scale=2")
         mode = mode or ("throughplane" if degradation == "thickslice" else "inplane")
         axis = hr.largest_spacing_axis() if axis == "auto" else axis
         hr = fit_to_scale(hr, mode_factors(float(scale), mode, axis))

@@ -39,14 +39,15 @@ Cancel = Optional[Callable[[], bool]]
 def resolve_factors(volume: Volume, mode: str, axis: str, scale=None, spacing=None) -> tuple[tuple[float, float, float], str]:
     """Per-axis factors (i, j, k) and the resolved axis for a request, validated against the mode."""
     if mode not in MODES:
-        raise MedSRError(f"mode must be one of {', '.join(MODES)}, got '{mode}'")
+        raise MedSRError(f"mode must be one of {', '.join(MODES)}, got '{mode}'; pick one of those")
     axis = geometry.parse_axis(volume, axis)
     a = AXES.index(axis)
     single_slice = volume.array.shape[0] == 1
     if single_slice and (mode != "inplane" or axis != "k"):
-        raise MedSRError("a 2D image (one slice) can only be super-resolved in-plane with axis k")
+        raise MedSRError("a 2D image (one slice) can only be super-resolved in-plane with axis k; "
+                         "use --mode inplane --axis k (the defaults)")
     if spacing is not None and scale is not None:
-        raise MedSRError("give either a scale or a target spacing, not both")
+        raise MedSRError("a scale and a target spacing were both given; give only one of them")
     if spacing is not None:
         full = geometry.factors_for_spacing(volume, spacing)
         if np.ndim(spacing) == 0:  # a scalar spacing applies to the axes the mode scales
@@ -59,11 +60,12 @@ def resolve_factors(volume: Volume, mode: str, axis: str, scale=None, spacing=No
         else:
             factors = tuple(float(v) for v in scale)
             if len(factors) != 3:
-                raise MedSRError(f"per-axis scale needs three factors (i, j, k), got {scale}")
+                raise MedSRError(f"per-axis scale needs three factors (i, j, k), got {scale}; give one factor or three")
     if single_slice:
         factors = (factors[0], factors[1], 1.0)
     if any(not math.isfinite(f) or f < 1 for f in factors):
-        raise MedSRError(f"scale factors must be >= 1 (super-resolution only), got {tuple(round(f, 4) for f in factors)}")
+        raise MedSRError(f"scale factors must be >= 1 (super-resolution only), got {tuple(round(f, 4) for f in factors)}; "
+                         "give factors of 1 or more (or a coarser --spacing)")
     if mode == "inplane" and factors[a] != 1:
         raise MedSRError(f"inplane mode does not scale axis {axis}; use volumetric mode to scale all axes")
     if mode == "throughplane" and any(factors[b] != 1 for b in range(3) if b != a):

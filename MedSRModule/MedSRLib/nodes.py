@@ -58,6 +58,10 @@ def check_input_node(node) -> None:
 def world_ijk_to_ras(node) -> np.ndarray:
     """The 4×4 matrix from voxel indices (i, j, k) to world RAS: IJKToRAS with any linear parent
     transform applied. Non-linear transforms and sheared axes are refused with a clear message."""
+    node_spacing = node.GetSpacing()
+    if not all(np.isfinite(node_spacing)) or min(node_spacing) <= 0:
+        raise MedSRError(f"'{node.GetName()}' has an invalid spacing {tuple(node_spacing)} (zero, negative or "
+                         "not finite); fix it (Volumes module: Volume Information) and retry")
     ijk_to_ras = vtk.vtkMatrix4x4()
     node.GetIJKToRASMatrix(ijk_to_ras)
     matrix = _matrix_to_numpy(ijk_to_ras)
