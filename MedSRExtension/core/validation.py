@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import math
 import os
+import warnings
 import zlib
 from pathlib import Path
 from typing import Iterable, Optional, Sequence, Union
@@ -140,11 +141,15 @@ def nifti_header(path: Path, head: Optional[bytes] = None):
                 head = f.read(540)
         except (EOFError, OSError, zlib.error):
             head = b""
-    size = int.from_bytes(head[:4], "little") if len(head) >= 4 else 0
-    size_be = int.from_bytes(head[:4], "big") if len(head) >= 4 else 0
-    klass = nib.Nifti2Header if 540 in (size, size_be) else nib.Nifti1Header
+    sizes = {int.from_bytes(head[:4], order) for order in ("little", "big")} if len(head) >= 348 else set()
+    if not sizes & {348, 540}:
+        raise MedSRError(f"cannot read {path}: not a NIfTI file (no NIfTI header at its start); "
+                         "check that it is a whole NIfTI file")
+    klass = nib.Nifti2Header if 540 in sizes else nib.Nifti1Header
     try:
-        return klass.from_fileobj(io.BytesIO(head), check=False)
+        with warnings.catch_warnings():  # nibabel warns about odd extensions; we refuse or read on
+            warnings.simplefilter("ignore")
+            return klass.from_fileobj(io.BytesIO(head), check=False)
     except Exception as exc:  # nibabel raises many kinds for a damaged header
         raise MedSRError(f"cannot read {path}: not a valid NIfTI header ({exc.__class__.__name__}); "
                          "check that it is a whole NIfTI file") from None
