@@ -189,7 +189,7 @@ RUN_CASES = [
                                       lambda: D.safetensors_of("w.safetensors", {"foo": __import__("torch").zeros(3)})),
          "missing"),
     Case("weights-wrong-scale", run(_good, "out.nii.gz", "--model", "edsr", "--scale", "4", "--weights",
-                                    lambda: _edsr_weights_for(2)), "2 missing"),
+                                    lambda: _edsr_weights_for(2)), "2 tensors missing"),
 ]
 
 INFO_CASES = [

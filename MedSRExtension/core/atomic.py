@@ -87,3 +87,19 @@ def staging_folder(folder: PathLike) -> Iterator[Path]:
             _commit(produced, folder / produced.name)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
+
+@contextmanager
+def new_folder(folder: PathLike) -> Iterator[Path]:
+    """Yield a private folder beside ``folder`` to fill; on normal exit it is renamed to ``folder``
+    (which must be absent or empty), on any exception it is removed with everything in it."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        yield stage
+        if folder.exists():
+            folder.rmdir()  # refuses a non-empty folder: nothing of the user's is replaced
+        os.replace(stage, folder)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)

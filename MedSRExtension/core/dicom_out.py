@@ -20,13 +20,12 @@ leaves nothing behind.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
+from MedSRExtension.core import atomic
 from MedSRExtension.core.errors import MedSRError
 from MedSRExtension.core.volume import Volume
 
@@ -121,11 +120,8 @@ def write_dicom_series(volume: Volume, folder: os.PathLike | str, reference: os.
     referenced.SeriesInstanceUID = template.get("SeriesInstanceUID", "")
     referenced.StudyInstanceUID = template.StudyInstanceUID
 
-    parent = folder.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=parent))
     written = []
-    try:
+    with atomic.new_folder(folder) as tmp:
         nk, nj, ni = volume.array.shape
         for k in range(nk):
             ds = pydicom.Dataset()
@@ -162,10 +158,4 @@ def write_dicom_series(volume: Volume, folder: os.PathLike | str, reference: os.
             name = f"IM{k + 1:05d}.dcm"
             ds.save_as(tmp / name, enforce_file_format=True)
             written.append(folder / name)
-        if folder.exists():
-            folder.rmdir()  # empty (checked above)
-        os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return written

@@ -29,6 +29,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from MedSRExtension.core import atomic
 from MedSRExtension.core.errors import MedSRError
 from MedSRExtension.core.volume import Volume
 
@@ -46,17 +47,14 @@ def _volume(array: np.ndarray, meta: dict) -> Volume:
 
 
 def _save_npy(folder: str, name: str, array: np.ndarray) -> None:
-    tmp = os.path.join(folder, f".{name}.part")
-    with open(tmp, "wb") as f:
-        np.save(f, np.ascontiguousarray(array), allow_pickle=False)
-    os.replace(tmp, os.path.join(folder, name))
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            np.save(f, np.ascontiguousarray(array), allow_pickle=False)
+    atomic.write_with(os.path.join(folder, name), write)
 
 
 def _save_json(folder: str, name: str, data: dict) -> None:
-    tmp = os.path.join(folder, f".{name}.part")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f)
-    os.replace(tmp, os.path.join(folder, name))
+    atomic.write_text(os.path.join(folder, name), json.dumps(data))
 
 
 def write_request(folder: str, volume: Volume, options: dict) -> None:

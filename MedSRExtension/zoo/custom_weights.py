@@ -14,11 +14,10 @@ from MedSRExtension.core.errors import MedSRError
 
 def tensor_shapes(path: str) -> dict[str, tuple[int, ...]]:
     """Name -> shape of every tensor in a .safetensors file (reads the header only)."""
-    if not str(path).endswith(".safetensors"):
-        raise MedSRError(f"weights '{path}' must be a .safetensors file (pickled weights are never loaded)")
-    if not os.path.isfile(path):
-        raise MedSRError(f"weight file '{path}' not found; choose an existing .safetensors file")
     from safetensors import safe_open
+
+    from MedSRExtension.core.validation import check_weights_file
+    check_weights_file(path)
     try:
         with safe_open(path, framework="pt") as f:
             return {name: tuple(f.get_slice(name).get_shape()) for name in f.keys()}
@@ -27,7 +26,9 @@ def tensor_shapes(path: str) -> dict[str, tuple[int, ...]]:
                          "weights must be .safetensors files") from None
 
 
-def _mismatch(expected: dict, found: dict) -> str:
+def mismatch(expected: dict, found: dict) -> str:
+    """'' when the name -> shape maps agree, else how many tensors are missing, unexpected or of another
+    shape, naming the first of each (one short line)."""
     missing = sorted(set(expected) - set(found))
     unexpected = sorted(set(found) - set(expected))
     wrong = sorted(n for n in set(expected) & set(found) if tuple(expected[n]) != tuple(found[n]))
@@ -55,7 +56,7 @@ def check_custom_weights(path: str, model: str, scale) -> str:
     closest = None
     for preset in spec.presets:
         expected = {k: tuple(v.shape) for k, v in build(model, preset, as_pair(scale)).state_dict().items()}
-        problem = _mismatch(expected, found)
+        problem = mismatch(expected, found)
         if not problem:
             return preset
         if closest is None or len(problem) < len(closest[1]):

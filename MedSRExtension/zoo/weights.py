@@ -189,15 +189,12 @@ def load_network(model: str, scale=2, preset: Optional[str] = None,
 def _load_into(net: nn.Module, state: dict, path: str) -> None:
     """Load ``state`` strictly; a mismatch is one line: how many tensors are missing, unexpected or
     of the wrong shape, naming the first of each."""
-    own = net.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-    parts = [f"{len(v)} {what} (e.g. '{v[0]}')" for v, what in
-             ((missing, "missing"), (unexpected, "unexpected"), (wrong, "of the wrong shape")) if v]
-    if parts:
-        raise MedSRError(f"weight file '{os.path.basename(path)}' does not fit this network: tensors "
-                         f"{'; '.join(parts)}; check the model name, preset and scale")
+    from MedSRExtension.zoo.custom_weights import mismatch
+    problem = mismatch({k: tuple(v.shape) for k, v in net.state_dict().items()},
+                       {k: tuple(v.shape) for k, v in state.items()})
+    if problem:
+        raise MedSRError(f"weight file '{os.path.basename(path)}' does not fit this network: {problem}; "
+                         "check the model name, preset and scale")
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as exc:
