@@ -107,13 +107,13 @@ def measure(model: str, weights: str, scales: list[int], crop: int) -> dict:
     """{scale: {psnr, ssim, bicubic_psnr, bicubic_ssim}} on the eval protocol (mean over images)."""
     import numpy as np
 
-    from MedSRExtension.evaluation.heldout import score, upscale_like_users, validation_set
+    from MedSRExtension.evaluation.heldout import psnr_ssim_in_window, upscale_like_users, validation_set
     out = {}
     for s in scales:
         net, bic = [], []
         for item in validation_set((float(s), float(s)), "bicubic", crop=crop):
-            net.append(score(upscale_like_users(model, item.lr, float(s), weights=weights), item.hr))
-            bic.append(score(upscale_like_users("bicubic", item.lr, float(s)), item.hr))
+            net.append(psnr_ssim_in_window(upscale_like_users(model, item.lr, float(s), weights=weights), item.hr))
+            bic.append(psnr_ssim_in_window(upscale_like_users("bicubic", item.lr, float(s)), item.hr))
         out[str(s)] = {"psnr": round(float(np.mean([p for p, _ in net])), 3),
                        "ssim": round(float(np.mean([q for _, q in net])), 4),
                        "bicubic_psnr": round(float(np.mean([p for p, _ in bic])), 3),

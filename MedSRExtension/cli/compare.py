@@ -5,9 +5,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from MedSRExtension.core.degradations import KINDS
 from MedSRExtension.core.errors import MedSRError
-from MedSRExtension.inference.engine import MODES
+from MedSRExtension.core.geometry import MODES
 from MedSRExtension.core.volume_io import load_volume
+from MedSRExtension.evaluation.compare import DEFAULT_DEGRADATION
 from MedSRExtension.evaluation.segmentation import METHOD_HELP
 
 
@@ -21,8 +23,8 @@ def register(sub) -> None:
     p.add_argument("--hr", required=True, help="reference (high-resolution) image: file or DICOM folder")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--lr", default=None, help="a real low-resolution image of the same subject (no degradation)")
-    g.add_argument("--degradation", default=None, choices=("bicubic", "kspace", "thickslice"),
-                   help="how to make the LR from the reference (default bicubic)")
+    g.add_argument("--degradation", default=DEFAULT_DEGRADATION, choices=KINDS,
+                   help=f"how to make the LR from the reference (default {DEFAULT_DEGRADATION})")
     p.add_argument("--scale", type=float, default=None,
                    help="degradation and SR factor (default 2; with --lr: from the spacings)")
     p.add_argument("--mode", default=None, choices=MODES,
@@ -53,13 +55,10 @@ def _parse_crop(text: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
 
 
 def run(args) -> int:
-    from MedSRExtension.evaluation.compare import check_models, crop, run_comparison
+    from MedSRExtension.evaluation.compare import crop, run_comparison
 
-    scale = args.scale if (args.scale is not None or args.lr) else 2.0
-    models = check_models([m for m in args.models.split(",") if m.strip()], scale=scale)
+    models = [m for m in args.models.split(",") if m.strip()]
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise MedSRError(f"--out {out} is a file; give a folder")
     seg = None if (args.seg or "").lower() in ("", "none") else args.seg
     hr = load_volume(args.hr)
     lr = load_volume(args.lr) if args.lr else None
@@ -74,15 +73,15 @@ def run(args) -> int:
                    bar_format="{desc} {percentage:3.0f}%|{bar}| {n:.1f}/{total} methods [{elapsed}]")
 
     def progress(done: float, total: int, method: str) -> None:
+        bar.total = total  # the methods left once duplicates are dropped
         bar.set_description_str(method, refresh=False)
         bar.n = done
         bar.refresh()
 
     try:
-        rows = run_comparison(hr, lr=lr, degradation=args.degradation or "bicubic", scale=scale, mode=args.mode,
-                              axis=args.axis, models=models, seg=seg, mask=args.mask, out_dir=out,
-                              device=args.device, progress=progress if bar is not None else None,
-                              save_volumes=args.save_volumes)
+        rows = run_comparison(hr, lr=lr, models=models, out_dir=out, progress=progress if bar is not None else None,
+                              degradation=args.degradation, scale=args.scale, mode=args.mode, axis=args.axis,
+                              seg=seg, mask=args.mask, device=args.device, save_volumes=args.save_volumes)
     finally:
         if bar is not None:
             bar.close()

@@ -5,9 +5,11 @@ import time
 from pathlib import Path
 
 from MedSRExtension.core.errors import MedSRError
-from MedSRExtension.inference.engine import MODES
+from MedSRExtension.core.geometry import MODES
 from MedSRExtension.core.volume_io import WRITABLE, extension_of, load_volume, save_volume
-from .common import default_model, parse_component, parse_floats, progress_bar
+from MedSRExtension.inference.options import InferenceOptions
+from MedSRExtension.zoo.catalog import default_model
+from .common import parse_component, parse_floats, progress_bar
 
 
 def register(sub) -> None:
@@ -37,27 +39,34 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+def options_from_args(args) -> InferenceOptions:
+    """The inference options the arguments ask for (the default model resolved for the scale)."""
+    for value in (args.tile, args.batch):
+        if value is not None and value < 1:
+            raise MedSRError("--tile and --batch must be positive")
+    scale = parse_floats(args.scale, "--scale") if args.scale else (None if args.spacing else 2.0)
+    spacing = parse_floats(args.spacing, "--spacing") if args.spacing else None
+    return InferenceOptions(model=args.model or default_model(scale if scale is not None else 2.0), scale=scale,
+                            spacing=spacing, mode=args.mode, axis=args.axis, device=args.device, tile=args.tile,
+                            batch=args.batch, preset=args.preset, weights=args.weights, out_dtype=args.dtype,
+                            force=args.force)
+
+
 def run(args) -> int:
-    from MedSRExtension.inference.engine import super_resolve
+    from MedSRExtension.inference.engine import run_inference
 
     out = Path(args.output)
     if extension_of(out) not in WRITABLE:
         raise MedSRError(f"cannot write '{extension_of(out) or out.name}' files; use one of {', '.join(WRITABLE)}")
     if not (out.parent if str(out.parent) else Path(".")).is_dir():
         raise MedSRError(f"output folder does not exist: {out.parent}")
-    for value in (args.tile, args.batch):
-        if value is not None and value < 1:
-            raise MedSRError("--tile and --batch must be positive")
-    scale = parse_floats(args.scale, "--scale") if args.scale else (None if args.spacing else 2.0)
-    spacing = parse_floats(args.spacing, "--spacing") if args.spacing else None
+    options = options_from_args(args)
     volume = load_volume(args.input, component=parse_component(args.component))
-    model = args.model or default_model(scale if scale is not None else 2.0)
+    model = options.model
     update, close = progress_bar(args.quiet, f"{model}")
     start = time.perf_counter()
     try:
-        result = super_resolve(volume, model=model, scale=scale, spacing=spacing, mode=args.mode, axis=args.axis,
-                               device=args.device, progress=update, tile=args.tile, batch=args.batch,
-                               preset=args.preset, weights=args.weights, out_dtype=args.dtype, force=args.force)
+        result = run_inference(volume, options, progress=update)
     finally:
         close()
     save_volume(result, out)
