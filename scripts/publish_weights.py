@@ -7,7 +7,7 @@
 Copies the run's EMA weights (``best.safetensors``: the EMA weights at the best training-time
 validation PSNR; or ``ema.safetensors``: at the end) as ``<name>.safetensors`` (refused over 4 MB),
 measures validation PSNR/SSIM of the network and of bicubic on the ``medsr eval`` protocol
-(``MedSRExtension/evaluation.py``) through ``super_resolve``, and writes ``cards/<name>.md`` with the
+(``MedSRExtension/evaluation/heldout.py``) through ``super_resolve``, and writes ``cards/<name>.md`` with the
 training curve ``cards/<name>.png`` from the run's ``log.csv``. Every file is written atomically.
 
 A run started with ``--init`` from a shipped file continues that model: its iterations and minutes
