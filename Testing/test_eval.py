@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import save_file
 
 from MedSRExtension.cli import main
-from MedSRExtension.evaluation.heldout import score, validation_set
+from MedSRExtension.evaluation.heldout import psnr_ssim_in_window, validation_set
 from MedSRExtension.models.registry import build
 from MedSRExtension.zoo.weights import ENV
 
@@ -62,7 +62,7 @@ def test_eval_refuses_a_network_without_weights_for_the_scale(zoo_with_edsr, tmp
 
 def test_score_is_perfect_for_the_reference_and_drops_with_error():
     hr = validation_set((2.0, 2.0), crop=48, names=["mr2"])[0].hr
-    p, s = score(hr, hr)
+    p, s = psnr_ssim_in_window(hr, hr)
     assert p > 90 and s == pytest.approx(1.0)
     noisy = hr + np.random.default_rng(0).normal(0, 0.05 * hr.std(), hr.shape).astype(np.float32)
-    assert score(noisy, hr)[0] < p
+    assert psnr_ssim_in_window(noisy, hr)[0] < p

@@ -7,20 +7,13 @@ the claimed receptive field, and tiled inference equal to untiled for tile-safe 
 """
 from __future__ import annotations
 
-import importlib
-
 import pytest
 import torch
 
-from MedSRExtension.models import build, get_spec, names
+from MedSRExtension.inference import tiling
+from MedSRExtension.core.errors import MedSRError
+from MedSRExtension.models import ModelDescriptor, build, get_spec, names, sr_of
 from MedSRExtension.models.complexity import count_gmacs, count_params
-
-# Import each architecture file on its own, so one missing file does not hide the others' registrations.
-for _mod in ("edsr", "lgsr", "iconet", "pfmdn"):
-    try:
-        importlib.import_module(f"MedSRExtension.models.{_mod}")
-    except ImportError:
-        pass
 
 NETWORKS = [n for n in names() if get_spec(n).kind == "network"]
 H, W = 21, 26  # small, odd and non-square: sizes of real slices are arbitrary
@@ -47,13 +40,6 @@ def _model(name: str, scale: int, seed: int = 0) -> torch.nn.Module:
     return build(name, preset="light", scale=scale)
 
 
-def _sr(out) -> torch.Tensor:
-    """The final SR image of a forward pass: a tensor, or a dict's "sr" entry (training mode)."""
-    if isinstance(out, dict):
-        return out["sr"]
-    return out
-
-
 def _tensors(out):
     if isinstance(out, torch.Tensor):
         yield out
@@ -66,7 +52,7 @@ def _tensors(out):
 
 
 def test_all_architectures_registered():
-    assert {"edsr", "lgsr"} <= set(NETWORKS)
+    assert {"edsr", "lgsr", "iconet", "pfmdn"} <= set(NETWORKS)
     for n in NETWORKS:
         spec = get_spec(n)
         assert "light" in spec.presets and spec.paper and spec.summary, n
@@ -90,13 +76,36 @@ def test_eval_output_shape_finite_and_deterministic(name, scale):
 def test_training_gradients_reach_every_parameter(name, scale):
     model = _model(name, scale).train()
     out = model(_image(2))
-    sr = _sr(out)
+    sr = sr_of(out)
     assert sr.shape == (2, 1, H * scale, W * scale)
     g = torch.Generator().manual_seed(1)
     loss = sum((t * torch.rand(t.shape, generator=g)).mean() for t in _tensors(out))
     loss.backward()
     missing = [k for k, p in model.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
     assert not missing, f"no gradient reaches: {missing}"
+
+
+@pytest.mark.parametrize("name,scale", CASES)
+def test_descriptor_call_gives_the_sr_tensor_in_both_modes(name, scale):
+    """``descriptor(x, scale)`` is the one way to call any network: the SR tensor in eval and training mode."""
+    model = _model(name, scale)
+    call = ModelDescriptor.of(name, model)
+    x = _image(1)
+    with torch.no_grad():
+        ev = call(x, (scale, scale))
+        model.train()
+        tr = call(x, (scale, scale))
+    assert isinstance(ev, torch.Tensor) and ev.shape == (1, 1, H * scale, W * scale)
+    assert isinstance(tr, torch.Tensor) and tr.shape == ev.shape
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_descriptor_refuses_images_below_min_size(name):
+    spec = get_spec(name)
+    call = ModelDescriptor.of(name, _model(name, _int_scales(name)[0]).eval())
+    small = max(1, spec.min_size - 1)
+    with pytest.raises(MedSRError, match=f"at least {spec.min_size}x{spec.min_size} pixels"):
+        call(_image(1, small, W), (2.0, 2.0))
 
 
 @pytest.mark.parametrize("name,scale", CASES)
@@ -163,7 +172,6 @@ def _tiling_geometry(overlap: int) -> tuple[int, int]:
 @pytest.mark.parametrize("name,scale", TILE_SAFE)
 def test_tiled_inference_equals_untiled(name, scale):
     """Tiles with the claimed overlap give the untiled result (x2: tiles in both axes; x3/x4: a strip)."""
-    tiling = pytest.importorskip("MedSRExtension.inference.tiling")
     model = _model(name, scale).eval()
     overlap = _receptive_field(name, model)
     tile, size = _tiling_geometry(overlap)

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from MedSRExtension.core.errors import MedSRError
+from MedSRExtension.inference import tiling
 from MedSRExtension.models import build, get_spec
 from MedSRExtension.models.losses import gradient_map
 from MedSRExtension.models.pfmdn import PFMDN, EntropyContrastAttention, MetaUpsampler, receptive_field, resize_bicubic
@@ -92,7 +93,6 @@ def test_crop_at_whole_output_offset_reproduces_global_pixels(scale, offset):
 
 
 def test_tiled_inference_at_non_integer_scale_equals_untiled():
-    tiling = pytest.importorskip("MedSRExtension.inference.tiling")
     model = _small(1)
     x = _image(64, 60, seed=4)
     calls = []

@@ -11,7 +11,7 @@ import pytest
 slicer = pytest.importorskip("slicer", reason="the slicer-core wheel is needed for MRML tests")
 
 from MedSRExtension import MedSRError, super_resolve  # noqa: E402
-from MedSRExtension.evaluation.compare import crop, score  # noqa: E402
+from MedSRExtension.evaluation.compare import crop, score_against_reference  # noqa: E402
 from MedSRExtension.data.corpus import mni_path  # noqa: E402
 from MedSRExtension.core.degradations import degrade  # noqa: E402
 from MedSRExtension.core.volume_io import load_volume  # noqa: E402
@@ -76,7 +76,7 @@ def test_compare_with_a_reference_volume(mrml_scene, volumes, scene_nodes):
     assert table.IsA("vtkMRMLTableNode") and table.GetNumberOfRows() == 2
     assert column(table, "Method") == ["thick slices", "thick slices SR bicubic"]
     for role, vol, row in (("baseline", lr, 0), ("sr", sr, 1)):
-        want = score(vol, hr, segmenter).metrics
+        want = score_against_reference(vol, hr, segmenter).metrics
         for name, key in (("PSNR", "psnr"), ("SSIM", "ssim"), ("Dice mean", "dice_mean"),
                           ("HD95 mean", "hd95_mean"), ("Dice class 2", "dice_2"), ("HD95 class 1", "hd95_1")):
             assert column(table, name)[row] == pytest.approx(want[key], rel=1e-9), (role, name)

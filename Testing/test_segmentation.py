@@ -9,7 +9,7 @@ from skimage.filters import threshold_multiotsu
 from MedSRExtension.data.corpus import mni_path
 from MedSRExtension.core.errors import MedSRError
 from MedSRExtension.core.volume_io import load_volume
-from MedSRExtension.evaluation.segmentation import fit, multi_otsu_thresholds, resample_labels_nearest, segment
+from MedSRExtension.evaluation.segmentation import fit, multi_otsu_thresholds, resample_labels_nearest
 from MedSRExtension.core.volume import Volume
 
 
@@ -36,7 +36,7 @@ def test_otsu3_gives_ordered_tissue_classes(brain):
     # the same thresholds as scikit-image's multi-Otsu, up to one histogram bin
     bin_width = (brain.array.max() - brain.array.min()) / 256
     np.testing.assert_allclose(seg.thresholds, threshold_multiotsu(brain.array, 3), atol=1.01 * bin_width)
-    assert segment(brain, "otsu3").array.tolist() == labels.tolist()
+    assert fit("otsu3", brain).reference.array.tolist() == labels.tolist()
     assert fit("otsu4", brain).labels == (1, 2, 3)
 
 
@@ -59,7 +59,7 @@ def test_threshold_keeps_the_largest_connected_component(brain):
     arr[1:3, 1:3, 1:3] = 1000.0  # a bright island, cut off from the rest by a dark moat
     img = brain.with_array(arr)
     t = float(multi_otsu_thresholds(brain.array, 2)[0])
-    out = segment(img, f"threshold:{t}").array
+    out = fit(f"threshold:{t}", img).reference.array
     assert out.max() == 1 and out[:5, :5, :5].sum() == 0
     _, n = ndimage.label(out)
     assert n == 1
@@ -89,7 +89,7 @@ def oblique(vol: Volume) -> Volume:
 
 def test_label_file_is_resampled_nearest_onto_an_oblique_grid(brain, tmp_path):
     ref = oblique(brain)
-    truth = segment(ref, "otsu3")
+    truth = fit("otsu3", ref).reference
     # the label file holds the same labels on a grid flipped along i and 2x finer along k
     flipped = truth.array[:, :, ::-1].repeat(2, axis=0)
     d = ref.direction.copy()

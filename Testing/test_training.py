@@ -76,3 +76,51 @@ def test_learning_rate_warms_up_then_decays_to_the_floor():
 def test_classical_models_cannot_be_trained(tmp_path):
     with pytest.raises(MedSRError, match="nothing to train"):
         train(_cfg(tmp_path, model="bicubic"), progress=False)
+
+
+# --- the pieces of train(), each on its own --------------------------------------------------------
+
+def test_resume_refuses_changed_settings_and_a_fresh_start_refuses_an_existing_run(tmp_path):
+    from MedSRExtension.training.trainer import check_resume
+    train(_cfg(tmp_path, iters=2, ckpt_every=2, val_every=2), progress=False)
+    with pytest.raises(MedSRError, match="different batch"):
+        check_resume(_cfg(tmp_path, batch=3), resume=True)
+    with pytest.raises(MedSRError, match="already holds a training run"):
+        check_resume(_cfg(tmp_path), resume=False)
+    check_resume(_cfg(tmp_path, iters=50), resume=True)  # a longer schedule is allowed
+
+
+def test_a_train_step_lowers_the_loss_on_a_fixed_batch_and_state_round_trips(tmp_path):
+    from MedSRExtension.models import ModelDescriptor
+    from MedSRExtension.models.losses import loss_for
+    from MedSRExtension.training.trainer import TrainState, new_state, train_step
+    cfg = _cfg(tmp_path, lr=2e-3)
+    state = new_state(cfg, torch.device("cpu"), None)
+    net = ModelDescriptor.of("edsr", state.model)
+    g = torch.Generator().manual_seed(0)
+    hr = torch.rand(2, 1, 24, 24, generator=g)
+    lr = torch.nn.functional.avg_pool2d(hr, 2)
+    losses = [train_step(net, state, loss_for("edsr"), lr, hr, (2.0, 2.0), cfg, None, i)[0] for i in range(15)]
+    assert losses[-1] < losses[0]
+    state.iteration = 15
+    saved = state.checkpoint()
+    other = new_state(cfg, torch.device("cpu"), None)
+    other.restore(saved)
+    assert other.iteration == 15
+    for a, b in zip(state.model.state_dict().values(), other.model.state_dict().values()):
+        assert torch.equal(a, b)
+    assert isinstance(other, TrainState)
+
+
+def test_the_csv_log_writes_its_header_once_across_resumes(tmp_path):
+    from MedSRExtension.training.trainer import CsvLog, LossWindow
+    window = LossWindow()
+    window.add(1.0, {"l1": 0.5})
+    window.add(3.0, {"l1": 1.5})
+    assert window.means() == {"loss": 2.0, "l1": 1.0}
+    path = str(tmp_path / "log.csv")
+    CsvLog(path).write({"iter": 1, **window.means()})
+    CsvLog(path).write({"iter": 2, **window.means()})  # a resumed run opens a new log on the same file
+    with open(path) as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["iter", "loss", "l1"] and [r[0] for r in rows[1:]] == ["1", "2"]

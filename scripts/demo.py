@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 import SimpleITK as sitk  # noqa: E402
 
 from MedSRExtension import Volume, save_volume, super_resolve  # noqa: E402
-from MedSRExtension.cli.common import default_model  # noqa: E402
+from MedSRExtension.zoo.catalog import default_model  # noqa: E402
 from MedSRExtension.data.corpus import mni_path  # noqa: E402
 from MedSRExtension.core.degradations import degrade  # noqa: E402
 from MedSRExtension.evaluation.metrics import psnr  # noqa: E402

@@ -7,7 +7,7 @@
 Copies the run's EMA weights (``best.safetensors``: the EMA weights at the best training-time
 validation PSNR; or ``ema.safetensors``: at the end) as ``<name>.safetensors`` (refused over 4 MB),
 measures validation PSNR/SSIM of the network and of bicubic on the ``medsr eval`` protocol
-(``MedSRExtension/evaluation.py``) through ``super_resolve``, and writes ``cards/<name>.md`` with the
+(``MedSRExtension/evaluation/heldout.py``) through ``super_resolve``, and writes ``cards/<name>.md`` with the
 training curve ``cards/<name>.png`` from the run's ``log.csv``. Every file is written atomically.
 
 A run started with ``--init`` from a shipped file continues that model: its iterations and minutes
@@ -105,13 +105,13 @@ def measure(model: str, weights: str, scales: list[int], crop: int) -> dict:
     """{scale: {psnr, ssim, bicubic_psnr, bicubic_ssim}} on the eval protocol (mean over images)."""
     import numpy as np
 
-    from MedSRExtension.evaluation.heldout import score, upscale_like_users, validation_set
+    from MedSRExtension.evaluation.heldout import psnr_ssim_in_window, upscale_like_users, validation_set
     out = {}
     for s in scales:
         net, bic = [], []
         for item in validation_set((float(s), float(s)), "bicubic", crop=crop):
-            net.append(score(upscale_like_users(model, item.lr, float(s), weights=weights), item.hr))
-            bic.append(score(upscale_like_users("bicubic", item.lr, float(s)), item.hr))
+            net.append(psnr_ssim_in_window(upscale_like_users(model, item.lr, float(s), weights=weights), item.hr))
+            bic.append(psnr_ssim_in_window(upscale_like_users("bicubic", item.lr, float(s)), item.hr))
         out[str(s)] = {"psnr": round(float(np.mean([p for p, _ in net])), 3),
                        "ssim": round(float(np.mean([q for _, q in net])), 4),
                        "bicubic_psnr": round(float(np.mean([p for p, _ in bic])), 3),

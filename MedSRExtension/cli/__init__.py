@@ -22,13 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="medsr", description="Super-resolution for medical images.")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in SUBCOMMANDS:
-        try:
-            module = importlib.import_module(f".{name}", __name__)
-        except ModuleNotFoundError as exc:  # a subcommand whose module is not there yet
-            if exc.name != f"{__name__}.{name}":
-                raise
-            continue
-        module.register(sub)
+        importlib.import_module(f".{name}", __name__).register(sub)
     return parser
 
 

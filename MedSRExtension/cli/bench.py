@@ -1,2 +1,18 @@
-"""``medsr bench``: see MedSRExtension.evaluation.benchmark."""
-from MedSRExtension.evaluation.benchmark import register  # noqa: F401
+"""``medsr bench`` (and ``make bench``): speed and memory of the engine against a naive loop; see
+``MedSRExtension.evaluation.benchmark``."""
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    """The `medsr bench` subcommand."""
+    ap = sub.add_parser("bench", help="speed and memory of the engine vs a naive loop (prints figures)")
+    ap.add_argument("--slices", type=int, default=150)
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--networks", default="edsr,lgsr,iconet,pfmdn")
+    ap.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from MedSRExtension.evaluation.benchmark import main
+    return main(slices=args.slices, size=args.size, device=args.device, networks=args.networks)

@@ -35,12 +35,3 @@ def progress_bar(quiet: bool, desc: str):
 
     return update, close
 
-
-def default_model(scale) -> str:
-    """The best shipped network for this scale (by validation PSNR), else bicubic."""
-    try:
-        from MedSRExtension.zoo import weights as zoo
-    except ImportError:
-        return "bicubic"
-    pick: Optional[str] = zoo.best_model_for(scale if not isinstance(scale, tuple) else max(scale))
-    return pick or "bicubic"

@@ -6,10 +6,12 @@ import math
 import sys
 
 from MedSRExtension.core import validation
+from MedSRExtension.core.degradations import KINDS
 from MedSRExtension.core.errors import MedSRError
+from MedSRExtension.core.geometry import MODES
 from MedSRExtension.inference.devices import resolve_device
-from MedSRExtension.inference.engine import MODES
 from MedSRExtension.core.volume_io import load_volume
+from MedSRExtension.evaluation.compare import DEFAULT_DEGRADATION
 from MedSRExtension.evaluation.segmentation import METHOD_HELP
 
 
@@ -23,8 +25,8 @@ def register(sub) -> None:
     p.add_argument("--hr", required=True, help="reference (high-resolution) image: file or DICOM folder")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--lr", default=None, help="a real low-resolution image of the same subject (no degradation)")
-    g.add_argument("--degradation", default=None, choices=("bicubic", "kspace", "thickslice"),
-                   help="how to make the LR from the reference (default bicubic)")
+    g.add_argument("--degradation", default=DEFAULT_DEGRADATION, choices=KINDS,
+                   help=f"how to make the LR from the reference (default {DEFAULT_DEGRADATION})")
     p.add_argument("--scale", type=float, default=None,
                    help="degradation and SR factor (default 2; with --lr: from the spacings)")
     p.add_argument("--mode", default=None, choices=MODES,
@@ -84,15 +86,15 @@ def run(args) -> int:
                    bar_format="{desc} {percentage:3.0f}%|{bar}| {n:.1f}/{total} methods [{elapsed}]")
 
     def progress(done: float, total: int, method: str) -> None:
+        bar.total = total  # the methods left once duplicates are dropped
         bar.set_description_str(method, refresh=False)
         bar.n = done
         bar.refresh()
 
     try:
-        rows = run_comparison(hr, lr=lr, degradation=args.degradation or "bicubic", scale=scale, mode=args.mode,
-                              axis=args.axis, models=models, seg=seg, mask=args.mask, out_dir=out,
-                              device=args.device, progress=progress if bar is not None else None,
-                              save_volumes=args.save_volumes)
+        rows = run_comparison(hr, lr=lr, models=models, out_dir=out, progress=progress if bar is not None else None,
+                              degradation=args.degradation, scale=args.scale, mode=args.mode, axis=args.axis,
+                              seg=seg, mask=args.mask, device=args.device, save_volumes=args.save_volumes)
     finally:
         if bar is not None:
             bar.close()

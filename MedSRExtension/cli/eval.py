@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 
 from MedSRExtension.core import validation
+from MedSRExtension.core.degradations import IN_PLANE_KINDS
 from MedSRExtension.core.errors import MedSRError
 from MedSRExtension.inference.devices import resolve_device
 from MedSRExtension.models.registry import get_spec
@@ -15,7 +16,7 @@ def register(subparsers) -> None:
                                           "validation regions of the corpus; writes eval.csv, eval.md, eval.png.")
     p.add_argument("--models", default="edsr,lgsr,iconet,pfmdn", help="comma-separated network names")
     p.add_argument("--scales", default="2,4", help="comma-separated integer scales")
-    p.add_argument("--degradation", default="bicubic", choices=("bicubic", "kspace"))
+    p.add_argument("--degradation", default="bicubic", choices=IN_PLANE_KINDS)
     p.add_argument("--out", default="out/eval", help="output folder")
     p.add_argument("--crop", type=int, default=192,
                    help="score the most structured CROPxCROP window of each region (0: whole regions)")
@@ -26,7 +27,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from MedSRExtension.evaluation.heldout import evaluate, summary_rows, write_report
+    from MedSRExtension.evaluation.heldout import evaluate, summary_rows, write_eval_report
     try:
         scales = [int(s) for s in args.scales.split(",") if s.strip()]
     except ValueError:
@@ -47,7 +48,7 @@ def run(args) -> int:
     report = None if args.quiet else (lambda m, s, i: print(f"  x{s} {m:<8} {i}", file=sys.stderr, flush=True))
     result = evaluate(models, scales, args.degradation, crop=args.crop or None, images=images,
                       device=args.device, progress=report)
-    paths = write_report(result, args.out, args.crop or None)
+    paths = write_eval_report(result, args.out, args.crop or None)
     for m in summary_rows(result.rows):
         print(f"x{m['scale']} {m['method']:<8} PSNR {m['psnr']:.2f} dB  SSIM {m['ssim']:.4f}  "
               f"({m['gain_vs_bicubic']:+.2f} dB vs bicubic)")

@@ -4,11 +4,14 @@ from __future__ import annotations
 import time
 
 from MedSRExtension.core import validation
-from MedSRExtension.inference.devices import resolve_device
-from MedSRExtension.inference.engine import MODES
+from MedSRExtension.core.geometry import MODES
 from MedSRExtension.core.volume_io import WRITABLE, load_volume, save_volume
+from MedSRExtension.inference.devices import resolve_device
+from MedSRExtension.inference.options import InferenceOptions
 from MedSRExtension.models.registry import get_spec
-from .common import default_model, parse_component, parse_floats, progress_bar
+from MedSRExtension.zoo.catalog import default_model
+
+from .common import parse_component, parse_floats, progress_bar
 
 
 def register(sub) -> None:
@@ -38,31 +41,39 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
-    from MedSRExtension.inference.engine import super_resolve
-
-    # every option is checked before the input is read, and the output may never be an input
-    out = validation.check_output_file(args.output, [args.input], WRITABLE)
+def options_from_args(args) -> InferenceOptions:
+    """The inference options the arguments ask for, every value checked before any work (the
+    default model resolved for the scale)."""
     validation.check_positive_int(args.tile, "--tile")
     validation.check_positive_int(args.batch, "--batch")
     scale = parse_floats(args.scale, "--scale")
     spacing = parse_floats(args.spacing, "--spacing")
     if scale is None and spacing is None:
         scale = 2.0
-    component = parse_component(args.component)
     if args.model:
         get_spec(args.model)
     if args.weights != "auto":
         validation.check_weights_file(args.weights)
     resolve_device(args.device)
+    return InferenceOptions(model=args.model or default_model(scale if scale is not None else 2.0), scale=scale,
+                            spacing=spacing, mode=args.mode, axis=args.axis, device=args.device, tile=args.tile,
+                            batch=args.batch, preset=args.preset, weights=args.weights, out_dtype=args.dtype,
+                            force=args.force)
+
+
+def run(args) -> int:
+    from MedSRExtension.inference.engine import run_inference
+
+    # every option is checked before the input is read, and the output may never be an input
+    out = validation.check_output_file(args.output, [args.input], WRITABLE)
+    options = options_from_args(args)
+    component = parse_component(args.component)
     volume = load_volume(args.input, component=component)
-    model = args.model or default_model(scale if scale is not None else 2.0)
+    model = options.model
     update, close = progress_bar(args.quiet, f"{model}")
     start = time.perf_counter()
     try:
-        result = super_resolve(volume, model=model, scale=scale, spacing=spacing, mode=args.mode, axis=args.axis,
-                               device=args.device, progress=update, tile=args.tile, batch=args.batch,
-                               preset=args.preset, weights=args.weights, out_dtype=args.dtype, force=args.force)
+        result = run_inference(volume, options, progress=update)
     finally:
         close()
     save_volume(result, out)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 
+from MedSRExtension.core.degradations import KINDS
 from MedSRExtension.core.errors import MedSRError
 
 
@@ -33,7 +34,7 @@ def register(subparsers) -> None:
     p.add_argument("--preset", default="light")
     p.add_argument("--scale", default="2", help="2, or 2,3,4 for mixed-scale training of an arbitrary-scale model, "
                    "or 4x1 (rows x cols) for through-plane (thickslice) training")
-    p.add_argument("--degradation", default="bicubic", choices=("bicubic", "kspace", "thickslice"))
+    p.add_argument("--degradation", default="bicubic", choices=KINDS)
     p.add_argument("--iters", type=int, default=1000)
     p.add_argument("--out", required=True, help="output folder (checkpoint.pt, log.csv, ema.safetensors, ...)")
     p.add_argument("--batch", type=int, default=8)

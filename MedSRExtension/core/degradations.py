@@ -35,6 +35,7 @@ from MedSRExtension.core.volume import AXES, Volume
 
 __all__ = [
     "KINDS",
+    "IN_PLANE_KINDS",
     "NOISES",
     "bicubic",
     "kspace",
@@ -45,7 +46,9 @@ __all__ = [
     "slice_profile_weights",
 ]
 
-KINDS = ("bicubic", "kspace", "thickslice")
+KINDS = ("bicubic", "kspace", "thickslice")  # the one list of degradations (CLI choices, compare, training)
+#: The kinds that shrink a 2D image on both axes alike (thickslice shrinks one axis: through-plane only).
+IN_PLANE_KINDS = tuple(k for k in KINDS if k != "thickslice")
 NOISES = ("gaussian", "rician")
 PROFILES = ("gaussian", "box")
 FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))

@@ -53,3 +53,21 @@ def parse_axis(volume: Volume, axis: str) -> str:
         raise MedSRError(f"axis must be one of i, j, k or auto, got '{axis}'")
     return axis
 
+
+
+MODES = ("inplane", "throughplane", "volumetric")
+
+
+def mode_factors(factors: Union[float, Sequence[float]], mode: str, axis: str) -> tuple[float, float, float]:
+    """The per-axis factors (i, j, k) a mode applies: ``factors`` (one number, or (fi, fj, fk)) kept on
+    the axes the mode scales (inplane: all but ``axis``; throughplane: ``axis`` alone; volumetric: all)
+    and 1 elsewhere."""
+    if mode not in MODES:
+        raise MedSRError(f"mode must be one of {', '.join(MODES)}, got '{mode}'")
+    full = (float(factors),) * 3 if np.ndim(factors) == 0 else tuple(float(f) for f in factors)
+    a = AXES.index(axis)
+    if mode == "inplane":
+        return tuple(1.0 if b == a else full[b] for b in range(3))
+    if mode == "throughplane":
+        return tuple(full[b] if b == a else 1.0 for b in range(3))
+    return full

@@ -20,7 +20,7 @@ written to ``out_dir`` only once everything is computed, each under a temporary 
 from __future__ import annotations
 
 import csv
-import io as _stringio
+import io
 import math
 import os
 import time
@@ -31,16 +31,20 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import SimpleITK as sitk
 
+from MedSRExtension.core.degradations import KINDS as DEGRADATIONS
+from MedSRExtension.core.degradations import degrade
+from MedSRExtension.core.errors import MedSRError
+from MedSRExtension.core.geometry import mode_factors
+from MedSRExtension.core.volume import AXES, Volume
 from MedSRExtension.evaluation import labelmetrics
 from MedSRExtension.evaluation import segmentation
 from MedSRExtension.core import atomic
-from MedSRExtension.core.errors import MedSRError
 from MedSRExtension.evaluation.metrics import compare_volumes
+from MedSRExtension.inference.options import InferenceOptions, JsonOptions, as_tuple
 from MedSRExtension.models.registry import get_spec
-from MedSRExtension.core.volume import AXES, Volume
 
-DEGRADATIONS = ("bicubic", "kspace", "thickslice")
 REPORT_FILES = ("metrics.csv", "metrics.md", "slices.png", "dice.png")  # what write_report puts in out_dir
+DEFAULT_DEGRADATION = "bicubic"  # the library's and the CLI's
 Progress = Optional[Callable[[float, int, str], None]]
 
 
@@ -105,11 +109,6 @@ def _labels_onto(labels: Volume, target: Volume) -> np.ndarray:
     return segmentation.resample_labels_nearest(labels, target).array
 
 
-def _bbox(mask: np.ndarray) -> tuple[slice, ...]:
-    idx = [np.nonzero(mask.any(axis=tuple(b for b in range(3) if b != a)))[0] for a in range(3)]
-    return tuple(slice(int(i[0]), int(i[-1]) + 1) for i in idx)
-
-
 def crop(volume: Volume, start_ijk: Sequence[int], size_ijk: Sequence[int]) -> Volume:
     """The sub-volume starting at voxel ``start_ijk`` with ``size_ijk`` voxels, at its physical place."""
     start = np.asarray(start_ijk, int)
@@ -146,10 +145,7 @@ def check_models(models: Sequence[str], weights: str = "auto", scale: float | No
 
 
 def _has_shipped_weights(name: str, scale: float | None) -> bool:
-    try:
-        from MedSRExtension.zoo import weights as zoo
-    except ImportError:
-        return False
+    from MedSRExtension.zoo import weights as zoo  # lazy: the zoo imports torch, the Slicer panel may lack it
     try:
         if scale is not None:
             return zoo.find_weights(name, float(scale)) is not None
@@ -168,18 +164,6 @@ def lr_scale(lr: Volume, hr: Volume) -> tuple[float, float, float]:
             f"{tuple(round(s, 4) for s in hr.spacing)} along some axis; swap --hr and --lr?"
         )
     return tuple(float(max(v, 1.0)) for v in f)
-
-
-def mode_factors(scale: float, mode: str, axis: str) -> tuple[float, float, float]:
-    """Per-axis factors (i, j, k) of one number for a mode: in-plane axes, the axis alone, or all three."""
-    a = AXES.index(axis)
-    if mode == "inplane":
-        return tuple(1.0 if b == a else scale for b in range(3))
-    if mode == "throughplane":
-        return tuple(scale if b == a else 1.0 for b in range(3))
-    if mode == "volumetric":
-        return (scale,) * 3
-    raise MedSRError(f"mode must be inplane, throughplane or volumetric, got '{mode}'")
 
 
 def fit_to_scale(hr: Volume, factors_ijk: Sequence[float]) -> Volume:
@@ -217,9 +201,7 @@ def _mode_for_lr(scale, mode: str | None, axis: str, lr: Volume) -> tuple[str, s
 def make_lr(hr: Volume, degradation: str, scale: float, mode: str, axis: str) -> Volume:
     """The reference degraded by ``degradation`` at ``scale`` on the axes ``mode`` scales."""
     if degradation not in DEGRADATIONS:
-        raise MedSRError(f"degradation must be one of {', '.join(DEGRADATIONS)}, got '{degradation}'")
-    from MedSRExtension.core.degradations import degrade
-
+        raise MedSRError(f"degradation must be one of {', '.join(DEGRADATIONS)}, got '{degradation}'; use one of those")
     if degradation == "thickslice":
         if mode != "throughplane":
             raise MedSRError("the thickslice degradation makes thick slices along the axis; use --mode throughplane")
@@ -229,91 +211,153 @@ def make_lr(hr: Volume, degradation: str, scale: float, mode: str, axis: str) ->
 
 # --- the comparison ----------------------------------------------------------------------------
 
-def run_comparison(hr: Volume, lr: Volume | None = None, degradation: str = "thickslice", scale: float | None = None,
-                   mode: str | None = None, axis: str = "auto", models: Sequence[str] = ("bicubic",),
-                   seg: str | None = "otsu3", mask: str | None = None, out_dir: str | os.PathLike = "compare",
-                   device: str = "auto", progress: Progress = None, cancel=None, save_volumes: bool = False,
-                   weights: str = "auto") -> list[dict]:
+@dataclass(frozen=True)
+class CompareOptions(JsonOptions):
+    """How ``run_comparison`` makes the LR image, super-resolves and scores it.
+
+    Args:
+        degradation: how the LR is made from the reference (``core.degradations.KINDS``); ignored
+            when an LR is given.
+        scale: the degradation and SR factor (default 2); with a given LR, None takes the factors
+            from the spacings.
+        mode: None: throughplane for the thickslice degradation, else inplane (with a given LR:
+            from the factors).
+        axis: "auto" is the reference's largest-spacing axis (k when isotropic).
+        seg: segmentation method (``segmentation.METHODS``); None skips the segmentation columns.
+        mask: None, or "foreground" (PSNR/SSIM over reference > its 2-class Otsu threshold).
+        device, weights: as in ``InferenceOptions``.
+        save_volumes: also write the LR, every result and its segmentation under ``volumes/``.
+    """
+
+    degradation: str = DEFAULT_DEGRADATION
+    scale: float | tuple | None = None
+    mode: str | None = None
+    axis: str = "auto"
+    seg: str | None = "otsu3"
+    mask: str | None = None
+    device: str = "auto"
+    weights: str = "auto"
+    save_volumes: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "scale", as_tuple(self.scale))
+        if self.mask not in (None, "", "none", "foreground"):
+            raise MedSRError(f"mask must be 'foreground' or none, got '{self.mask}'; use one of those")
+
+
+@dataclass
+class _Setup:
+    """The resolved comparison: reference (fitted to the scale), LR, SR factors, mode and axis."""
+
+    hr: Volume
+    lr: Volume
+    sr_scale: float | tuple
+    mode: str
+    axis: str
+    lr_given: bool
+
+
+def _setup(hr: Volume, lr: Volume | None, opts: CompareOptions) -> _Setup:
+    """Check the reference and make (or take) the LR image."""
+    if hr.array.size < 8 or np.ptp(hr.array) == 0:
+        raise MedSRError("the reference image is constant or empty; give a real image as --hr")
+    hr = Volume(np.asarray(hr.array, dtype=np.float32), hr.spacing, hr.origin, hr.direction)
+    if lr is not None:
+        sr_scale = lr_scale(lr, hr) if opts.scale is None else opts.scale
+        mode, axis = _mode_for_lr(sr_scale, opts.mode, opts.axis, lr)
+        return _Setup(hr, lr, sr_scale, mode, axis, True)
+    scale = 2.0 if opts.scale is None else opts.scale
+    if np.ndim(scale) or not math.isfinite(float(scale)) or float(scale) <= 1:
+        raise MedSRError(f"scale must be a number > 1, got {scale}; e.g. scale=2")
+    mode = opts.mode or ("throughplane" if opts.degradation == "thickslice" else "inplane")
+    axis = hr.largest_spacing_axis() if opts.axis == "auto" else opts.axis
+    hr = fit_to_scale(hr, mode_factors(float(scale), mode, axis))
+    return _Setup(hr, make_lr(hr, opts.degradation, float(scale), mode, axis), float(scale), mode, axis, False)
+
+
+def run_comparison(hr: Volume, lr: Volume | None = None, models: Sequence[str] = ("bicubic",),
+                   out_dir: str | os.PathLike = "compare", progress: Progress = None, cancel=None,
+                   **options) -> list[dict]:
     """Compare ``models`` on one reference and write the report to ``out_dir``; returns the rows.
 
-    mode defaults to throughplane for the thickslice degradation, else inplane; axis "auto" is the
-    reference's largest-spacing axis (k when isotropic). With ``lr`` given, ``degradation`` is ignored
-    and the factors come from the spacings (``scale`` None) or from ``scale``; without ``lr``, ``scale``
-    defaults to 2. ``seg`` None skips the segmentation columns. ``mask`` None or "foreground". ``progress(done, total, method)`` reports
-    fractional methods done. Each row: method, kind, psnr, ssim, dice_mean, hd95_mean, then
-    dice_L, hd95_L, voldiff_pct_L per label L, and seconds (the super-resolution time).
-    """
-    from MedSRExtension.inference.engine import super_resolve  # lazy: torch is heavy
+    Args:
+        hr: the reference (high-resolution) image.
+        lr: a real low-resolution image of the same subject, or None to degrade ``hr``.
+        models: method names; de-duplicated, and a network without shipped weights is refused
+            before any work starts.
+        out_dir: the report folder (created; must not be a file).
+        progress: ``progress(done, total, method)`` with fractional methods done.
+        cancel: checked between batches of every method (``Cancelled``).
+        **options: the ``CompareOptions`` fields by name.
 
-    if lr is None and scale is None:
-        scale = 2.0
-    models = check_models(models, weights, max(scale) if np.ndim(scale) else scale)
-    if mask not in (None, "", "none", "foreground"):
-        raise MedSRError(f"mask must be 'foreground' or none, got '{mask}'; use one of those")
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise MedSRError(f"output folder {out_dir} is a file; choose a folder")
+    Each row: method, kind, psnr, ssim, dice_mean, hd95_mean, then dice_L, hd95_L, voldiff_pct_L per
+    label L, and seconds (the super-resolution time).
+    """
+    opts = CompareOptions(**options)
     from MedSRExtension.core.validation import check_volume
     check_volume(hr, "the reference image")
     if lr is not None:
         check_volume(lr, "the low-resolution image")
-    if hr.array.size < 8 or np.ptp(hr.array) == 0:
-        raise MedSRError("the reference image is constant or empty; give a real image as --hr")
-    hr = Volume(np.asarray(hr.array, dtype=np.float32), hr.spacing, hr.origin, hr.direction)
-    lr_given = lr is not None
-    if lr is None:
-        if not math.isfinite(float(scale)) or float(scale) <= 1:
-            raise MedSRError(f"scale must be a number > 1, got {scale}; e.g. scale=2")
-        mode = mode or ("throughplane" if degradation == "thickslice" else "inplane")
-        axis = hr.largest_spacing_axis() if axis == "auto" else axis
-        hr = fit_to_scale(hr, mode_factors(float(scale), mode, axis))
-        lr = make_lr(hr, degradation, float(scale), mode, axis)
-        sr_scale = float(scale)
-    else:
-        sr_scale = lr_scale(lr, hr) if scale is None else scale
-        mode, axis = _mode_for_lr(sr_scale, mode, axis, lr)
-    segmenter = segmentation.fit(seg, hr) if seg else None
+    scale = opts.scale if (opts.scale is not None or lr is not None) else 2.0
+    models = check_models(models, opts.weights, max(scale) if np.ndim(scale) else scale)
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise MedSRError(f"output folder {out_dir} is a file; choose a folder")
+    setup = _setup(hr, lr, opts)
+    hr = setup.hr
+    segmenter = segmentation.fit(opts.seg, hr) if opts.seg else None
     data_range = float(np.max(hr.array) - np.min(hr.array))
-    fg = None
-    if mask == "foreground":
-        fg = hr.array > segmentation.multi_otsu_thresholds(hr.array, 2)[0]
-
+    fg = hr.array > segmentation.multi_otsu_thresholds(hr.array, 2)[0] if opts.mask == "foreground" else None
+    sr_options = InferenceOptions(scale=setup.sr_scale, mode=setup.mode, axis=setup.axis, device=opts.device,
+                                  weights=opts.weights)
     rows: list[dict] = []
     shown: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
     saved: dict[str, Volume] = {}
-    total = len(models)
     for n, name in enumerate(models):
-        def step(done, tot, _n=n, _name=name):
-            if progress is not None:
-                progress(_n + 0.9 * done / max(tot, 1), total, _name)
-        step(0, 1)
-        start = time.perf_counter()
-        sr = super_resolve(lr, model=name, scale=sr_scale, mode=mode, axis=axis, device=device,
-                           progress=step, cancel=cancel, weights=weights)
-        seconds = time.perf_counter() - start
-        scored = score(sr, hr, segmenter, foreground=fg, data_range=data_range, name=name)
-        row = {"method": name, "kind": get_spec(name).kind, **scored.metrics, "seconds": round(seconds, 3)}
-        rows.append(row)
+        sr, seconds = _super_resolve_timed(setup.lr, sr_options.replace(model=name), n, len(models), progress,
+                                           cancel)
+        scored = score_against_reference(sr, hr, segmenter, foreground=fg, data_range=data_range, name=name)
+        rows.append({"method": name, "kind": get_spec(name).kind, **scored.metrics, "seconds": round(seconds, 3)})
         shown[name] = (scored.image, scored.labels_on_reference)
-        if save_volumes:
+        if opts.save_volumes:
             saved[name] = sr
             if segmenter is not None:
                 saved[f"{name}_seg"] = scored.labels
         if progress is not None:
-            progress(n + 1, total, name)
-    settings = {
+            progress(n + 1, len(models), name)
+    settings = _settings(setup, opts, data_range, fg is not None, segmenter)
+    write_comparison_report(out_dir, rows, settings, hr, segmenter, shown, setup.axis)
+    if opts.save_volumes:
+        _save_volumes(out_dir, setup.lr, segmenter, saved)
+    return rows
+
+
+def _super_resolve_timed(lr: Volume, options: InferenceOptions, n: int, total: int, progress: Progress,
+                         cancel) -> tuple[Volume, float]:
+    """Method ``n`` of ``total`` on the LR image, and its seconds; progress runs to 0.9 of the method."""
+    from MedSRExtension.inference.engine import run_inference  # lazy: torch is heavy
+
+    def step(done, tot):
+        if progress is not None:
+            progress(n + 0.9 * done / max(tot, 1), total, options.model)
+    step(0, 1)
+    start = time.perf_counter()
+    sr = run_inference(lr, options, progress=step, cancel=cancel)
+    return sr, time.perf_counter() - start
+
+
+def _settings(setup: _Setup, opts: CompareOptions, data_range: float, masked: bool, segmenter) -> dict:
+    """The report's settings lines."""
+    hr, lr = setup.hr, setup.lr
+    return {
         "reference": f"{'x'.join(map(str, hr.shape_ijk))} voxels, spacing {_fmt_tuple(hr.spacing)} mm",
-        "low resolution": ("given" if lr_given else f"{degradation} x{float(scale):g}")
+        "low resolution": ("given" if setup.lr_given else f"{opts.degradation} x{float(setup.sr_scale):g}")
         + f", {'x'.join(map(str, lr.shape_ijk))} voxels, spacing {_fmt_tuple(lr.spacing)} mm",
-        "super-resolution": f"mode {mode}, axis {axis}",
+        "super-resolution": f"mode {setup.mode}, axis {setup.axis}",
         "image metrics": f"data range {data_range:.4g} (reference max - min), "
-                         + ("foreground mask (reference > 2-class Otsu threshold)" if fg is not None else "all voxels"),
+                         + ("foreground mask (reference > 2-class Otsu threshold)" if masked else "all voxels"),
         "segmentation": segmenter.description if segmenter is not None else "none",
     }
-    write_report(out_dir, rows, settings, hr, segmenter, shown, axis)
-    if save_volumes:
-        _save_volumes(out_dir, lr, segmenter, saved)
-    return rows
 
 
 @dataclass
@@ -328,7 +372,7 @@ class Scored:
     labels_on_reference: np.ndarray | None
 
 
-def score(result: Volume, reference: Volume, segmenter=None, foreground: np.ndarray | None = None,
+def score_against_reference(result: Volume, reference: Volume, segmenter=None, foreground: np.ndarray | None = None,
           data_range: float | None = None, image_metrics: bool = True, name: str = "result") -> Scored:
     """Compare ``result`` with ``reference`` over the reference voxels the result covers.
 
@@ -339,7 +383,7 @@ def score(result: Volume, reference: Volume, segmenter=None, foreground: np.ndar
     image, valid = onto_grid(result, reference)
     if not valid.any():
         raise MedSRError(f"'{name}' does not overlap the reference; check that both are in the same space")
-    box = _bbox(valid)
+    box = labelmetrics.bounding_box(valid)
     metrics: dict = {}
     if image_metrics:
         if data_range is None:
@@ -396,7 +440,7 @@ def _csv_value(v) -> str:
 
 def to_csv(rows: list[dict]) -> str:
     cols = columns(rows)
-    buf = _stringio.StringIO()
+    buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(cols)
     for row in rows:
@@ -439,7 +483,7 @@ def to_markdown(rows: list[dict], settings: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(out_dir: Path, rows: list[dict], settings: dict, hr: Volume, segmenter, shown: dict,
+def write_comparison_report(out_dir: Path, rows: list[dict], settings: dict, hr: Volume, segmenter, shown: dict,
                  axis: str) -> None:
     """metrics.csv, metrics.md, slices.png and (with a segmentation) dice.png, each written atomically."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -466,5 +510,8 @@ def _save_volumes(out_dir: Path, lr: Volume, segmenter, saved: dict) -> None:
         save_volume(vol, folder / f"{name}.nii.gz")
 
 
-__all__ = ["run_comparison", "score", "Scored", "onto_grid", "crop", "check_models", "make_lr", "to_csv", "to_markdown",
+# MedSRLib's name for score_against_reference until the Slicer glue switches (issue 12); remove then.
+score = score_against_reference
+
+__all__ = ["run_comparison", "CompareOptions", "score_against_reference", "Scored", "onto_grid", "crop", "check_models", "make_lr", "to_csv", "to_markdown",
            "best_method", "columns", "AXES"]

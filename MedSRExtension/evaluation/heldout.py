@@ -27,6 +27,7 @@ import torch
 from MedSRExtension.core import atomic
 from MedSRExtension.core.errors import MedSRError
 from MedSRExtension.core.intensity import denormalize, normalize, robust_range
+from MedSRExtension.models.descriptor import ModelDescriptor
 
 TRIM = 12
 BASELINES = ("nearest", "bicubic", "bspline")
@@ -47,17 +48,24 @@ def degrade_image(hr: np.ndarray, scale: tuple[float, float], degradation: str) 
     return degrade2d(np.asarray(hr, dtype=np.float32), degradation, scale)
 
 
-def _structured_crop(img: np.ndarray, crop: int) -> np.ndarray:
-    """The crop×crop window (on a coarse grid, multiples of TRIM) with the largest standard deviation."""
-    h, w = img.shape
-    ch, cw = min(crop, h) // TRIM * TRIM, min(crop, w) // TRIM * TRIM
+def most_structured_window(img: np.ndarray, size: tuple[int, int], stride: tuple[int, int]) -> tuple[int, int]:
+    """Top-left corner of the ``size`` window with the largest standard deviation, among the corners
+    on a grid of ``stride`` from (0, 0) (the first one on ties): where a crop shows the most structure."""
+    (h, w), (wh, ww) = img.shape, size
     best, where = -1.0, (0, 0)
-    for r in range(0, h - ch + 1, max(TRIM, ch // 2)):
-        for c in range(0, w - cw + 1, max(TRIM, cw // 2)):
-            s = float(img[r:r + ch, c:c + cw].std())
+    for r in range(0, h - wh + 1, stride[0]):
+        for c in range(0, w - ww + 1, stride[1]):
+            s = float(img[r:r + wh, c:c + ww].std())
             if s > best:
                 best, where = s, (r, c)
-    r, c = where
+    return where
+
+
+def _structured_crop(img: np.ndarray, crop: int) -> np.ndarray:
+    """The crop×crop window (sides multiples of TRIM, corners on a half-window grid) with the most structure."""
+    h, w = img.shape
+    ch, cw = min(crop, h) // TRIM * TRIM, min(crop, w) // TRIM * TRIM
+    r, c = most_structured_window(img, (ch, cw), (max(TRIM, ch // 2), max(TRIM, cw // 2)))
     return img[r:r + ch, c:c + cw]
 
 
@@ -81,7 +89,7 @@ def validation_set(scale: Sequence[float], degradation: str = "bicubic", crop: O
     return items
 
 
-def score(sr: np.ndarray, hr: np.ndarray) -> tuple[float, float]:
+def psnr_ssim_in_window(sr: np.ndarray, hr: np.ndarray) -> tuple[float, float]:
     """(PSNR dB, SSIM) of ``sr`` against ``hr``, both in file units, scored in HR's robust window."""
     from MedSRExtension.evaluation.metrics import psnr, ssim
     if sr.shape != hr.shape:
@@ -93,18 +101,17 @@ def score(sr: np.ndarray, hr: np.ndarray) -> tuple[float, float]:
 
 
 @torch.no_grad()
-def network_upscale(module: torch.nn.Module, lr: np.ndarray, scale: tuple[float, float],
-                    device: torch.device, arbitrary: bool = False) -> np.ndarray:
-    """Run a network on a whole 2D LR image the way inference does: robust normalisation, model,
-    back to file units (no tiling)."""
+def network_upscale(model: ModelDescriptor, lr: np.ndarray, scale: tuple[float, float],
+                    device: torch.device) -> np.ndarray:
+    """Run a model on a whole 2D LR image the way inference does: robust normalisation, model (in
+    eval mode), back to file units (no tiling)."""
     x, window = normalize(lr)
     t = torch.from_numpy(np.ascontiguousarray(x))[None, None].to(device)
-    was_training = module.training
-    module.eval()
-    y = module(t, scale=tuple(scale)) if arbitrary else module(t)
+    was_training = model.module.training
+    model.module.eval()
+    y = model(t, scale)
     if was_training:
-        module.train()
-    y = y["sr"] if isinstance(y, dict) else y
+        model.module.train()
     return denormalize(y[0, 0].float().cpu().numpy(), window)
 
 
@@ -149,7 +156,7 @@ def evaluate(models: Sequence[str], scales: Sequence[int], degradation: str = "b
             w = (weights or {}).get(method, "auto")
             for item in items:
                 sr = upscale_like_users(method, item.lr, float(s), weights=w, device=device)
-                p, q = score(sr, item.hr)
+                p, q = psnr_ssim_in_window(sr, item.hr)
                 rows.append({"scale": s, "degradation": degradation, "image": item.name, "method": method,
                              "psnr": p, "ssim": q})
                 if item is chosen:
@@ -213,18 +220,6 @@ def markdown(rows: list, crop: Optional[int]) -> str:
     return "\n".join(lines)
 
 
-def _structured_corner(img: np.ndarray, z: int, step: int) -> tuple[int, int]:
-    """Top-left corner (multiples of ``step``) of the z×z window with the largest standard deviation."""
-    best, where = -1.0, (0, 0)
-    stride = max(step, z // 4 // step * step)
-    for r in range(0, img.shape[0] - z + 1, stride):
-        for c in range(0, img.shape[1] - z + 1, stride):
-            v = float(img[r:r + z, c:c + z].std())
-            if v > best:
-                best, where = v, (r, c)
-    return where
-
-
 def figure(result: EvalResult, path: str, zoom: int = 96) -> None:
     """Side-by-side crops (LR, each method, HR) and |error| maps for one image at each scale."""
     import matplotlib
@@ -239,7 +234,8 @@ def figure(result: EvalResult, path: str, zoom: int = 96) -> None:
         hr = f["hr"]
         lo, hi = robust_range(hr)
         z = min(zoom, hr.shape[0], hr.shape[1]) // s * s
-        r0, c0 = _structured_corner(hr, z, s)
+        stride = max(s, z // 4 // s * s)  # corners on multiples of the scale: LR pixels stay whole
+        r0, c0 = most_structured_window(hr, (z, z), (stride, stride))
         cut = lambda a: a[r0:r0 + z, c0:c0 + z]  # noqa: E731
         vlo, vhi = robust_range(cut(hr))  # display window of the zoomed crop
         lr_up = np.kron(f["lr"], np.ones((s, s), dtype=np.float32))[:hr.shape[0], :hr.shape[1]]
@@ -252,7 +248,7 @@ def figure(result: EvalResult, path: str, zoom: int = 96) -> None:
                 err = np.abs(cut(img) - cut(hr)) / (hi - lo)
                 ex.imshow(err, cmap="magma", vmin=0, vmax=0.15, interpolation="nearest")
                 if title != "LR (nearest)":
-                    p, _ = score(img, hr)
+                    p, _ = psnr_ssim_in_window(img, hr)
                     ex.set_title(f"|err| {p:.2f} dB", fontsize=7)
             for a in (ax, ex):
                 a.set_xticks([])
@@ -268,7 +264,7 @@ def figure(result: EvalResult, path: str, zoom: int = 96) -> None:
         plt.close(fig)
 
 
-def write_report(result: EvalResult, out: str, crop: Optional[int]) -> dict:
+def write_eval_report(result: EvalResult, out: str, crop: Optional[int]) -> dict:
     """eval.csv, eval.md and eval.png in ``out``; returns their paths."""
     if os.path.exists(out) and not os.path.isdir(out):
         raise MedSRError(f"the output folder {out} is a file; give a folder")

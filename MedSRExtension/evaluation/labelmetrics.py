@@ -55,7 +55,7 @@ def surface(mask: np.ndarray) -> np.ndarray:
     return mask & ~ndimage.binary_erosion(mask, cross, border_value=0)
 
 
-def _bbox(*masks: np.ndarray) -> tuple[slice, ...]:
+def bounding_box(*masks: np.ndarray) -> tuple[slice, ...]:
     """The smallest box holding every True voxel of the masks."""
     any_mask = np.logical_or.reduce([m for m in masks])
     idx = [np.nonzero(any_mask.any(axis=tuple(a for a in range(3) if a != ax)))[0] for ax in range(3)]
@@ -70,7 +70,7 @@ def surface_distances(pred: np.ndarray, ref: np.ndarray, spacing_kji: Sequence[f
     """
     sp = surface(pred)
     sr = surface(ref)
-    box = _bbox(sp, sr)
+    box = bounding_box(sp, sr)
     sp, sr = sp[box], sr[box]
     dist_to_ref = ndimage.distance_transform_edt(~sr, sampling=tuple(float(s) for s in spacing_kji))
     dist_to_pred = ndimage.distance_transform_edt(~sp, sampling=tuple(float(s) for s in spacing_kji))

@@ -38,7 +38,10 @@ HISTOGRAM_BINS = 256
 LABEL_MARGIN = 2  # voxels around each reference label where labels:FILE lets boundaries move
 MAX_LABEL = 32767
 
-METHOD_HELP = "otsu3, otsuN (N = 2..8 classes), threshold:T, labels:FILE"
+#: Ready-made methods a panel lists (no value or file needed), the default first.
+METHODS = ("otsu3", "otsu2", "otsu4", "otsu5")
+#: Every accepted form, for help texts and error messages.
+METHOD_HELP = f"{METHODS[0]}, otsuN (N = 2..8 classes), threshold:T, labels:FILE"
 
 
 def multi_otsu_thresholds(values: np.ndarray, classes: int, bins: int = HISTOGRAM_BINS) -> np.ndarray:
@@ -247,11 +250,6 @@ def label_map_segmenter(labels: Volume, reference: Volume, method: str = "labels
     img = np.asarray(reference.array, dtype=np.float64)
     medians = {lab: float(np.median(img[ref_map.array == lab])) for lab in [0] + present if (ref_map.array == lab).any()}
     return LabelMapSegmenter(method=method, labels=tuple(present), reference=ref_map, medians=medians)
-
-
-def segment(volume: Volume, method: str) -> Volume:
-    """Segment one image with ``method`` fitted on itself (labels:FILE returns the map on its grid)."""
-    return fit(method, volume).reference
 
 
 def to_sitk(volume: Volume, array: np.ndarray | None = None) -> sitk.Image:

@@ -18,13 +18,16 @@ import torch.nn.functional as F
 
 from MedSRExtension.core import geometry
 from MedSRExtension.core import intensity
-from MedSRExtension.inference.devices import amp_dtype, resolve_device
 from MedSRExtension.core.errors import Cancelled, MedSRError
-from MedSRExtension.models.registry import ModelSpec, build, get_spec
-from MedSRExtension.inference.tiling import run_tiled
+from MedSRExtension.core.geometry import MODES, mode_factors
 from MedSRExtension.core.volume import AXES, Volume
+from MedSRExtension.inference.devices import amp_dtype, resolve_device
+from MedSRExtension.inference.options import InferenceOptions
+from MedSRExtension.inference.tiling import run_tiled
+from MedSRExtension.models.descriptor import ModelDescriptor
+from MedSRExtension.models.registry import ModelSpec, get_spec
 
-MODES = ("inplane", "throughplane", "volumetric")
+__all__ = ["MODES", "InferenceOptions", "resolve_factors", "run_inference", "super_resolve"]
 MAX_OUTPUT_VOXELS = 2**30  # 4 GiB of float32; larger outputs need force=True (--force)
 # LR pixels per batch for networks: on the CPU one 256² slice at a time keeps activations in cache
 # (measured 1.65x faster than 4 slices per batch); GPUs want more work per launch.
@@ -51,12 +54,12 @@ def resolve_factors(volume: Volume, mode: str, axis: str, scale=None, spacing=No
     if spacing is not None:
         full = geometry.factors_for_spacing(volume, spacing)
         if np.ndim(spacing) == 0:  # a scalar spacing applies to the axes the mode scales
-            full = _mask_by_mode(full, mode, a)
+            full = mode_factors(full, mode, axis)
         factors = full
     else:
         scale = 2.0 if scale is None else scale
         if np.ndim(scale) == 0:
-            factors = _mask_by_mode((float(scale),) * 3, mode, a)
+            factors = mode_factors(float(scale), mode, axis)
         else:
             factors = tuple(float(v) for v in scale)
             if len(factors) != 3:
@@ -73,14 +76,6 @@ def resolve_factors(volume: Volume, mode: str, axis: str, scale=None, spacing=No
     return factors, axis
 
 
-def _mask_by_mode(factors, mode: str, a: int) -> tuple[float, float, float]:
-    if mode == "inplane":
-        return tuple(1.0 if b == a else factors[b] for b in range(3))
-    if mode == "throughplane":
-        return tuple(factors[b] if b == a else 1.0 for b in range(3))
-    return tuple(factors)
-
-
 @dataclass
 class _Pass:
     """One family of 2D slices: array axis ``slab`` indexes the slices; ``scale`` is (rows, cols)."""
@@ -92,32 +87,29 @@ class _Pass:
 class _Runner:
     """Holds the model(s), device and progress state of one super_resolve call."""
 
-    def __init__(self, spec: ModelSpec, preset: Optional[str], weights, device: torch.device,
-                 tile: Optional[int], batch: Optional[int], progress: Progress, cancel: Cancel):
-        self.spec, self.preset, self.weights = spec, preset, weights
-        self.device = device
+    def __init__(self, spec: ModelSpec, options: InferenceOptions, progress: Progress, cancel: Cancel):
+        self.spec, self.preset, self.weights = spec, options.preset, options.weights
+        self.device = resolve_device(options.device)
+        tile = options.tile
         self.tile = tile if tile is not None else (DEFAULT_NETWORK_TILE if spec.kind == "network" else None)
-        self.batch = batch
+        self.batch = options.batch
         self.progress, self.cancel = progress, cancel
-        self.modules: dict = {}
+        self.models: dict[Optional[tuple[float, float]], ModelDescriptor] = {}
         self.done = 0
         self.total = 0
 
     # --- models -------------------------------------------------------------------------
-    def _module(self, scale: tuple[float, float]) -> torch.nn.Module:
+    def _model(self, scale: tuple[float, float]) -> ModelDescriptor:
+        """The model for ``scale`` (one for every scale when it is arbitrary-scale), loaded once."""
         key = None if self.spec.arbitrary_scale else scale
-        if key not in self.modules:
-            if self.spec.kind == "classical" or self.weights == "random":
-                module = build(self.spec.name, preset=self.preset or "light", scale=scale)
-            else:
-                from MedSRExtension.zoo import weights as zoo
-                module = zoo.load_network(self.spec.name, scale=scale, preset=self.preset,
-                                          weights=self.weights, device="cpu")
-            module.eval()
-            self.modules[key] = module.to(self.device)
+        if key not in self.models:
+            from MedSRExtension.zoo.weights import load_model
+            model = load_model(self.spec.name, scale=scale, preset=self.preset, weights=self.weights, device="cpu")
+            model.module = model.module.to(self.device)
             if self.device.type == "cuda":
-                self.modules[key] = self.modules[key].to(memory_format=torch.channels_last)
-        return self.modules[key]
+                model.module = model.module.to(memory_format=torch.channels_last)
+            self.models[key] = model
+        return self.models[key]
 
     def _model_scale(self, scale: tuple[float, float]) -> tuple[tuple[float, float], bool]:
         """The scale to run the model at, and whether a per-axis detour is needed (a fixed-scale
@@ -142,14 +134,14 @@ class _Runner:
 
     def _forward(self, x: torch.Tensor, scale: tuple[float, float], out_hw: tuple[int, int]) -> torch.Tensor:
         run_scale, detour = self._model_scale(scale)
-        module = self._module(run_scale)
+        model = self._model(run_scale)
         eff = (out_hw[0] / x.shape[-2], out_hw[1] / x.shape[-1]) if not detour else run_scale
 
         def call(t: torch.Tensor) -> torch.Tensor:
-            return module(t, scale=eff) if self.spec.arbitrary_scale else module(t)
+            return model(t, eff)
 
         tile = self.tile if self.spec.tile_safe else None
-        overlap = getattr(module, "receptive_field", self.spec.receptive_field)  # the preset's own reach
+        overlap = model.receptive_field  # the preset's own reach
         autocast = amp_dtype(self.device, self.spec.half)
         with torch.inference_mode():
             x = x.to(self.device)
@@ -157,9 +149,9 @@ class _Runner:
                 x = x.contiguous(memory_format=torch.channels_last)
             if autocast is not None:
                 with torch.autocast("cuda", dtype=autocast):
-                    y = run_tiled(module, x, eff, tile, overlap, call)
+                    y = run_tiled(model.module, x, eff, tile, overlap, call)
             else:
-                y = run_tiled(module, x, eff, tile, overlap, call)
+                y = run_tiled(model.module, x, eff, tile, overlap, call)
             y = y.float()
             if detour:
                 y = F.interpolate(y, size=out_hw, mode="area")
@@ -181,7 +173,8 @@ class _Runner:
                 warnings.warn("CUDA out of memory even with small tiles: continuing on the CPU", RuntimeWarning,
                               stacklevel=2)
                 self.device = torch.device("cpu")
-                self.modules = {k: m.to("cpu") for k, m in self.modules.items()}
+                for model in self.models.values():
+                    model.module = model.module.to("cpu")
 
     def tick(self) -> None:
         self.done += 1
@@ -194,7 +187,9 @@ class _Runner:
 
     # --- passes -------------------------------------------------------------------------
     def count(self, shape: tuple[int, int, int], p: _Pass) -> int:
+        """Batches of pass ``p`` over an array of ``shape``; refuses slices the model cannot take."""
         rows, cols = [shape[d] for d in range(3) if d != p.slab]
+        self.spec.check_size(rows, cols)
         return math.ceil(shape[p.slab] / self.batch_size(rows, cols))
 
     def run_pass(self, array: np.ndarray, p: _Pass) -> np.ndarray:
@@ -232,27 +227,39 @@ def _passes(factors_ijk: Sequence[float], axis: str) -> list[list[_Pass]]:
 
 def super_resolve(volume: Volume, model: str = "bicubic", scale: Union[float, Sequence[float], None] = 2,
                   mode: str = "inplane", axis: str = "auto", device: str = "auto", progress: Progress = None,
-                  cancel: Cancel = None, tile: Optional[int] = None, batch: Optional[int] = None,
-                  preset: Optional[str] = None, weights: str = "auto", out_dtype: str = "float32",
-                  spacing=None, force: bool = False) -> Volume:
+                  cancel: Cancel = None, **options) -> Volume:
     """Super-resolve ``volume`` with ``model`` and return a new Volume on the upsampled grid.
 
-    scale: one factor (applied to the axes the mode scales) or (fi, fj, fk); or give ``spacing``
-    (mm) instead. weights: "auto" (shipped, verified weights), "random" (untrained; tests and
-    benchmarks only) or a path to a safetensors file. out_dtype: "float32" or "input" (the input's
-    dtype, clipped and rounded). progress(done, total) runs after each batch; cancel() is checked
-    before each batch and raises Cancelled. The input volume is never modified."""
+    Args:
+        volume: the input; never modified.
+        model, scale, mode, axis, device: as in ``InferenceOptions`` (scale: one factor for the axes
+            the mode scales, or (fi, fj, fk)).
+        progress: ``progress(done, total)`` after each batch.
+        cancel: checked before each batch; returning True raises ``Cancelled``.
+        **options: the other ``InferenceOptions`` fields by name: tile, batch, preset, weights,
+            out_dtype, spacing (mm, instead of ``scale``), force.
+    """
+    return run_inference(volume, InferenceOptions(model=model, scale=scale, mode=mode, axis=axis, device=device,
+                                                  **options), progress=progress, cancel=cancel)
+
+
+def run_inference(volume: Volume, options: InferenceOptions, progress: Progress = None,
+                  cancel: Cancel = None) -> Volume:
+    """Run the engine as ``options`` say (see ``super_resolve``); the callbacks stay beside the options
+    because they cannot cross a process boundary."""
     from MedSRExtension.core.validation import check_inference_options, check_volume
     check_volume(volume, "input volume")  # before any geometry is derived from it
-    check_inference_options(tile=tile, batch=batch, out_dtype=out_dtype, weights=weights)
-    spec = get_spec(model)
-    factors, axis = resolve_factors(volume, mode, axis, scale=None if spacing is not None else scale,
-                                    spacing=spacing)
+    check_inference_options(tile=options.tile, batch=options.batch, out_dtype=options.out_dtype,
+                            weights=options.weights)
+    spec = get_spec(options.model)
+    factors, axis = resolve_factors(volume, options.mode, options.axis,
+                                    scale=None if options.spacing is not None else options.scale,
+                                    spacing=options.spacing)
     shape, out_spacing, origin, direction = geometry.upsampled_geometry(volume, factors)
-    if int(np.prod(shape, dtype=np.int64)) > MAX_OUTPUT_VOXELS and not force:
+    if int(np.prod(shape, dtype=np.int64)) > MAX_OUTPUT_VOXELS and not options.force:
         raise MedSRError(f"output would have {np.prod(shape, dtype=np.int64):,} voxels {shape[::-1]}, over the "
                          f"limit of {MAX_OUTPUT_VOXELS:,}; lower the scale, crop the input, or force it (--force)")
-    runner = _Runner(spec, preset, weights, resolve_device(device), tile, batch, progress, cancel)
+    runner = _Runner(spec, options, progress, cancel)
     groups = _passes(factors, axis)
     array, window = intensity.normalize(volume.array)
     shape_now = array.shape
@@ -267,10 +274,10 @@ def super_resolve(volume: Volume, model: str = "bicubic", scale: Union[float, Se
     if array.shape != tuple(shape):
         raise MedSRError(f"internal error: model produced {array.shape}, expected {tuple(shape)}")
     out = intensity.denormalize(array, window)
-    if out_dtype == "input":
+    if options.out_dtype == "input":
         out = intensity.cast_like(out, volume.array.dtype)
-    elif out_dtype != "float32":
-        out = intensity.cast_like(out, np.dtype(out_dtype))
+    elif options.out_dtype != "float32":
+        out = intensity.cast_like(out, np.dtype(options.out_dtype))
     return Volume(out, out_spacing, origin, direction)
 
 

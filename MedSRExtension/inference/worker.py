@@ -9,7 +9,7 @@ Protocol (one request folder, private to one run):
 
 - ``input.npy``: the voxels [k, j, i] (saved without pickle); ``request.json``: the geometry
   (spacing, origin, direction in LPS, written with ``repr`` so it round-trips exactly) and the
-  ``super_resolve`` keyword options.
+  ``InferenceOptions.to_dict()`` (an unknown key is a bad-input error).
 - The worker prints events as lines ``MEDSR-EVENT {json}`` on stdout: ``progress`` (done, total),
   ``log`` (message), ``result`` (the result files are complete), ``error`` (kind, message). Any
   other output (warnings, library messages) is log text.
@@ -106,19 +106,19 @@ def run(folder: str) -> int:
         with open(os.path.join(folder, REQUEST), encoding="utf-8") as f:
             request = json.load(f)
         volume = _volume(np.load(os.path.join(folder, INPUT), allow_pickle=False), request["geometry"])
-        options = dict(request["options"])
+        from MedSRExtension.inference.options import InferenceOptions
+        options = InferenceOptions.from_dict(request["options"])
         import torch
 
         from MedSRExtension.inference.devices import describe, resolve_device
-        from MedSRExtension.inference.engine import super_resolve
-        device = options.get("device", "auto")
+        from MedSRExtension.inference.engine import run_inference
         emit("log", message=f"worker pid {os.getpid()}, torch {torch.__version__}, "
-                            f"device {describe(resolve_device(device))}")
-        emit("log", message=f"model {options.get('model')}, scale {options.get('scale')}, mode "
-                            f"{options.get('mode', 'inplane')}, input {_size(volume)} voxels")
+                            f"device {describe(resolve_device(options.device))}")
+        emit("log", message=f"model {options.model}, scale {options.scale}, mode "
+                            f"{options.mode}, input {_size(volume)} voxels")
         start = time.perf_counter()
-        result = super_resolve(volume, progress=lambda done, total: emit("progress", done=done, total=total),
-                               **options)
+        result = run_inference(volume, options,
+                               progress=lambda done, total: emit("progress", done=done, total=total))
         _save_npy(folder, RESULT, result.array)
         _save_json(folder, RESULT_META, {"geometry": _geometry(result)})
         emit("log", message=f"done in {time.perf_counter() - start:.1f} s: "

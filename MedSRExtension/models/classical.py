@@ -12,12 +12,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .blocks import out_size
 from .registry import ModelSpec, as_pair, register
-
-
-def out_size(h: int, w: int, scale: tuple[float, float]) -> tuple[int, int]:
-    """round(H·sh), round(W·sw), at least 1."""
-    return max(1, int(round(h * scale[0]))), max(1, int(round(w * scale[1])))
 
 
 class TorchInterpolation(nn.Module):

@@ -14,14 +14,14 @@ a short name to a float for logging.
 """
 from __future__ import annotations
 
-from typing import Callable, Optional, Union
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
 
 from MedSRExtension.core.errors import MedSRError
+from MedSRExtension.models.descriptor import Output, sr_of
 
-Output = Union[torch.Tensor, dict]
 LossFn = Callable[[Output, torch.Tensor, torch.Tensor], "tuple[torch.Tensor, dict[str, float]]"]
 
 
@@ -126,14 +126,10 @@ def resize_target(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(img, size=tuple(size), mode="area")
 
 
-def _sr_of(output: Output) -> torch.Tensor:
-    return output["sr"] if isinstance(output, dict) else output
-
-
 def L1Loss() -> LossFn:
     """Plain L1 on the SR image; accepts a tensor or a training dict with key ``sr``."""
     def fn(output: Output, hr: torch.Tensor, lr: torch.Tensor):
-        loss = l1_loss(_sr_of(output), hr)
+        loss = l1_loss(sr_of(output), hr)
         return loss, {"l1": float(loss.detach())}
     return fn
 
@@ -194,7 +190,7 @@ class PFMDNLoss:
         self.h, self.max_samples, self.patch = h, max_samples, patch
 
     def __call__(self, output: Output, hr: torch.Tensor, lr: torch.Tensor):
-        sr = _sr_of(output)
+        sr = sr_of(output)
         l1 = l1_loss(sr, hr)
         cx = contextual_loss(sr, hr, h=self.h, max_samples=self.max_samples, patch=self.patch)
         total = l1 + self.cx_weight * cx

@@ -418,8 +418,8 @@ register(ModelSpec(
     summary=(
         "PFMDN stacks multi-distillation blocks that progressively split off distilled channels, refine the "
         "rest with shallow residual blocks and add a pyramidal convolution (3/5/7/9 kernels, grouped); each "
-        "block ends in an information-entropy contrast-aware channel attention (mean + std + soft-histogram "
-        "entropy, computed over a local window so tiling stays exact). A second branch processes the gradient "
+        "block ends in an information-entropy contrast-aware channel attention (mean + std + the Shannon "
+        "entropy of each channel's spatial softmax, computed over a local window so tiling stays exact). A second branch processes the gradient "
         "map of the input with the SR branch's features and is fused into it; in training it also predicts "
         "the gradient map of the SR image, supervised with L1, alongside L1 and a contextual loss on the SR "
         "image. A Meta-SR-style position-to-weight upsampler makes any real factor >= 1 possible, with a "

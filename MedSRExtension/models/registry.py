@@ -4,7 +4,8 @@ Every entry (network or classical baseline) is a ``ModelSpec``. ``build(name, pr
 returns an ``nn.Module`` whose eval-mode ``forward(x)`` maps (N, 1, H, W) to
 (N, 1, round(H·sh), round(W·sw)). Arbitrary-scale models also accept ``forward(x, scale=(sh, sw))``
 at call time; the output pixel p along an axis of scale s has its centre at LR coordinate
-(p + 0.5)/s − 0.5 (the voxel-edge-preserving grid of DESIGN.md).
+(p + 0.5)/s − 0.5 (the voxel-edge-preserving grid of DESIGN.md). Callers never branch on that:
+they run a model through ``ModelDescriptor`` (``models/descriptor.py``), ``sr = descriptor(x, scale)``.
 """
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ class ModelSpec:
     per_axis: different factors for H and W (needed for through-plane SR without a detour).
     presets: preset name -> one-line description (``light`` for CPU, ``base`` near the paper).
     tile_safe: tiled inference equals untiled given ``receptive_field`` pixels of LR overlap.
-    min_size: smallest LR height/width the model accepts.
+    min_size: smallest LR height/width the model accepts (``check_size``; enforced on every call
+    through ``ModelDescriptor`` and before any work in ``super_resolve``).
     half: the reduced precisions it runs in on CUDA ("fp16", "bf16").
     """
 
@@ -64,6 +66,14 @@ class ModelSpec:
                 "choose one of those or an arbitrary-scale model (pfmdn, bicubic, bspline, ...)"
             )
 
+    def check_size(self, rows: int, cols: int) -> None:
+        """Raise MedSRError when an LR image of rows x cols pixels is smaller than ``min_size``."""
+        if min(rows, cols) < self.min_size:
+            raise MedSRError(
+                f"model '{self.name}' needs images of at least {self.min_size}x{self.min_size} pixels, got a "
+                f"{rows}x{cols} slice; use a classical baseline such as bicubic for images this small"
+            )
+
 
 _REGISTRY: dict[str, ModelSpec] = {}
 
@@ -80,11 +90,7 @@ ARCHITECTURES = ("classical", "edsr", "lgsr", "iconet", "pfmdn")
 def _ensure_loaded() -> None:
     """Import every architecture file once, for its register() side effect (lazy: no import cycles)."""
     for module in ARCHITECTURES:
-        try:
-            importlib.import_module(f"{__package__}.{module}")
-        except ModuleNotFoundError as exc:  # an architecture file not written yet
-            if exc.name != f"{__package__}.{module}":
-                raise
+        importlib.import_module(f"{__package__}.{module}")
 
 
 def get_spec(name: str) -> ModelSpec:

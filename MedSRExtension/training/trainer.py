@@ -34,6 +34,8 @@ import torch.nn as nn
 
 from MedSRExtension.core import atomic
 from MedSRExtension.core.errors import MedSRError
+from MedSRExtension.models.descriptor import ModelDescriptor
+from MedSRExtension.models.registry import ModelSpec
 from . import checkpoint as ckpt
 from . import ddp
 from .ema import EMA
@@ -95,10 +97,6 @@ def _loss_fn(model_name: str) -> Callable:
     return loss_for(model_name)
 
 
-def _sr_of(output):
-    return output["sr"] if isinstance(output, dict) else output
-
-
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -121,12 +119,12 @@ class Validator:
         self.items = validation_set(self.scale, cfg.degradation, crop=cfg.val_crop)
 
     @torch.no_grad()
-    def __call__(self, module: nn.Module, device: torch.device, arbitrary: bool) -> tuple[float, float]:
-        from MedSRExtension.evaluation.heldout import network_upscale, score
+    def __call__(self, model: ModelDescriptor, device: torch.device) -> tuple[float, float]:
+        from MedSRExtension.evaluation.heldout import network_upscale, psnr_ssim_in_window
         ps, ss = [], []
         for item in self.items:
-            sr = network_upscale(module, item.lr, self.scale, device, arbitrary)
-            p, s = score(sr, item.hr)
+            sr = network_upscale(model, item.lr, self.scale, device)
+            p, s = psnr_ssim_in_window(sr, item.hr)
             ps.append(p)
             ss.append(s)
         return float(np.mean(ps)), float(np.mean(ss))
@@ -155,17 +153,11 @@ def _truncate_log(path: str, last_iter: int) -> None:
     atomic.write_text(path, buf.getvalue())
 
 
-def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
-          stop_after: Optional[int] = None) -> dict:
-    """Train (or resume) the run ``cfg`` describes; returns the summary written to summary.json.
+# --- the pieces of a run ------------------------------------------------------------------------
 
-    ``stop_after``: stop (with a checkpoint) after this many iterations of this call, as an
-    interruption would; used by the resume test.
-    """
-    from MedSRExtension.inference.devices import amp_dtype, describe, resolve_device
-    from ..models.registry import build, get_spec
-    from ..data.patches import PatchSampler
-
+def check_config(cfg: TrainConfig) -> ModelSpec:
+    """The spec of the network ``cfg`` trains; a clear error for settings no run can use."""
+    from ..models.registry import get_spec
     spec = get_spec(cfg.model)
     if spec.kind != "network":
         raise MedSRError(f"'{cfg.model}' is a classical baseline with nothing to train; pick a network")
@@ -173,167 +165,280 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
         raise MedSRError("--iters and --batch must be at least 1")
     if cfg.ckpt_every % cfg.log_every:
         raise MedSRError("checkpoint interval must be a multiple of the log interval")
-    rank, local_rank, world_size = ddp.init("cuda" if cfg.device.startswith("cuda") or
-                                            (cfg.device == "auto" and torch.cuda.is_available()) else "cpu")
+    return spec
+
+
+def check_resume(cfg: TrainConfig, resume: bool) -> None:
+    """Refuse to start over an existing run, or to resume one with different settings (--iters may
+    change: the cosine schedule is then re-fitted to the new length)."""
+    cfg_path = os.path.join(cfg.out, "config.json")
+    if resume:
+        if os.path.exists(cfg_path):
+            saved = _read_config(cfg_path)
+            for key in ("model", "preset", "scales", "degradation", "batch", "patch", "lr", "seed"):
+                if saved.get(key) != asdict(cfg).get(key):
+                    raise MedSRError(f"--resume with a different {key} ({asdict(cfg).get(key)!r}, the run used "
+                                     f"{saved.get(key)!r}); use the same settings or a new --out")
+    elif os.path.exists(os.path.join(cfg.out, CHECKPOINT)):
+        raise MedSRError(f"'{cfg.out}' already holds a training run; add --resume to continue it or pick a new --out")
+
+
+def setup_device(cfg: TrainConfig) -> tuple[int, int, int, torch.device]:
+    """(rank, local_rank, world_size, device): joins the torchrun process group when there is one."""
+    from MedSRExtension.inference.devices import resolve_device
+    wants_cuda = cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())
+    rank, local_rank, world_size = ddp.init("cuda" if wants_cuda else "cpu")
     device = resolve_device(cfg.device)
     if device.type == "cuda" and world_size > 1:
         device = torch.device(f"cuda:{local_rank}")
         torch.cuda.set_device(device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    main = rank == 0
-    os.makedirs(cfg.out, exist_ok=True)
-    ckpt_path = os.path.join(cfg.out, CHECKPOINT)
-    log_path = os.path.join(cfg.out, LOG)
-    cfg_path = os.path.join(cfg.out, "config.json")
+    return rank, local_rank, world_size, device
 
-    if resume:
-        if os.path.exists(cfg_path):
-            saved = _read_config(cfg_path)
-            # --iters may change on resume (the cosine schedule is then re-fitted to the new length)
-            for key in ("model", "preset", "scales", "degradation", "batch", "patch", "lr", "seed"):
-                if saved.get(key) != asdict(cfg).get(key):
-                    raise MedSRError(f"--resume with a different {key} ({asdict(cfg).get(key)!r}, the run used "
-                                     f"{saved.get(key)!r}); use the same settings or a new --out")
-    elif os.path.exists(ckpt_path):
-        raise MedSRError(f"'{cfg.out}' already holds a training run; add --resume to continue it or pick a new --out")
 
+def load_init(model: nn.Module, path: str) -> tuple[int, int]:
+    """Load the tensors of ``path`` that fit ``model`` (name and shape); returns (loaded, total)."""
+    from safetensors.torch import load_file
+    own = model.state_dict()
+    given = {k: v for k, v in load_file(path).items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(given, strict=False)
+    return len(given), len(own)
+
+
+@dataclass
+class TrainState:
+    """Everything a checkpoint holds: weights, optimiser, EMA, grad scaler, progress and the best result."""
+
+    model: nn.Module
+    ema: EMA
+    optimizer: torch.optim.Optimizer
+    scaler: Optional[torch.amp.GradScaler]
+    iteration: int = 0
+    elapsed: float = 0.0
+    best: dict = field(default_factory=lambda: {"val_psnr": -math.inf, "val_ssim": math.nan, "iter": 0})
+
+    def checkpoint(self) -> dict:
+        """The resume state, RNG included."""
+        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "ema": self.ema.state_dict(), "iteration": self.iteration, "elapsed": self.elapsed,
+                 "best": self.best, "rng": ckpt.rng_state()}
+        if self.scaler is not None:
+            state["scaler"] = self.scaler.state_dict()
+        return state
+
+    def restore(self, state: dict) -> None:
+        """Continue from a ``checkpoint()`` (RNG included)."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.ema.load_state_dict(state["ema"])
+        if self.scaler is not None and "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
+        self.iteration, self.elapsed = int(state["iteration"]), float(state["elapsed"])
+        self.best = dict(state["best"])
+        ckpt.set_rng_state(state["rng"])
+
+
+def new_state(cfg: TrainConfig, device: torch.device, half: Optional[torch.dtype]) -> TrainState:
+    """A fresh, seeded model (optionally initialised from ``cfg.init``) with its EMA and optimiser."""
+    from ..models.registry import build
     seed_everything(cfg.seed)
     model = build(cfg.model, cfg.preset, cfg.model_scale()).to(device)
     if cfg.init:
-        from safetensors.torch import load_file
-        own = model.state_dict()
-        given = {k: v for k, v in load_file(cfg.init).items() if k in own and own[k].shape == v.shape}
-        model.load_state_dict(given, strict=False)
-        if main:
-            print(f"initialised {len(given)}/{len(own)} tensors from {cfg.init} (the rest, e.g. a different "
+        loaded, total = load_init(model, cfg.init)
+        if ddp.is_main():
+            print(f"initialised {loaded}/{total} tensors from {cfg.init} (the rest, e.g. a different "
                   "upsampler, start at random)")
-    ema = EMA(model, cfg.ema_decay)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
-    half = amp_dtype(device, spec.half) if cfg.amp else None
     scaler = torch.amp.GradScaler("cuda") if half == torch.float16 else None
-    start, elapsed, best = 0, 0.0, {"val_psnr": -math.inf, "val_ssim": math.nan, "iter": 0}
+    return TrainState(model, EMA(model, cfg.ema_decay), optimizer, scaler)
+
+
+def _as_float(output):
+    """Outputs in float32 for the loss (autocast may give half precision)."""
+    if isinstance(output, dict):
+        return {k: (v.float() if torch.is_tensor(v) else [t.float() for t in v]) for k, v in output.items()}
+    return output.float()
+
+
+def train_step(net: ModelDescriptor, state: TrainState, loss_fn: Callable, lr_b: torch.Tensor, hr_b: torch.Tensor,
+               scale, cfg: TrainConfig, half: Optional[torch.dtype], iteration: int) -> tuple[float, dict]:
+    """One optimiser step on a batch (autocast, gradient scaling, clipping, EMA); returns (loss, parts)."""
+    device = lr_b.device
+    with torch.autocast(device.type, dtype=half, enabled=half is not None):
+        out = net.outputs(lr_b, scale)
+    total, parts = loss_fn(_as_float(out), hr_b, lr_b)
+    if not torch.isfinite(total):
+        raise MedSRError(f"training diverged at iteration {iteration} (loss {float(total)}); lower --lr")
+    opt, scaler = state.optimizer, state.scaler
+    opt.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(total).backward()
+        scaler.unscale_(opt)
+    else:
+        total.backward()
+    if cfg.grad_clip:
+        torch.nn.utils.clip_grad_norm_(state.model.parameters(), cfg.grad_clip)
+    if scaler is not None:
+        scaler.step(opt)
+        scaler.update()
+    else:
+        opt.step()
+    state.ema.update(state.model)
+    return float(total.detach()), {k: float(v) for k, v in parts.items()}
+
+
+class LossWindow:
+    """Running sums of the loss and its parts between two log rows."""
+
+    def __init__(self):
+        self.sums: dict[str, float] = {}
+        self.n = 0
+
+    def add(self, loss: float, parts: dict) -> None:
+        for k, v in {"loss": loss, **parts}.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+        self.n += 1
+
+    def means(self) -> dict:
+        return {k: v / self.n for k, v in self.sums.items()}
+
+
+class CsvLog:
+    """log.csv: the header comes from the first row (written once, also across resumes), then one row per call."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.header: Optional[list] = None
+
+    def write(self, row: dict) -> None:
+        if self.header is None:
+            self.header = list(row)
+            if not os.path.exists(self.path) or os.path.getsize(self.path) == 0:
+                with open(self.path, "w", newline="") as f:
+                    csv.writer(f).writerow(self.header)
+        with open(self.path, "a", newline="") as f:
+            csv.writer(f).writerow([row.get(h, "") for h in self.header])
+
+
+def _progress_bar(cfg: TrainConfig, start: int):
+    from tqdm import tqdm
+    return tqdm(total=cfg.iters, initial=start, desc=f"train {cfg.model}", unit="it", dynamic_ncols=True,
+                mininterval=1.0 if sys.stderr.isatty() else 30.0, file=sys.stderr)
+
+
+def _summary(cfg: TrainConfig, state: TrainState, end: int, params: int, hardware: str,
+             last_val: tuple[float, float]) -> dict:
+    best = state.best
+    return {"model": cfg.model, "preset": cfg.preset, "scales": cfg.scales, "degradation": cfg.degradation,
+            "iterations": end, "finished": end >= cfg.iters, "parameters": params,
+            "train_seconds": round(state.elapsed, 1), "sec_per_iter": round(state.elapsed / max(1, end), 4),
+            "hardware": hardware, "best_val_psnr": best["val_psnr"], "best_val_ssim": best["val_ssim"],
+            "best_iter": best["iter"], "last_val_psnr": last_val[0], "last_val_ssim": last_val[1]}
+
+
+# --- the loop ------------------------------------------------------------------------------------
+
+def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
+          stop_after: Optional[int] = None) -> dict:
+    """Train (or resume) the run ``cfg`` describes; returns the summary written to summary.json.
+
+    Args:
+        cfg: the run's settings (saved as config.json).
+        resume: continue the run in ``cfg.out`` from its checkpoint (the settings must match).
+        progress: show a progress bar on stderr (rank 0).
+        stop_after: stop (with a checkpoint) after this many iterations of this call, as an
+            interruption would; used by the resume test.
+    """
+    from MedSRExtension.inference.devices import amp_dtype, describe
+    from ..data.patches import PatchSampler
+
+    spec = check_config(cfg)
+    rank, local_rank, world_size, device = setup_device(cfg)
+    main = rank == 0
+    os.makedirs(cfg.out, exist_ok=True)
+    check_resume(cfg, resume)
+    half = amp_dtype(device, spec.half) if cfg.amp else None
+    state = new_state(cfg, device, half)
+    ckpt_path, log_path = os.path.join(cfg.out, CHECKPOINT), os.path.join(cfg.out, LOG)
     if resume and os.path.exists(ckpt_path):
-        state = ckpt.load(ckpt_path)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        ema.load_state_dict(state["ema"])
-        if scaler is not None and "scaler" in state:
-            scaler.load_state_dict(state["scaler"])
-        start, elapsed = int(state["iteration"]), float(state["elapsed"])
-        best = dict(state["best"])
-        ckpt.set_rng_state(state["rng"])
+        state.restore(ckpt.load(ckpt_path))
         if main:
-            _truncate_log(log_path, start)
-    net = model
-    if world_size > 1:
-        net = nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None)
+            _truncate_log(log_path, state.iteration)
+    model = state.model
+    net = model if world_size == 1 else nn.parallel.DistributedDataParallel(
+        model, device_ids=[local_rank] if device.type == "cuda" else None)
     params = count_parameters(model)
+    start = state.iteration
     if main:
-        _write_json(cfg_path, asdict(cfg))
+        _write_json(os.path.join(cfg.out, "config.json"), asdict(cfg))
         print(f"{cfg.model}/{cfg.preset} x{cfg.model_scale()} {cfg.degradation}: {params:,} parameters on "
               f"{describe(device)} x{world_size}; iterations {start}..{cfg.iters}", flush=True)
 
     sampler = PatchSampler(cfg.patch, [tuple(s) for s in cfg.scales], cfg.degradation, seed=cfg.seed)
-    loss_fn = _loss_fn(cfg.model)
+    loss_fn, caller = _loss_fn(cfg.model), ModelDescriptor(spec, net)
     validator = Validator(cfg) if main else None
-    arbitrary = spec.arbitrary_scale
-    header = None
-    window: dict[str, float] = {}
-    window_n = 0
-    last_val = (math.nan, math.nan)
-    bar = None
-    if main and progress:
-        from tqdm import tqdm
-        bar = tqdm(total=cfg.iters, initial=start, desc=f"train {cfg.model}", unit="it", dynamic_ncols=True,
-                   mininterval=1.0 if sys.stderr.isatty() else 30.0, file=sys.stderr)
+    log, window, last_val = CsvLog(log_path), LossWindow(), (math.nan, math.nan)
+    bar = _progress_bar(cfg, start) if main and progress else None
     end = cfg.iters if stop_after is None else min(cfg.iters, start + stop_after)
     t_window = time.perf_counter()
     model.train()
     for it in range(start, end):
         lr_now = learning_rate(cfg, it)
-        for group in optimizer.param_groups:
+        for group in state.optimizer.param_groups:
             group["lr"] = lr_now
         lr_b, hr_b, scale = sampler.sample(cfg.batch, it, rank)
         lr_b, hr_b = lr_b.to(device, non_blocking=True), hr_b.to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=half, enabled=half is not None):
-            out = net(lr_b, scale=scale) if arbitrary else net(lr_b)
-        out = {k: (v.float() if torch.is_tensor(v) else [t.float() for t in v]) for k, v in out.items()} \
-            if isinstance(out, dict) else out.float()
-        total, parts = loss_fn(out, hr_b, lr_b)
-        if not torch.isfinite(total):
-            raise MedSRError(f"training diverged at iteration {it} (loss {float(total)}); lower --lr")
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(total).backward()
-            scaler.unscale_(optimizer)
-        else:
-            total.backward()
-        if cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        if scaler is not None:
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            optimizer.step()
-        ema.update(model)
-
-        window["loss"] = window.get("loss", 0.0) + float(total.detach())
-        for k, v in parts.items():
-            window[k] = window.get(k, 0.0) + float(v)
-        window_n += 1
+        window.add(*train_step(caller, state, loss_fn, lr_b, hr_b, scale, cfg, half, it))
         done = it + 1
         if bar is not None:
             bar.update(1)
-        if done % cfg.log_every == 0 or done == end:
-            now = time.perf_counter()
-            sec = (now - t_window) / window_n
-            elapsed += now - t_window
-            if main and (done % cfg.val_every == 0 or done == cfg.iters):
-                last_val = validator(ema.shadow, device, arbitrary)
-                if last_val[0] > best["val_psnr"]:
-                    best = {"val_psnr": last_val[0], "val_ssim": last_val[1], "iter": done}
-                    export_safetensors(ema.shadow, os.path.join(cfg.out, "best.safetensors"),
-                                       {"model": cfg.model, "preset": cfg.preset, "iter": done})
-                ema.shadow.eval()
-            if main:
-                row = {"iter": done, **{k: v / window_n for k, v in window.items()}, "lr": lr_now,
-                       "val_psnr": last_val[0] if done % cfg.val_every == 0 or done == cfg.iters else "",
-                       "val_ssim": last_val[1] if done % cfg.val_every == 0 or done == cfg.iters else "",
-                       "sec_per_iter": sec}
-                if header is None:
-                    header = list(row)
-                    if not os.path.exists(log_path) or os.path.getsize(log_path) == 0:
-                        with open(log_path, "w", newline="") as f:
-                            csv.writer(f).writerow(header)
-                with open(log_path, "a", newline="") as f:
-                    csv.writer(f).writerow([row.get(h, "") for h in header])
-                if bar is not None:
-                    bar.set_postfix(loss=f"{row['loss']:.4f}", val_psnr=f"{last_val[0]:.2f}", s_it=f"{sec:.2f}")
-            window, window_n = {}, 0
-            if main and (done % cfg.ckpt_every == 0 or done == end):
-                state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "ema": ema.state_dict(),
-                         "iteration": done, "elapsed": elapsed, "best": best, "rng": ckpt.rng_state()}
-                if scaler is not None:
-                    state["scaler"] = scaler.state_dict()
-                ckpt.save_atomic(state, ckpt_path)
-            t_window = time.perf_counter()
+        if done % cfg.log_every and done != end:
+            continue
+        now = time.perf_counter()
+        sec, state.elapsed = (now - t_window) / window.n, state.elapsed + now - t_window
+        validated = done % cfg.val_every == 0 or done == cfg.iters
+        if main and validated:
+            last_val = _validate(validator, spec, state, device, cfg, done)
+        if main:
+            row = {"iter": done, **window.means(), "lr": lr_now, "val_psnr": last_val[0] if validated else "",
+                   "val_ssim": last_val[1] if validated else "", "sec_per_iter": sec}
+            log.write(row)
+            if bar is not None:
+                bar.set_postfix(loss=f"{row['loss']:.4f}", val_psnr=f"{last_val[0]:.2f}", s_it=f"{sec:.2f}")
+        window = LossWindow()
+        state.iteration = done
+        if main and (done % cfg.ckpt_every == 0 or done == end):
+            ckpt.save_atomic(state.checkpoint(), ckpt_path)
+        t_window = time.perf_counter()
     if bar is not None:
         bar.close()
-    finished = end >= cfg.iters
-    summary = {"model": cfg.model, "preset": cfg.preset, "scales": cfg.scales, "degradation": cfg.degradation,
-               "iterations": end, "finished": finished, "parameters": params, "train_seconds": round(elapsed, 1),
-               "sec_per_iter": round(elapsed / max(1, end), 4),
-               "hardware": f"{describe(device)} x{world_size} ({platform.processor() or platform.machine()})",
-               "best_val_psnr": best["val_psnr"], "best_val_ssim": best["val_ssim"], "best_iter": best["iter"],
-               "last_val_psnr": last_val[0], "last_val_ssim": last_val[1]}
+    hardware = f"{describe(device)} x{world_size} ({platform.processor() or platform.machine()})"
+    summary = _summary(cfg, state, end, params, hardware, last_val)
     if main:
-        if finished:
-            export_safetensors(ema.shadow, os.path.join(cfg.out, "ema.safetensors"),
-                               {"model": cfg.model, "preset": cfg.preset, "iter": end})
-        _write_json(os.path.join(cfg.out, "summary.json"), summary)
-        print(f"{end} iterations, {summary['sec_per_iter']} s/iter, best val PSNR {best['val_psnr']:.3f} dB "
-              f"at {best['iter']}", flush=True)
+        _finish(cfg, state, end, summary)
     ddp.barrier()
     ddp.shutdown()
     return summary
+
+
+def _validate(validator: Validator, spec: ModelSpec, state: TrainState, device: torch.device, cfg: TrainConfig,
+              done: int) -> tuple[float, float]:
+    """Validate the EMA weights; keep them as best.safetensors when they beat the best so far."""
+    result = validator(ModelDescriptor(spec, state.ema.shadow), device)
+    if result[0] > state.best["val_psnr"]:
+        state.best = {"val_psnr": result[0], "val_ssim": result[1], "iter": done}
+        export_safetensors(state.ema.shadow, os.path.join(cfg.out, "best.safetensors"),
+                           {"model": cfg.model, "preset": cfg.preset, "iter": done})
+    state.ema.shadow.eval()
+    return result
+
+
+def _finish(cfg: TrainConfig, state: TrainState, end: int, summary: dict) -> None:
+    """ema.safetensors (a finished run only) and summary.json, then the closing line."""
+    if summary["finished"]:
+        export_safetensors(state.ema.shadow, os.path.join(cfg.out, "ema.safetensors"),
+                           {"model": cfg.model, "preset": cfg.preset, "iter": end})
+    _write_json(os.path.join(cfg.out, "summary.json"), summary)
+    print(f"{end} iterations, {summary['sec_per_iter']} s/iter, best val PSNR {state.best['val_psnr']:.3f} dB "
+          f"at {state.best['iter']}", flush=True)

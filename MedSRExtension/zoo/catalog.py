@@ -3,14 +3,20 @@ from __future__ import annotations
 
 import functools
 
+from typing import Sequence, Union
+
 from MedSRExtension.models.registry import get_spec, names
 
 
+def default_model(scale: Union[float, Sequence[float]] = 2.0) -> str:
+    """The model a user gets without choosing (CLI and Slicer panel alike): the shipped network with
+    the best validation PSNR for ``scale`` (one factor, or per-axis: the largest), else bicubic."""
+    from MedSRExtension.zoo import weights as zoo  # lazy: it imports torch
+    return zoo.best_model_for(max(scale) if isinstance(scale, (tuple, list)) else scale)
+
+
 def _shipped_weights(name: str) -> list[dict]:
-    try:
-        from MedSRExtension.zoo import weights as zoo
-    except ImportError:  # the zoo arrives with the trained weights
-        return []
+    from MedSRExtension.zoo import weights as zoo  # lazy: it imports torch
     return [{"preset": e.get("preset"), "scales": e.get("scales"), "degradation": e.get("degradation"),
              "file": e.get("file"), "val_psnr": e.get("val_psnr"), "val_ssim": e.get("val_ssim")}
             for e in zoo.list_weights(name)]

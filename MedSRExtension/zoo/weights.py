@@ -23,12 +23,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from typing import Optional, Union
+from typing import TYPE_CHECKING, Optional, Union
 
 import torch
 import torch.nn as nn
 
 from MedSRExtension.core.errors import MedSRError
+
+if TYPE_CHECKING:
+    from MedSRExtension.models.descriptor import ModelDescriptor
 
 ENV = "MEDSR_MODELS_DIR"
 INDEX = "models.json"
@@ -184,6 +187,19 @@ def load_network(model: str, scale=2, preset: Optional[str] = None,
         net = build(model, preset or "light", pair)
         _load_into(net, _load_state(path), path)
     return net.to(device).eval()
+
+
+def load_model(model: str, scale=2, preset: Optional[str] = None, weights: Union[str, os.PathLike] = "auto",
+               device: Union[str, torch.device] = "cpu") -> "ModelDescriptor":
+    """Any registered model ready to call, in eval mode on ``device``: a classical baseline as built,
+    a network with its weights (``load_network``: "auto", "random" or a .safetensors path)."""
+    from MedSRExtension.models.descriptor import ModelDescriptor
+    from MedSRExtension.models.registry import build, get_spec
+    if get_spec(model).kind == "classical":
+        module = build(model, preset=preset or "light", scale=scale).to(device).eval()
+    else:
+        module = load_network(model, scale=scale, preset=preset, weights=weights, device=device)
+    return ModelDescriptor.of(model, module)
 
 
 def _load_into(net: nn.Module, state: dict, path: str) -> None:

@@ -1,0 +1,88 @@
+"""``InferenceOptions``: what one super-resolution run is asked to do, as one JSON-serialisable value.
+
+The CLI builds it from its arguments, ``super_resolve`` from its keywords, ``run_comparison`` and
+``medsr eval`` from theirs; a worker process or a batch run receives it as JSON (``to_dict`` /
+``from_dict``). The callbacks of a run (progress, cancel) are not options: they cannot cross a
+process boundary and are passed beside it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence, Union
+
+from MedSRExtension.core.errors import MedSRError
+
+ScaleArg = Union[float, Sequence[float], None]
+
+
+class JsonOptions:
+    """JSON round trip for a frozen dataclass of options: ``to_dict`` / ``from_dict`` and ``replace``."""
+
+    def replace(self, **changes: Any):
+        """A copy with ``changes`` applied."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        """Plain JSON types only (tuples as lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        """The options ``to_dict`` wrote; an unknown key is a clear error (a typo must not be ignored)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise MedSRError(f"unknown option(s) {', '.join(unknown)} for {cls.__name__}; "
+                             f"known: {', '.join(sorted(known))}")
+        return cls(**data)
+
+
+def as_tuple(value):
+    """A scalar as is, a sequence (a JSON list) as a tuple of floats: options compare and hash."""
+    return value if value is None or isinstance(value, (int, float)) else tuple(float(v) for v in value)
+
+
+@dataclass(frozen=True)
+class InferenceOptions(JsonOptions):
+    """Options of one run of the inference engine.
+
+    Args:
+        model: registry name of the model (a network or a classical baseline).
+        scale: one factor for the axes ``mode`` scales, or per-axis (fi, fj, fk); None with ``spacing``.
+        spacing: target spacing in mm instead of a scale: one number, or (si, sj, sk).
+        mode: "inplane", "throughplane" or "volumetric" (DESIGN.md "Modes").
+        axis: the slice axis "i", "j", "k", or "auto" (the largest spacing; k when isotropic).
+        device: "auto", "cpu", "cuda", "cuda:N" or "mps".
+        tile: tile side in LR pixels (bounds memory); None: the engine's default for networks.
+        batch: slices per batch; None: sized by the engine from the slice size and device.
+        preset: network preset; None: the shipped one.
+        weights: "auto" (shipped, verified), "random" (untrained; tests and benchmarks) or a
+            .safetensors path.
+        out_dtype: "float32", "input" (the input's type, clipped and rounded) or a numpy dtype name.
+        force: allow outputs above the engine's size limit.
+    """
+
+    model: str = "bicubic"
+    scale: ScaleArg = 2.0
+    spacing: ScaleArg = None
+    mode: str = "inplane"
+    axis: str = "auto"
+    device: str = "auto"
+    tile: Optional[int] = None
+    batch: Optional[int] = None
+    preset: Optional[str] = None
+    weights: str = "auto"
+    out_dtype: str = "float32"
+    force: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "scale", as_tuple(self.scale))
+        object.__setattr__(self, "spacing", as_tuple(self.spacing))
+        if isinstance(self.weights, os.PathLike):
+            object.__setattr__(self, "weights", os.fspath(self.weights))
+        for name in ("tile", "batch"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise MedSRError(f"{name} must be a positive whole number of pixels or slices, got {value!r}")
