@@ -444,8 +444,8 @@ def parse_component(text: Optional[str]) -> Union[None, int, str]:
 
 
 def check_positive_int(value: Optional[int], what: str) -> None:
-    """Tile and batch sizes: None (automatic) or at least 1."""
-    if value is not None and value < 1:
+    """Tile and batch sizes: None (automatic) or a whole number of at least 1."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
         raise MedSRError(f"{what} must be a positive whole number, got {value}; leave it out for the automatic size")
 
 

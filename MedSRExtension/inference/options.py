@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence, Union
 
+from MedSRExtension.core import validation
 from MedSRExtension.core.errors import MedSRError
 
 ScaleArg = Union[float, Sequence[float], None]
@@ -83,6 +84,4 @@ class InferenceOptions(JsonOptions):
         if isinstance(self.weights, os.PathLike):
             object.__setattr__(self, "weights", os.fspath(self.weights))
         for name in ("tile", "batch"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise MedSRError(f"{name} must be a positive whole number of pixels or slices, got {value!r}")
+            validation.check_positive_int(getattr(self, name), name)

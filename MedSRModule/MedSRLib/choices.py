@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
-MODES = ("inplane", "throughplane", "volumetric")
+from MedSRExtension.core.geometry import MODES  # numpy only: the panel opens without torch
+from MedSRExtension.evaluation.segmentation import METHODS as SEGMENTATION_METHODS
+
 AXES = ("auto", "i", "j", "k")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 BASELINES = ("bicubic", "bspline", "lanczos", "linear", "nearest")
-SEGMENTATION_METHODS = ("otsu3", "otsu2", "otsu4", "otsu5")
 #: Scales listed for models that accept any real factor (the user may type another one).
 ARBITRARY_SCALE_PRESETS = (2.0, 3.0, 4.0)
 
@@ -77,12 +78,12 @@ def pick_scale(choice: ModelChoice, wanted: float) -> float:
     return min(choice.scales, key=lambda s: (abs(s - wanted), s))
 
 
-def default_model(choices: list[ModelChoice]) -> str:
-    """The first usable network, else bicubic (always available)."""
-    for c in choices:
-        if c.usable and c.kind == "network":
-            return c.name
-    return "bicubic"
+def default_model(choices: list[ModelChoice], scale: float = 2.0) -> str:
+    """The engine's default for ``scale`` (the CLI's too: the shipped network with the best validation
+    PSNR), when it is among ``choices``; else bicubic (always available)."""
+    from MedSRExtension.zoo.catalog import default_model as engine_default
+    name = engine_default(scale)
+    return name if find(choices, name) is not None else "bicubic"
 
 
 def find(choices: list[ModelChoice], name: str) -> Optional[ModelChoice]:

@@ -29,7 +29,7 @@ import vtk
 from vtk.util import numpy_support
 
 from MedSRExtension.evaluation import segmentation
-from MedSRExtension.evaluation.compare import score
+from MedSRExtension.evaluation.compare import score_against_reference
 from MedSRExtension.core.errors import MedSRError
 from MedSRExtension.core.volume import Volume
 
@@ -226,7 +226,7 @@ def compare_nodes(srNode, baselineNode, referenceNode=None, referenceSegmentatio
     rows = []
     candidates = [("baseline", baselineNode, base), ("sr", srNode, sr)] if ref is not None else [("sr", srNode, sr)]
     for role, node, vol in candidates:
-        s = score(vol, truth, segmenter, foreground=fg, image_metrics=ref is not None, name=node.GetName())
+        s = score_against_reference(vol, truth, segmenter, foreground=fg, image_metrics=ref is not None, name=node.GetName())
         scored[role] = s
         rows.append({"method": node.GetName(), "role": role, **s.metrics})
     if ref is None:  # the baseline is the reference: its own segmentation, nothing to score

@@ -137,7 +137,7 @@ class SuperResolvePanel:
         if not self.model_choices:
             return
         if choices.find(self.model_choices, self.params.model) is None:
-            self.params.model = choices.default_model(self.model_choices)
+            self.params.model = choices.default_model(self.model_choices, float(self.params.scale))
         self._follow_scale()
 
     def choose_model(self, name: str) -> None:

@@ -47,10 +47,11 @@ class SuperResolveJob:
         return nodes.output_name(self.input_name, self.scale, self.model)
 
     def engine_call_options(self) -> dict:
-        """The keyword options of ``super_resolve`` for this job (plain values: they travel as JSON)."""
-        scale = list(self.scale) if isinstance(self.scale, (tuple, list)) else self.scale
-        return dict(model=self.model, scale=scale, mode=self.mode, axis=self.axis, device=self.device,
-                    tile=self.tile, **self.engine_options)
+        """The job's ``InferenceOptions`` as plain values (they travel to the worker as JSON); built
+        here, on the main thread, so a bad option is refused before any worker starts."""
+        from MedSRExtension.inference.options import InferenceOptions
+        return InferenceOptions(model=self.model, scale=self.scale, mode=self.mode, axis=self.axis,
+                                device=self.device, tile=self.tile, **self.engine_options).to_dict()
 
     def compute(self, progress: Progress = None, cancel: Cancel = None) -> Volume:
         """Run the engine on the copied volume in this process (no MRML access)."""
