@@ -34,6 +34,7 @@ from MedSRLib import choices, comparison, layout, nodes, panel as panel_model  #
 from . import access
 
 POLL_S = 0.2
+REFIT_AFTER_S = 0.8
 NONE_ITEM = {"title": "(none)", "value": ""}
 #: trame layout id -> the slice views (MedSRLib.layout's view names) it shows.
 VIEW_LAYOUTS = {"one": ("Red",), "two": ("Red", "Yellow"), "three": ("Red", "Yellow", "Green")}
@@ -128,11 +129,14 @@ class MedSRWebApp:
     def choose_input(self, value: str) -> None:
         if self.panel.busy:
             return
-        node = self.node_for(value)
-        self.params.inputVolume = node
+        self.params.inputVolume = self.node_for(value)
+        self.show_input_only()
+
+    def show_input_only(self) -> None:
+        """One view with the input (before a result, and while a new run works)."""
         self.plan = None
         self.layout_manager.set_layout("one")
-        self._show_alone(node)
+        self._show_alone(self.params.inputVolume)
 
     def choose_reference(self, value: str) -> None:
         self.params.referenceVolume = self.node_for(value) if value else None
@@ -159,8 +163,16 @@ class MedSRWebApp:
         self.plan = plan
         self.layout_manager.set_layout("three" if len(plan.views) == 3 else "two")
         layout.apply_plan(plan, self.scene)
-        for name in VIEW_LAYOUTS["three"][: len(plan.views)]:
-            view = self.slicer_app.view_manager.get_view(name)
+        self._fit(plan)
+        # The browser reports the views' new sizes a moment later: fit them again then.
+        asyncio.get_event_loop().call_later(REFIT_AFTER_S, self._fit, plan)
+
+    def _fit(self, plan) -> None:
+        """Fit each view of the plan to its volume, then put them all back at one position."""
+        if plan is not self.plan:
+            return
+        for assignment in plan.views:
+            view = self.slicer_app.view_manager.get_view(assignment.view)
             if view is not None:
                 view.fit_view_to_content()
         layout.center_views(plan, self.scene)
@@ -177,6 +189,8 @@ class MedSRWebApp:
         view = self.slicer_app.view_manager.get_view("Red")
         if view is not None:
             view.set_background_volume_id(out.GetID() if show_result else self.plan.views[0].volume_id)
+        self._fit(self.plan)
+        asyncio.get_event_loop().call_later(REFIT_AFTER_S, self._fit, self.plan)
 
     def write_result(self, fmt: str) -> Path:
         """The result node written to the server's temporary folder (for the download)."""

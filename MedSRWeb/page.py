@@ -7,11 +7,12 @@ Element ids (``medsr-...``) are what the browser tests click and read.
 from __future__ import annotations
 
 from trame.ui.vuetify3 import SinglePageWithDrawerLayout
-from trame.widgets import html
+from trame.widgets import client, html
 from trame.widgets import vuetify3 as v3
 
 from MedSRExtension.core.errors import MedSRError
 from MedSRLib import choices
+from MedSRLib import panel as panel_model
 
 from .app import DOWNLOAD_FORMATS, NONE_ITEM, MedSRWebApp
 
@@ -131,7 +132,8 @@ def build_page(web: MedSRWebApp) -> SinglePageWithDrawerLayout:
         web.set_flip(bool(flip), bool(flip_result))
 
     def apply():
-        web.panel.apply()
+        if web.panel.apply() == panel_model.State.RUNNING:
+            web.show_input_only()  # an older result leaves the views while the new run works
         state.flip = False
         sync(web)
 
@@ -139,6 +141,9 @@ def build_page(web: MedSRWebApp) -> SinglePageWithDrawerLayout:
     ctrl.medsr_flip = lambda: setattr(state, "flip_result", not state.flip_result)
 
     with SinglePageWithDrawerLayout(server, theme="dark") as page:
+        # Views share the width equally: a flex item may shrink below its last rendered image.
+        client.Style(".layout-grid-container, .layout-grid-container > div, .layout-grid-item "
+                     "{ min-width: 0; min-height: 0; }")
         page.title.set_text("MedSR: super-resolution")
         page.drawer.width = 380
         with page.toolbar:
@@ -210,6 +215,7 @@ def build_page(web: MedSRWebApp) -> SinglePageWithDrawerLayout:
                 html.Pre("{{ log_text }}", id="medsr-log",
                          style="font-size: 11px; max-height: 180px; overflow: auto; white-space: pre-wrap;")
         with page.content:
-            with html.Div(style="position: absolute; inset: 0; display: flex;", id="medsr-views"):
+            with html.Div(style="position: relative; width: 100%; height: calc(100vh - 90px); display: flex;",
+                          id="medsr-views"):
                 web.layout_manager.initialize_layout_grid(page)
     return page
