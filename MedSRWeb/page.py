@@ -195,15 +195,17 @@ def build_page(web: MedSRWebApp) -> SinglePageWithDrawerLayout:
                                    color="primary", id="medsr-progress", classes="mb-2")
                 with html.Div(v_show=("has_result",), id="medsr-result-tools", classes="mb-2"):
                     html.Div("Result: {{ result_name }}", classes="text-caption")
-                    v3.VSwitch(v_model=("flip",), label="One view: flip input / result", density="compact",
-                               hide_details=True, id="medsr-flip")
+                    with html.Div(id="medsr-flip"):
+                        v3.VSwitch(v_model=("flip",), label="One view: flip input / result", density="compact",
+                                   hide_details=True)
                     v3.VBtn("{{ flip_result ? 'Showing result: show input' : 'Showing input: show result' }}",
                             click=ctrl.medsr_flip, v_show=("flip",), size="small", id="medsr-flip-button",
                             classes="mb-2")
                     with html.Div():
                         for fmt in DOWNLOAD_FORMATS:
                             v3.VBtn(f"Download .{fmt}", href=f"medsr/download?format={fmt}", size="small",
-                                    variant="outlined", classes="mr-2", id=f"medsr-download-{fmt.split('.')[0]}")
+                                    variant="outlined", classes="mr-2", id=f"medsr-download-{fmt.split('.')[0]}",
+                                    raw_attrs=["download"])  # a download, not a navigation away
                 with html.Div(v_show=("table_rows.length",), id="medsr-compare-results"):
                     with html.Table(classes="text-caption", style="border-collapse: collapse; width: 100%;"):
                         with html.Tr():
