@@ -1,0 +1,266 @@
+"""The web app: one MRML scene (trame-slicer's SlicerApp), Slicer's slice views rendered on the server,
+and the MedSR panel model bound to the page's state.
+
+Everything the panel does is ``MedSRLib.panel.SuperResolvePanel``'s: this module only copies the
+page's choices into its parameters, calls ``apply()`` / ``poll()`` and copies what it shows back
+into the page. Runs go to a worker process, so the server's event loop (which also renders the
+views) stays free; ``poll()`` runs on that loop, the only thread that touches MRML.
+
+Views: before a result, one view shows the input; after it, MedSRLib.layout's plan puts input |
+result (| reference) in linked views in the plane where the change shows. "Flip" shows the input
+and the result by turns in one view, at the same position.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import math
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import slicer
+from trame_slicer.core import LayoutManager, SlicerApp
+from trame_slicer.rca_view import register_rca_factories
+from trame_slicer.views import Layout, LayoutDirection, ViewLayoutDefinition
+
+from MedSRExtension.core.errors import MedSRError
+from MedSRExtension.core.volume_io import load_volume, save_volume
+
+from MedSRLib import choices, comparison, layout, nodes, panel as panel_model  # noqa: E402
+
+from . import access
+
+POLL_S = 0.2
+REFIT_AFTER_S = 0.8
+NONE_ITEM = {"title": "(none)", "value": ""}
+#: trame layout id -> the slice views (MedSRLib.layout's view names) it shows.
+VIEW_LAYOUTS = {"one": ("Red",), "two": ("Red", "Yellow"), "three": ("Red", "Yellow", "Green")}
+DOWNLOAD_FORMATS = {"nii.gz": "application/gzip", "nrrd": "application/octet-stream"}
+
+
+@dataclass
+class ServeConfig:
+    """What ``medsr serve`` was started with."""
+    input: Optional[str] = None
+    data: Optional[str] = None
+    device: str = "auto"
+    upload_limit_mb: float = access.DEFAULT_UPLOAD_LIMIT_MB
+
+
+class MedSRWebApp:
+    """The scene, the views and the panel of one server (one run at a time: the panel's busy state)."""
+
+    def __init__(self, server, config: ServeConfig, workdir: Path):
+        from trame_slicer import module as trame_slicer_module
+        self.server, self.config, self.workdir = server, config, workdir
+        server.enable_module(trame_slicer_module)
+        self.data = access.DataFolder(config.data)
+        self.slicer_app = SlicerApp()
+        self.scene = self.slicer_app.scene
+        slicer.mrmlScene = self.scene  # MedSRLib falls back to the application scene, as in Slicer
+        register_rca_factories(self.slicer_app.view_manager, server)
+        self.layout_manager = LayoutManager(self.scene, self.slicer_app.view_manager, server)
+        self.layout_manager.register_layout_dict({
+            key: Layout(LayoutDirection.Horizontal,
+                        [ViewLayoutDefinition.slice_view("Axial", label=name, color=layout.VIEW_COLORS[name])
+                         for name in names])
+            for key, names in VIEW_LAYOUTS.items()})
+        self.layout_manager.set_layout("one")
+        self.params = panel_model.PanelParameters(device=config.device)
+        self.panel = panel_model.SuperResolvePanel(self.params, self.scene, show=self._show)
+        self.sources: dict[str, str] = {}      # choice value -> title
+        self.loaded: dict[str, object] = {}    # choice value -> volume node
+        self.plan: Optional[layout.LayoutPlan] = None
+        self.upload_message = ""
+        self._poller: Optional[asyncio.Task] = None
+        self._offer_sources()
+
+    @property
+    def state(self):
+        return self.server.state
+
+    # --- inputs -----------------------------------------------------------------------------------
+
+    def _offer_sources(self) -> None:
+        if self.config.input:
+            self.sources["input:"] = Path(self.config.input).name
+        for name in self.data.names():
+            self.sources[f"data:{name}"] = name
+
+    def source_items(self) -> list[dict]:
+        return [{"title": title, "value": value} for value, title in self.sources.items()]
+
+    def node_for(self, value: str):
+        """The volume node of a choice, loaded on first use (INPUT, a data file or an upload)."""
+        if not value:
+            return None
+        if value not in self.loaded:
+            kind, _, name = value.partition(":")
+            if kind == "input":
+                path = Path(self.config.input)
+            elif kind == "data":
+                path = self.data.resolve(name)
+            else:
+                raise MedSRError(f"'{value}' is not an offered volume")
+            self.loaded[value] = self._add_volume(load_volume(path), self.sources[value])
+        return self.loaded[value]
+
+    def _add_volume(self, volume, title: str):
+        stem = title
+        for suffix in access.VOLUME_SUFFIXES:
+            if stem.lower().endswith(suffix):
+                stem = stem[: -len(suffix)]
+                break
+        node = nodes.write_output_node(self.scene, volume, stem or "volume")
+        node.GetDisplayNode().AutoWindowLevelOn()
+        return node
+
+    def take_upload(self, name: str, content: Optional[bytes], size: Optional[int]) -> str:
+        """Check and load an upload; returns its choice value. MedSRError with the reason if refused."""
+        upload = access.check_upload(name, content, self.workdir / "uploads", self.config.upload_limit_mb, size)
+        value = f"upload:{upload.path.name}"
+        self.sources[value] = upload.name
+        self.loaded[value] = self._add_volume(upload.volume, upload.name)
+        return value
+
+    def choose_input(self, value: str) -> None:
+        if self.panel.busy:
+            return
+        self.params.inputVolume = self.node_for(value)
+        self.show_input_only()
+
+    def show_input_only(self) -> None:
+        """One view with the input (before a result, and while a new run works)."""
+        self.plan = None
+        self.layout_manager.set_layout("one")
+        self._show_alone(self.params.inputVolume)
+
+    def choose_reference(self, value: str) -> None:
+        self.params.referenceVolume = self.node_for(value) if value else None
+
+    def _show_alone(self, node) -> None:
+        view = self.slicer_app.view_manager.get_view("Red")
+        if view is None:
+            return
+        view.set_background_volume_id(node.GetID() if node is not None else None)
+        view.set_foreground_volume_id(None)
+        if node is not None:
+            plan = layout.plan_side_by_side(node, node, mode=self.params.mode, axis=self.params.axis)
+            slice_node = self.scene.GetSingletonNode("Red", "vtkMRMLSliceNode")
+            slice_node.SetOrientation(plan.orientation)
+            slice_node.RotateToVolumePlane(node)
+            view.fit_view_to_content()
+            slice_node.JumpSliceByCentering(*plan.center_ras)
+
+    # --- the result in the views ------------------------------------------------------------------
+
+    def _show(self, first, second, reference=None, mode: str = "inplane", axis: str = "auto", plan=None) -> None:
+        """The panel's show callback: input | result (| reference) linked, as in Slicer."""
+        plan = plan or layout.plan_side_by_side(first, second, reference, mode=mode, axis=axis)
+        self.plan = plan
+        self.layout_manager.set_layout("three" if len(plan.views) == 3 else "two")
+        layout.apply_plan(plan, self.scene)
+        self._fit(plan)
+        # The browser reports the views' new sizes a moment later: fit them again then.
+        asyncio.get_event_loop().call_later(REFIT_AFTER_S, self._fit, plan)
+
+    def _fit(self, plan) -> None:
+        """Fit each view of the plan to its volume, then put them all back at one position."""
+        if plan is not self.plan:
+            return
+        for assignment in plan.views:
+            view = self.slicer_app.view_manager.get_view(assignment.view)
+            if view is not None:
+                view.fit_view_to_content()
+        layout.center_views(plan, self.scene)
+
+    def set_flip(self, flip: bool, show_result: bool) -> None:
+        """One view showing the input or the result (at the same position), or the side-by-side views."""
+        out = self.panel.outcome.output_node
+        if out is None or self.plan is None:
+            return
+        if not flip:
+            self._show(None, None, plan=self.plan)
+            return
+        self.layout_manager.set_layout("one")
+        view = self.slicer_app.view_manager.get_view("Red")
+        if view is not None:
+            view.set_background_volume_id(out.GetID() if show_result else self.plan.views[0].volume_id)
+        self._fit(self.plan)
+        asyncio.get_event_loop().call_later(REFIT_AFTER_S, self._fit, self.plan)
+
+    def write_result(self, fmt: str) -> Path:
+        """The result node written to the server's temporary folder (for the download)."""
+        out = self.panel.outcome.output_node
+        if out is None:
+            raise MedSRError("there is no result yet; click Super-resolve first")
+        if fmt not in DOWNLOAD_FORMATS:
+            raise MedSRError(f"unknown download format '{fmt}'; use one of {', '.join(DOWNLOAD_FORMATS)}")
+        target = self.workdir / "downloads" / f"{access.safe_file_name(out.GetName())}.{fmt}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        save_volume(nodes.volume_from_node(out), target)
+        return target
+
+    # --- the comparison ---------------------------------------------------------------------------
+
+    def comparison_table(self) -> dict:
+        found = self.panel.outcome.comparison
+        if not found:
+            return {"headers": [], "rows": []}
+        columns = comparison.table_columns(found["labels"])
+        headers = [f"{name} ({unit})" if unit else name for name, _, unit in columns]
+        rows = []
+        for row in found["rows"]:
+            cells = []
+            for _, key, _ in columns:
+                value = row.get(key, math.nan)
+                cells.append(str(value) if key == "method" else ("-" if not math.isfinite(float(value))
+                                                                 else f"{float(value):.3f}"))
+            rows.append(cells)
+        return {"headers": headers, "rows": rows}
+
+    def comparison_chart(self) -> str:
+        """The Dice bar chart as a data URL ("" without a comparison)."""
+        found = self.panel.outcome.comparison
+        if not found:
+            return ""
+        from MedSRExtension.evaluation.compare_figures import dice_figure
+        buffer = io.BytesIO()
+        dice_figure(buffer, found["rows"], list(found["labels"]))
+        return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+    # --- polling ----------------------------------------------------------------------------------
+
+    def start_polling(self) -> None:
+        if self._poller is None:
+            self._poller = asyncio.ensure_future(self._poll_forever())
+
+    async def _poll_forever(self) -> None:
+        was_busy = False
+        while True:
+            await asyncio.sleep(POLL_S)
+            if not (self.panel.busy or was_busy):
+                continue
+            busy = self.panel.poll()
+            with self.state:
+                self.on_panel_changed()
+            was_busy = busy
+
+    def on_panel_changed(self) -> None:
+        """Replaced by the page: copy what the panel shows into the page's state."""
+
+    def shutdown(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+        self.panel.shutdown()
+
+
+def make_workdir() -> tempfile.TemporaryDirectory:
+    """The server's own temporary folder: uploads and downloads, removed when it stops."""
+    return tempfile.TemporaryDirectory(prefix="medsr-serve-")
+
+
+__all__ = ["MedSRWebApp", "ServeConfig", "make_workdir", "choices", "NONE_ITEM"]

@@ -1,0 +1,107 @@
+"""`medsr serve` in a real browser: Debian's headless Chromium driven by playwright against the real
+server (a subprocess on a free port), judged from screenshots of the rendered slice views."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from web_browser import (SAMPLE, chromium, choose, open_page, require_browser_stack, running_server,
+                         views_image, wait_for_rendered_views)
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+@pytest.fixture(scope="module")
+def server():
+    require_browser_stack()
+    with running_server(SAMPLE, "--device", "cpu") as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def browser():
+    require_browser_stack()
+    with chromium() as b:
+        yield b
+
+
+def test_super_resolve_shows_the_result_beside_the_input_and_downloads_it(server, browser, tmp_path):
+    page = open_page(browser, server.local_url)
+    before = wait_for_rendered_views(page, 1)
+    choose(page, "medsr-model", "bicubic")
+    page.click("#medsr-apply")
+    page.wait_for_selector("#medsr-result-tools", state="visible")
+    after = wait_for_rendered_views(page, 2)
+    left, right = np.array_split(after, 2, axis=1)
+    assert np.abs(left - right).mean() > 1.0, "the result view looks the same as the input view"
+    assert np.abs(before - after).mean() > 1.0, "the views did not change after Super-resolve"
+    assert "Created 'MedSRBrainT1_SR2x_bicubic'" in page.inner_text("#medsr-status")
+    assert "worker pid" in page.inner_text("#medsr-log")
+
+    page.click("#medsr-flip input")  # one view, flipping between input and result
+    flipped = wait_for_rendered_views(page, 1)
+    page.click("#medsr-flip-button")
+    page.wait_for_timeout(1500)
+    assert np.abs(views_image(page) - flipped).mean() > 0.5, "flipping did not change the view"
+    with page.expect_download() as got:
+        page.click("#medsr-download-nii")
+    target = tmp_path / got.value.suggested_filename
+    got.value.save_as(target)
+    from MedSRExtension import load_volume
+    result, source = load_volume(target), load_volume(SAMPLE)
+    assert target.name == "MedSRBrainT1_SR2x_bicubic.nii.gz"
+    assert result.array.shape == (source.array.shape[0], source.array.shape[1] * 2, source.array.shape[2] * 2)
+
+    page.close()
+
+
+def test_cancel_stops_the_run_and_leaves_no_result(server, browser):
+    page = open_page(browser, server.local_url)
+    wait_for_rendered_views(page, 1)
+    choose(page, "medsr-model", "EDSR (residual CNN reference) (edsr)")
+    choose(page, "medsr-scale", "4")
+    page.click("#medsr-apply")
+    page.wait_for_function("document.querySelector('#medsr-apply').innerText.trim().toLowerCase() == 'cancel'")
+    page.click("#medsr-apply")
+    page.wait_for_function("document.querySelector('#medsr-status').innerText.includes('Cancelled')")
+    assert "nothing was added" in page.inner_text("#medsr-status")
+    assert not page.is_visible("#medsr-result-tools")
+    wait_for_rendered_views(page, 1)
+    assert page.request.get(server.local_url.rstrip("/") + "/medsr/download?format=nrrd").status == 404
+    page.close()
+
+
+def test_a_bad_upload_is_refused_with_a_message(server, browser, tmp_path):
+    page = open_page(browser, server.local_url)
+    broken = tmp_path / "scan.nii.gz"
+    broken.write_bytes(b"this is not a NIfTI file" * 100)
+    page.set_input_files("#medsr-upload", str(broken))
+    page.wait_for_function("document.querySelector('#medsr-upload-message').innerText.includes('refused')")
+    message = page.inner_text("#medsr-upload-message")
+    assert "'scan.nii.gz' could not be read as a volume" in message
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello")
+    page.set_input_files("#medsr-upload", str(notes))
+    page.wait_for_function("document.querySelector('#medsr-upload-message').innerText.includes('notes.txt')")
+    assert "is not a volume file" in page.inner_text("#medsr-upload-message")
+    page.close()
+
+
+def test_beyond_loopback_nothing_is_served_without_the_token(browser):
+    require_browser_stack()
+    with running_server(SAMPLE, host="0.0.0.0") as s:
+        assert "?token=" in s.url
+        base = s.local_url.split("?")[0].rstrip("/")
+        page = browser.new_page()
+        for path in ("/", "/index.html", "/medsr/download?format=nrrd", "/ws"):
+            response = page.request.get(base + path, max_redirects=0)
+            assert response.status == 403, (path, response.status)
+            assert "needs its token" in response.text()
+        assert page.request.get(base + "/?token=wrong-token-xxxxxxxx", max_redirects=0).status == 403
+        page.goto(base + "/")
+        assert page.locator("#medsr-apply").count() == 0
+        page.close()
+        page = open_page(browser, s.local_url)  # the printed URL: the token, then a cookie
+        assert "token" not in page.url
+        wait_for_rendered_views(page, 1)
+        page.close()
