@@ -87,9 +87,11 @@ def test_a_bad_upload_is_refused_with_a_message(server, browser, tmp_path):
     page.close()
 
 
-def test_beyond_loopback_nothing_is_served_without_the_token(browser):
+def test_with_a_token_nothing_is_served_without_it(browser):
+    """The gate a server bound beyond loopback gets (``needs_token`` in test_web_access); tests bind
+    127.0.0.1 only, so the token is given explicitly here, which switches on the same gate."""
     require_browser_stack()
-    with running_server(SAMPLE, host="0.0.0.0") as s:
+    with running_server(SAMPLE, "--token", "medsr-test-token-0123456789") as s:
         assert "?token=" in s.url
         base = s.local_url.split("?")[0].rstrip("/")
         page = browser.new_page()
