@@ -90,16 +90,23 @@ def staging_folder(folder: PathLike) -> Iterator[Path]:
 
 
 @contextmanager
-def new_folder(folder: PathLike) -> Iterator[Path]:
+def new_folder(folder: PathLike, replace: bool = False) -> Iterator[Path]:
     """Yield a private folder beside ``folder`` to fill; on normal exit it is renamed to ``folder``
-    (which must be absent or empty), on any exception it is removed with everything in it."""
+    (which must be absent or empty, or with ``replace`` is swapped out whole and then removed), on
+    any exception it is removed with everything in it."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    old = None
     try:
         yield stage
-        if folder.exists():
+        if folder.exists() and replace and folder.is_dir() and any(folder.iterdir()):
+            old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old.", dir=folder.parent))
+            os.replace(folder, old / folder.name)
+        elif folder.exists():
             folder.rmdir()  # refuses a non-empty folder: nothing of the user's is replaced
         os.replace(stage, folder)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)

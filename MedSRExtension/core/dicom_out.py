@@ -27,6 +27,7 @@ import numpy as np
 
 from MedSRExtension.core import atomic
 from MedSRExtension.core.errors import MedSRError
+from MedSRExtension.core.provenance import derivation_text, short_scale
 from MedSRExtension.core.volume import Volume
 
 NOT_FOR_DIAGNOSIS = "not for primary diagnosis unless validated"
@@ -66,19 +67,16 @@ def _ds(value: float) -> str:
 
 
 def _series_description(provenance: dict) -> str:
-    scale = provenance.get("scale")
+    scale = short_scale(provenance) if provenance.get("scale") else None
     text = f"MedSR {provenance.get('model', '')} x{scale} ({NOT_FOR_DIAGNOSIS})" if scale else \
         f"MedSR ({NOT_FOR_DIAGNOSIS})"
     return text[:64]
 
 
-def derivation_text(provenance: dict) -> str:
-    """The provenance as one line of key=value pairs (DerivationDescription holds up to 1024 chars)."""
-    return ("Super-resolved by MedSR: " + "; ".join(f"{k}={v}" for k, v in provenance.items()))[:1024]
 
 
 def write_dicom_series(volume: Volume, folder: os.PathLike | str, reference: os.PathLike | str,
-                       provenance: Optional[dict] = None) -> list[Path]:
+                       provenance: Optional[dict] = None, replace: bool = False) -> list[Path]:
     """Write ``volume`` as a new DICOM series in ``folder`` (created; must not exist or be empty),
     derived from the DICOM series at ``reference``. Returns the written files, one per slice.
 
@@ -88,6 +86,8 @@ def write_dicom_series(volume: Volume, folder: os.PathLike | str, reference: os.
         reference: the source series (folder or one of its files): patient, study, modality and
             frame of reference are taken from it.
         provenance: what made the result (MedSR version, model, scale, weights sha256, ...).
+        replace: replace a non-empty ``folder`` (a batch redoing its own output) once the new series
+            is complete; otherwise such a folder is refused.
     """
     import pydicom
     from pydicom.dataset import FileMetaDataset
@@ -96,7 +96,7 @@ def write_dicom_series(volume: Volume, folder: os.PathLike | str, reference: os.
 
     provenance = dict(provenance or {})
     folder = Path(folder)
-    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+    if folder.exists() and (not folder.is_dir() or (any(folder.iterdir()) and not replace)):
         raise MedSRError(f"DICOM output folder {folder} exists and is not empty; choose a new folder")
     files = source_files(reference)
     template = pydicom.dcmread(files[0], stop_before_pixels=True)
@@ -112,7 +112,7 @@ def write_dicom_series(volume: Volume, folder: os.PathLike | str, reference: os.
     equipment.Manufacturer = "MedSR"
     equipment.ManufacturerModelName = "MedSR super-resolution"
     equipment.SoftwareVersions = str(provenance.get("medsr_version", ""))
-    equipment.ContributionDescription = derivation_text(provenance)[:64]
+    equipment.ContributionDescription = _series_description(provenance).split(" (")[0] + " super-resolution"
     purpose = pydicom.Dataset()
     purpose.CodeValue, purpose.CodingSchemeDesignator, purpose.CodeMeaning = "109103", "DCM", "Modifying Equipment"
     equipment.PurposeOfReferenceCodeSequence = DicomSequence([purpose])
@@ -121,7 +121,7 @@ def write_dicom_series(volume: Volume, folder: os.PathLike | str, reference: os.
     referenced.StudyInstanceUID = template.StudyInstanceUID
 
     written = []
-    with atomic.new_folder(folder) as tmp:
+    with atomic.new_folder(folder, replace=replace) as tmp:
         nk, nj, ni = volume.array.shape
         for k in range(nk):
             ds = pydicom.Dataset()

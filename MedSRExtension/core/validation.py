@@ -381,6 +381,44 @@ def check_output_folder(folder: PathLike, inputs: Iterable[PathLike], products: 
     return out
 
 
+def is_series_output(output: PathLike) -> bool:
+    """An output written as a DICOM series folder: a path ending in a separator ('out/') or without
+    an extension ('out'); anything else is a file written by its extension."""
+    text = os.fspath(output)
+    return text.endswith(("/", os.sep)) or (bool(text.strip()) and extension_of(text) == "")
+
+
+def is_dicom_series(path: PathLike) -> bool:
+    """A DICOM file, or a folder holding DICOM files (by extension or by the DICM preamble)."""
+    path = Path(path)
+    if path.is_file():
+        return extension_of(path) == ".dcm" or _looks_like_dicom(path)
+    if path.is_dir():
+        return any(p.is_file() and (extension_of(p) == ".dcm" or _looks_like_dicom(p)) for p in path.iterdir())
+    return False
+
+
+def check_output_series(folder: PathLike, source: PathLike, replace: bool = False) -> Path:
+    """Refuse a DICOM series output that has no DICOM series to derive from (patient, study and frame
+    of reference come from the source), whose parent folder is missing, or (unless ``replace``, for
+    a batch redoing its own output) that already holds files."""
+    out = Path(folder)
+    if not is_dicom_series(source):
+        raise MedSRError(f"a DICOM series output ({out}) needs a DICOM series input to derive it from, and "
+                         f"{source} is not one; give an output file such as out.nii.gz or out.nrrd")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise MedSRError(f"output folder does not exist: {parent}; create it first")
+    if out.exists() and not out.is_dir():
+        raise MedSRError(f"the DICOM output {out} is a file; give a new folder name")
+    if out.is_dir() and any(out.iterdir()) and not replace:
+        raise MedSRError(f"DICOM output folder {out} exists and is not empty; choose a new folder")
+    if _same_file(out, source) or (Path(source).is_file() and _same_file(out, Path(source).parent)):
+        raise MedSRError(f"the output {out} is the input series; choose another folder (the input is never "
+                         "overwritten)")
+    return out
+
+
 def check_weights_file(path: PathLike) -> None:
     """A user's weight file must be a well-formed safetensors file (its header is parsed, nothing is
     executed); pickled files are refused by name and by content."""

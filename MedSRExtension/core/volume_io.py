@@ -7,12 +7,13 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 import numpy as np
 import SimpleITK as sitk
 
 from MedSRExtension.core import atomic, validation
+from MedSRExtension.core import provenance as prov
 from MedSRExtension.core.errors import MedSRError
 from MedSRExtension.core.validation import extension_of
 from MedSRExtension.core.volume import Volume
@@ -158,9 +159,10 @@ def _image_dtype_for(array: np.ndarray, ext: str) -> np.ndarray:
     return np.clip(np.rint(array), info.min, info.max).astype(dtype)
 
 
-def save_volume(volume: Volume, path: PathLike, compress: bool = True) -> Path:
+def save_volume(volume: Volume, path: PathLike, compress: bool = True, provenance: Optional[dict] = None) -> Path:
     """Write ``volume`` by the extension of ``path``, atomically: into a private staging folder
-    beside the target, then renamed into place (with any companion file, as .mhd's .raw)."""
+    beside the target, then renamed into place (with any companion file, as .mhd's .raw).
+    ``provenance`` (what made the result) goes into the header as core.provenance describes."""
     path = Path(path)
     ext = extension_of(path)
     if ext not in WRITABLE:
@@ -174,9 +176,19 @@ def save_volume(volume: Volume, path: PathLike, compress: bool = True) -> Path:
     if as_2d:
         volume = Volume(_image_dtype_for(volume.array, ext), volume.spacing, volume.origin, volume.direction)
     image = volume_to_image(volume, as_2d=as_2d)
+    if provenance:
+        if ext in validation.NIFTI:
+            image.SetMetaData("ITK_FileNotes", prov.descrip(provenance))  # ITK writes it as descrip
+        elif not as_2d:
+            for key, value in prov.header_fields(provenance).items():
+                image.SetMetaData(key, value)
     try:
         with atomic.staging_folder(parent) as stage:
             sitk.WriteImage(image, str(stage / path.name), compress and ext not in IMAGE_EXTENSIONS)
+            if provenance and ext in validation.NIFTI:
+                prov.add_to_nifti(stage / path.name, provenance)
+            elif provenance and as_2d:
+                (stage / (path.name + prov.SIDECAR_SUFFIX)).write_text(prov.sidecar_text(provenance))
     except RuntimeError as exc:
         raise MedSRError(f"cannot write {path}: {_itk_reason(exc)}") from None
     return path

@@ -76,6 +76,30 @@ def resolve_factors(volume: Volume, mode: str, axis: str, scale=None, spacing=No
     return factors, axis
 
 
+def model_run_scale(spec: ModelSpec, scale: tuple[float, float]) -> tuple[tuple[float, float], bool]:
+    """The scale to run the model at for a 2D pass at ``scale``, and whether a per-axis detour is
+    needed (a fixed-scale model asked for (f, 1): run at (f, f) and average the extra axis back down)."""
+    sh, sw = scale
+    if sh != sw and not spec.per_axis and min(sh, sw) == 1:
+        f = max(sh, sw)
+        spec.check_scale((f, f))
+        return (f, f), True
+    spec.check_scale(scale)
+    return scale, False
+
+
+def model_scales(model: str, factors_ijk: Sequence[float], axis: str) -> list[tuple[float, float]]:
+    """The distinct scales the model runs at for these per-axis factors (which weights a run reads)."""
+    spec = get_spec(model)
+    out: list = []
+    for group in _passes(factors_ijk, axis):
+        for p in group:
+            run_scale = model_run_scale(spec, p.scale)[0]
+            if run_scale not in out:
+                out.append(run_scale)
+    return out
+
+
 @dataclass
 class _Pass:
     """One family of 2D slices: array axis ``slab`` indexes the slices; ``scale`` is (rows, cols)."""
@@ -112,15 +136,7 @@ class _Runner:
         return self.models[key]
 
     def _model_scale(self, scale: tuple[float, float]) -> tuple[tuple[float, float], bool]:
-        """The scale to run the model at, and whether a per-axis detour is needed (a fixed-scale
-        model asked for (f, 1): run at (f, f) and average the extra axis back down)."""
-        sh, sw = scale
-        if sh != sw and not self.spec.per_axis and min(sh, sw) == 1:
-            f = max(sh, sw)
-            self.spec.check_scale((f, f))
-            return (f, f), True
-        self.spec.check_scale(scale)
-        return scale, False
+        return model_run_scale(self.spec, scale)
 
     # --- batches ------------------------------------------------------------------------
     def batch_size(self, rows: int, cols: int) -> int:

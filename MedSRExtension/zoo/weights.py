@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Optional, Union
 
 import torch
@@ -34,6 +35,11 @@ if TYPE_CHECKING:
     from MedSRExtension.models.descriptor import ModelDescriptor
 
 ENV = "MEDSR_MODELS_DIR"
+STATE_CACHE_SIZE = 8
+_SHA256: dict = {}
+_STATES: "OrderedDict[tuple, dict]" = OrderedDict()
+#: How many times this process read each weight file (real path -> count): one per file in a batch worker.
+LOADS: dict = {}
 INDEX = "models.json"
 #: The MedSRExtension package folder; Resources/Models lies beside it (in a checkout and in Slicer).
 _PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -123,12 +129,23 @@ def val_psnr(entry: dict, scale) -> float:
     return float(v) if v is not None else float("-inf")
 
 
+def _file_key(path: str) -> tuple:
+    """What identifies a file's content cheaply: real path, size and modification time."""
+    st = os.stat(path)
+    return os.path.realpath(path), st.st_size, st.st_mtime_ns
+
+
 def sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    """The file's sha256, computed once per process for an unchanged file (a batch worker verifies
+    each weight file once, not once per task)."""
+    key = _file_key(path)
+    if key not in _SHA256:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        _SHA256[key] = h.hexdigest()
+    return _SHA256[key]
 
 
 def verify(entry: dict) -> str:
@@ -143,12 +160,43 @@ def verify(entry: dict) -> str:
 
 
 def _load_state(path: str) -> dict:
+    """The file's tensors, read once per process while the file is unchanged (a small LRU cache:
+    a batch worker loads its weights once, whatever the number of tasks it runs). Callers copy
+    them into a network (load_state_dict), so the cached tensors are never modified."""
     from safetensors.torch import load_file
+    key = _file_key(path)
+    if key in _STATES:
+        _STATES.move_to_end(key)
+        return _STATES[key]
     try:
-        return load_file(path)
+        state = load_file(path)
     except Exception as exc:
         raise MedSRError(f"cannot read weight file '{path}' as safetensors ({exc.__class__.__name__}); "
                          "weights must be .safetensors files") from exc
+    LOADS[key[0]] = LOADS.get(key[0], 0) + 1
+    _STATES[key] = state
+    while len(_STATES) > STATE_CACHE_SIZE:
+        _STATES.popitem(last=False)
+    return state
+
+
+def weights_used(model: str, scales, preset: Optional[str] = None, weights: Union[str, os.PathLike] = "auto",
+                 degradation: str = "bicubic") -> list[tuple[str, str, Optional[str]]]:
+    """(file, sha256, preset) of each weight file a run of ``model`` at the model scales ``scales`` reads:
+    the shipped entries for "auto", the user's file, or nothing for classical models and "random"."""
+    from MedSRExtension.models.registry import as_pair, get_spec
+    weights = os.fspath(weights)
+    if get_spec(model).kind != "network" or weights == "random":
+        return []
+    if weights != "auto":
+        return [(weights, sha256(weights), preset)]
+    out = []
+    for scale in scales:
+        entry = find_weights(model, as_pair(scale), preset, degradation)
+        item = None if entry is None else (entry["path"], entry.get("sha256", ""), entry.get("preset"))
+        if item is not None and item not in out:
+            out.append(item)
+    return out
 
 
 def load_network(model: str, scale=2, preset: Optional[str] = None,
