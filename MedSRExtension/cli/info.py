@@ -7,6 +7,7 @@ import numpy as np
 
 from MedSRExtension.core import validation
 from MedSRExtension.core.errors import MedSRError
+from MedSRExtension.core.provenance import read_provenance
 from MedSRExtension.core.volume_io import load_volume
 from .common import parse_component
 
@@ -68,4 +69,16 @@ def run(args) -> int:
     print(f"origin (LPS): {', '.join(f'{o:.4g}' for o in v.origin)}")
     print(f"orientation:  {orientation_code(v.direction)}{' (oblique)' if is_oblique(v.direction) else ''}")
     print(f"suggested:    --axis {axis} --mode {mode}" + (f"  (spacing ratio {ratio:.2g})" if ratio > 1 else ""))
+    _print_provenance(args.file)
     return 0
+
+
+def _print_provenance(path: str) -> None:
+    """What made the image, when MedSR did (core.provenance); an acquired image has no record."""
+    record = read_provenance(path)
+    if not record:
+        print("provenance:   none recorded (not a MedSR result)")
+        return
+    print("provenance:   MedSR result (derived: not an acquired image)")
+    for key, value in record.items():
+        print(f"  {key + ':':<16}{value}")

@@ -1,7 +1,15 @@
-"""``medsr run INPUT OUTPUT``: super-resolve one file or DICOM folder."""
+"""``medsr run INPUT OUTPUT``: super-resolve one file or DICOM folder.
+
+``superresolve_file`` is the whole single-input pipeline (validation, reading, the engine,
+provenance, the atomic write): ``medsr run`` calls it once and every ``medsr batch`` task calls it,
+so both accept and refuse exactly the same inputs and options. An OUTPUT ending in '/' (or without
+an extension) is written as a DICOM series derived from a DICOM series input.
+"""
 from __future__ import annotations
 
+import argparse
 import time
+from pathlib import Path
 
 from MedSRExtension.core import validation
 from MedSRExtension.core.geometry import MODES
@@ -17,9 +25,22 @@ from .common import parse_component, parse_floats, progress_bar
 def register(sub) -> None:
     p = sub.add_parser("run", help="super-resolve a volume or 2D image",
                        description="Super-resolve INPUT (NIfTI, NRRD, MHA/MHD, DICOM folder or 2D image) "
-                                   "and write OUTPUT by its extension.")
+                                   "and write OUTPUT by its extension; OUTPUT/ (a folder) writes a DICOM "
+                                   "series derived from a DICOM series INPUT.")
     p.add_argument("input")
     p.add_argument("output")
+    add_run_options(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    p.set_defaults(func=run)
+
+
+#: The run options, as argparse names them (``medsr batch`` CSV columns use the same names).
+OPTION_NAMES = ("model", "scale", "spacing", "mode", "axis", "device", "tile", "batch", "preset", "weights",
+                "component", "dtype", "force")
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """The engine options of ``medsr run`` (shared with ``medsr batch``)."""
     p.add_argument("--model", help="model name (see `medsr models`); default: the best shipped network "
                                    "for the scale, else bicubic")
     g = p.add_mutually_exclusive_group()
@@ -37,8 +58,6 @@ def register(sub) -> None:
     p.add_argument("--dtype", default="float32", choices=("float32", "input"),
                    help="output voxel type: float32, or the input's type (clipped and rounded)")
     p.add_argument("--force", action="store_true", help="allow outputs above the size limit")
-    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
-    p.set_defaults(func=run)
 
 
 def options_from_args(args) -> InferenceOptions:
@@ -61,25 +80,51 @@ def options_from_args(args) -> InferenceOptions:
                             force=args.force)
 
 
-def run(args) -> int:
-    from MedSRExtension.inference.engine import run_inference
+def check_output(output: str, input_path: str, replace: bool = False) -> tuple[Path, bool]:
+    """The output path and whether it is a DICOM series folder, refused as ``medsr run`` refuses it."""
+    if validation.is_series_output(output):
+        return validation.check_output_series(output, input_path, replace=replace), True
+    return validation.check_output_file(output, [input_path], WRITABLE), False
 
+
+def superresolve_file(input_path: str, output: str, options: InferenceOptions, component=None, progress=None,
+                      replace: bool = False) -> dict:
+    """The single-input pipeline: check the output against the input, read, super-resolve with
+    ``options``, record provenance and write atomically (a DICOM series for a folder output).
+
+    Returns {"output", "provenance", "shape", "spacing", "seconds"}. ``replace`` lets a batch redo its
+    own DICOM output folder; a file output is always replaced atomically."""
+    from MedSRExtension.inference.engine import run_inference
+    from MedSRExtension.inference.provenance import describe_run
+
+    start = time.perf_counter()
+    out, series = check_output(output, input_path, replace=replace)
+    volume = load_volume(input_path, component=component)
+    result = run_inference(volume, options, progress=progress)
+    record = describe_run(volume, result, options.to_dict(), source=input_path)
+    if series:
+        from MedSRExtension.core.dicom_out import write_dicom_series
+        write_dicom_series(result, out, input_path, record, replace=replace)
+    else:
+        save_volume(result, out, provenance=record)
+    return {"output": str(out), "provenance": record, "shape": result.shape_ijk, "spacing": result.spacing,
+            "seconds": time.perf_counter() - start}
+
+
+def run(args) -> int:
     # every option is checked before the input is read, and the output may never be an input
-    out = validation.check_output_file(args.output, [args.input], WRITABLE)
+    check_output(args.output, args.input)
     options = options_from_args(args)
     component = parse_component(args.component)
-    volume = load_volume(args.input, component=component)
-    model = options.model
-    update, close = progress_bar(args.quiet, f"{model}")
-    start = time.perf_counter()
+    update, close = progress_bar(args.quiet, options.model)
     try:
-        result = run_inference(volume, options, progress=update)
+        done = superresolve_file(args.input, args.output, options, component=component, progress=update)
     finally:
         close()
-    save_volume(result, out)
     if not args.quiet:
-        size = "x".join(map(str, result.shape_ijk))
-        spacing_txt = ", ".join(f"{s:.4g}" for s in result.spacing)
-        print(f"wrote {out} ({size} voxels, spacing {spacing_txt} mm) with {model} "
-              f"in {time.perf_counter() - start:.1f} s")
+        size = "x".join(map(str, done["shape"]))
+        spacing_txt = ", ".join(f"{s:.4g}" for s in done["spacing"])
+        kind = " (DICOM series)" if validation.is_series_output(args.output) else ""
+        print(f"wrote {done['output']}{kind} ({size} voxels, spacing {spacing_txt} mm) with {options.model} "
+              f"in {done['seconds']:.1f} s")
     return 0

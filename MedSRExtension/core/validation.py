@@ -149,7 +149,8 @@ def nifti_header(path: Path, head: Optional[bytes] = None):
     try:
         with warnings.catch_warnings():  # nibabel warns about odd extensions; we refuse or read on
             warnings.simplefilter("ignore")
-            return klass.from_fileobj(io.BytesIO(head), check=False)
+            # the fixed header only: its extensions (MedSR's provenance, others') are not needed here
+            return klass.from_fileobj(io.BytesIO(head[:540 if 540 in sizes else 348]), check=False)
     except Exception as exc:  # nibabel raises many kinds for a damaged header
         raise MedSRError(f"cannot read {path}: not a valid NIfTI header ({exc.__class__.__name__}); "
                          "check that it is a whole NIfTI file") from None
