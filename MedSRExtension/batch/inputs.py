@@ -1,0 +1,158 @@
+"""What a batch runs: INPUTS (a folder, a glob or a CSV manifest) turned into one task per input.
+
+- a folder: every volume file in it, recursively, and every folder holding a DICOM series (one task
+  per series folder); hidden entries and OUTDIR itself are skipped;
+- a glob (``'scans/*.nii.gz'``, ``'**'`` recursive): the files and series folders it matches;
+- a CSV file (``.csv``): one row per input with a header naming its columns: ``input`` (required),
+  ``output`` (relative to OUTDIR), and any run option by its ``medsr run`` name (``model``,
+  ``scale``, ``spacing``, ``mode``, ``axis``, ``preset``, ``weights``, ``tile``, ``batch``,
+  ``dtype``, ``component``, ``device``, ``force``); an empty cell keeps the command line's value.
+  Relative input paths are relative to the CSV file's folder.
+
+Outputs are named after the inputs (their path under the folder, for a folder): the input's own
+format by default, or ``--format``; a DICOM series input gives a DICOM series folder.
+"""
+from __future__ import annotations
+
+import csv
+import glob as globmod
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from MedSRExtension.core import validation
+from MedSRExtension.core.errors import MedSRError
+from MedSRExtension.core.validation import extension_of
+
+VOLUME_FILES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
+FORMATS = ("nii.gz", "nii", "nrrd", "mha", "dicom")
+OPTION_COLUMNS = ("model", "scale", "spacing", "mode", "axis", "device", "tile", "batch", "preset", "weights",
+                  "component", "dtype", "force")
+
+
+@dataclass
+class Task:
+    """One input: where it is, where its output goes, and its run options as ``medsr run`` arguments
+    (strings as typed: each task parses and checks them exactly as ``medsr run`` does)."""
+
+    input: str
+    output: str
+    options: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"input": self.input, "output": self.output, "options": dict(self.options)}
+
+
+def _is_series_folder(path: Path) -> bool:
+    return path.is_dir() and validation.is_dicom_series(path)
+
+
+def _inside(path: Path, folder: Optional[Path]) -> bool:
+    if folder is None:
+        return False
+    try:
+        path.resolve().relative_to(folder.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def _scan(root: Path, outdir: Path) -> list[Path]:
+    found = []
+    if _is_series_folder(root):
+        found.append(root)
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not _inside(here / d, outdir))
+        for d in dirnames:
+            if _is_series_folder(here / d):
+                found.append(here / d)
+        for name in sorted(filenames):
+            if not name.startswith(".") and extension_of(name) in VOLUME_FILES:
+                found.append(here / name)
+    return found
+
+
+def _stem(path: Path) -> str:
+    ext = extension_of(path)
+    return path.name[:-len(ext)] if ext else path.name
+
+
+def output_for(source: Path, relative: Path, outdir: Path, fmt: Optional[str]) -> str:
+    """The output of ``source`` (whose path below the cohort root is ``relative``): a series folder
+    (trailing separator) for a DICOM input or --format dicom, else a file in the format asked for
+    (default: the input's own)."""
+    series_in = validation.is_dicom_series(source)
+    if fmt == "dicom" or (fmt is None and series_in):
+        name = relative.name if source.is_dir() else _stem(relative)
+        return os.path.normpath(os.path.join(outdir, relative.parent, name or source.resolve().name)) + os.sep
+    ext = "." + fmt if fmt else extension_of(source)
+    if series_in:  # a DICOM input to a file format: NIfTI unless told
+        ext = "." + (fmt or "nii.gz")
+    return os.path.normpath(os.path.join(outdir, relative.parent, _stem(relative) + ext))
+
+
+def _from_csv(path: Path, outdir: Path, fmt: Optional[str]) -> list[Task]:
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.DictReader(f))
+            columns = [c.strip() for c in (rows[0].keys() if rows else [])]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise MedSRError(f"cannot read the CSV manifest {path}: {exc}; give a UTF-8 CSV file with a header row") \
+            from None
+    if not rows:
+        raise MedSRError(f"the CSV manifest {path} has no rows; give a header row (input,...) and one row per input")
+    unknown = [c for c in columns if c not in ("input", "output") + OPTION_COLUMNS]
+    if "input" not in columns or unknown:
+        what = f"unknown column(s) {', '.join(unknown)}" if unknown else "no 'input' column"
+        raise MedSRError(f"the CSV manifest {path} has {what}; columns are input, output and the run options "
+                         f"{', '.join(OPTION_COLUMNS)}")
+    tasks = []
+    for n, row in enumerate(rows, start=2):
+        row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
+        if not row.get("input"):
+            raise MedSRError(f"row {n} of {path} has no input; give a path in the input column")
+        source = Path(row["input"])
+        if not source.is_absolute():
+            source = path.parent / source
+        if row.get("output"):
+            output = os.path.normpath(os.path.join(outdir, row["output"]))
+            if validation.is_series_output(row["output"]):
+                output += os.sep
+        else:
+            output = output_for(source, Path(source.name), outdir, fmt)
+        options = {k: row[k] for k in OPTION_COLUMNS if row.get(k)}
+        tasks.append(Task(str(source), output, options))
+    return tasks
+
+
+def collect(inputs: str, outdir: os.PathLike | str, fmt: Optional[str] = None) -> list[Task]:
+    """The tasks for INPUTS (folder, glob or CSV manifest), outputs under ``outdir``. Refuses an empty
+    cohort and two inputs that would write the same output."""
+    outdir = Path(outdir)
+    if fmt is not None and fmt not in FORMATS:
+        raise MedSRError(f"--format must be one of {', '.join(FORMATS)}, got '{fmt}'")
+    source = Path(inputs)
+    if source.is_file() and extension_of(source) == ".csv":
+        tasks = _from_csv(source, outdir, fmt)
+    elif source.is_dir():
+        tasks = [Task(str(p), output_for(p, p.relative_to(source) if p != source else Path(p.resolve().name),
+                                         outdir, fmt)) for p in _scan(source, outdir)]
+    else:
+        matches = [Path(p) for p in sorted(globmod.glob(inputs, recursive=True))]
+        matches = [p for p in matches if (p.is_file() or _is_series_folder(p)) and not _inside(p, outdir)]
+        if not matches and not any(ch in inputs for ch in "*?["):
+            raise MedSRError(f"INPUTS {inputs} is not a folder, a CSV manifest or a glob that matches; check the path")
+        tasks = [Task(str(p), output_for(p, Path(p.name), outdir, fmt)) for p in matches]
+    if not tasks:
+        raise MedSRError(f"no inputs found in {inputs}; give a folder of volumes or DICOM series, a glob, "
+                         "or a CSV manifest")
+    seen: dict[str, str] = {}
+    for t in tasks:
+        key = os.path.normpath(os.path.abspath(t.output))
+        if key in seen:
+            raise MedSRError(f"{seen[key]} and {t.input} would both write {t.output}; give outputs in a CSV "
+                             "manifest or rename one input")
+        seen[key] = t.input
+    return tasks

@@ -1,0 +1,90 @@
+"""OUTDIR/manifest.csv: one row per input with what was made and how, rewritten atomically (core.atomic)
+each time a task ends, so a killed run leaves a manifest of everything it finished.
+
+Columns: input, output, status (done | failed), reason, input_sha256, output_sha256, model, weights,
+weights_sha256, options (the run options as JSON), seconds, finished (UTC), device, worker.
+A DICOM series (input or output) is hashed as its sorted file names and contents.
+
+``--resume`` skips an input whose row says done, whose output still exists with the recorded
+sha256, whose input still has the recorded sha256, and whose options are the same; it redoes the rest.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+from pathlib import Path
+from typing import Optional
+
+from MedSRExtension.core import atomic
+
+NAME = "manifest.csv"
+COLUMNS = ("input", "output", "status", "reason", "input_sha256", "output_sha256", "model", "weights",
+           "weights_sha256", "options", "seconds", "finished", "device", "worker")
+
+
+def tree_sha256(path: os.PathLike | str) -> str:
+    """sha256 of a file (with the data file its header names: .mhd -> .raw), or of a folder's files
+    (sorted relative names and contents, hidden ones skipped)."""
+    from MedSRExtension.core.validation import companion_files
+    path = Path(path)
+    h = hashlib.sha256()
+    files = [p for p in companion_files(path) if p.is_file()] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file()
+                                                 and not any(part.startswith(".") for part in
+                                                             p.relative_to(path).parts))
+    for f in files:
+        if not path.is_file():
+            h.update(f.relative_to(path).as_posix().encode() + b"\0")
+        with open(f, "rb") as stream:
+            for chunk in iter(lambda: stream.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def options_text(options: dict) -> str:
+    """The run options of a task as canonical JSON (compared on --resume)."""
+    return json.dumps(options, sort_keys=True)
+
+
+class Manifest:
+    """The rows of OUTDIR/manifest.csv by input path."""
+
+    def __init__(self, outdir: os.PathLike | str, rows: Optional[dict] = None):
+        self.path = Path(outdir) / NAME
+        self.rows: dict[str, dict] = rows or {}
+
+    @classmethod
+    def load(cls, outdir: os.PathLike | str) -> "Manifest":
+        """The manifest in ``outdir`` (empty when there is none)."""
+        m = cls(outdir)
+        if m.path.is_file():
+            with open(m.path, newline="", encoding="utf-8") as f:
+                for row in csv.DictReader(f):
+                    m.rows[row.get("input", "")] = {c: row.get(c, "") for c in COLUMNS}
+        return m
+
+    def record(self, row: dict) -> None:
+        """Add or replace the row of ``row['input']`` and rewrite the file atomically."""
+        self.rows[row["input"]] = {c: "" if row.get(c) is None else str(row.get(c)) for c in COLUMNS}
+        self.save()
+
+    def save(self) -> None:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for row in self.rows.values():
+            writer.writerow(row)
+        atomic.write_text(self.path, buf.getvalue())
+
+    def verified(self, task) -> Optional[dict]:
+        """The row of a task whose output exists and verifies (see module docstring), else None."""
+        row = self.rows.get(task.input)
+        if not row or row["status"] != "done" or row["output"] != task.output:
+            return None
+        if row["options"] != options_text(task.options) or not os.path.exists(task.output):
+            return None
+        if not os.path.exists(task.input) or tree_sha256(task.input) != row["input_sha256"]:
+            return None
+        return row if tree_sha256(task.output) == row["output_sha256"] else None

@@ -1,0 +1,100 @@
+"""What a batch worker runs for one input: ``medsr run``'s own pipeline (``cli.run.superresolve_file``),
+with the task's options parsed and checked exactly as ``medsr run`` checks its arguments.
+
+Only paths and small records cross the scheduler: the worker reads the input from storage every
+worker sees and writes the output there. A failure is returned as a record (status "failed" and the
+one-line reason), so one bad input never stops the others. The weights are read once per worker
+process (zoo.weights caches verified files), whatever the number of tasks it runs.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import socket
+import time
+from datetime import datetime, timezone
+
+from MedSRExtension.core.errors import MedSRError
+
+PROGRESS_TOPIC = "medsr-batch-progress"
+PROGRESS_EVERY_S = 0.5
+
+
+def run_arguments(options: dict) -> argparse.Namespace:
+    """The ``medsr run`` arguments for a task's options (CSV text or command-line values)."""
+    from MedSRExtension.cli import build_parser
+    argv = ["run", "in", "out"]
+    for name, value in options.items():
+        if name == "force":
+            if str(value).strip().lower() in ("1", "true", "yes", "y"):
+                argv.append("--force")
+            elif str(value).strip().lower() not in ("", "0", "false", "no", "n"):
+                raise MedSRError(f"force must be true or false, got '{value}'")
+        elif value is not None:
+            argv.append(f"--{name}={value}")
+    parser = build_parser()
+    said = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(said):
+            return parser.parse_args(argv)
+    except SystemExit:  # argparse's one-line refusal, as `medsr run` prints it
+        message = said.getvalue().strip().splitlines()[-1] if said.getvalue().strip() else "invalid run options"
+        raise MedSRError(message.replace("medsr run: error: ", "")) from None
+
+
+def _worker_name() -> str:
+    try:
+        from distributed import get_worker
+        return str(get_worker().name)
+    except (ImportError, ValueError):
+        return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _progress_reporter(name: str):
+    """Batch progress of this file, sent to the client as a small Dask event (at most twice a second)."""
+    try:
+        from distributed import get_worker
+        worker = get_worker()
+    except (ImportError, ValueError):
+        return None
+    last = [0.0]
+
+    def update(done: int, total: int) -> None:
+        now = time.monotonic()
+        if done == total or now - last[0] >= PROGRESS_EVERY_S:
+            last[0] = now
+            worker.log_event(PROGRESS_TOPIC, {"input": name, "done": done, "total": total})
+    return update
+
+
+def run_task(task: dict, replace: bool = True) -> dict:
+    """Run one task ({"input", "output", "options"}) and return its manifest row (plus "weights_loads":
+    how many times this worker process has read each weight file)."""
+    from MedSRExtension.batch.manifest import options_text, tree_sha256
+    from MedSRExtension.cli.run import options_from_args, superresolve_file
+    from MedSRExtension.zoo import weights as zoo
+
+    start = time.perf_counter()
+    row = {"input": task["input"], "output": task["output"], "options": options_text(task["options"]),
+           "worker": _worker_name()}
+    try:
+        options, component = options_from_args(run_arguments(task["options"]))
+        row["model"] = options["model"]
+        os.makedirs(os.path.dirname(task["output"].rstrip(os.sep)) or ".", exist_ok=True)
+        done = superresolve_file(task["input"], task["output"], options, component=component,
+                                 progress=_progress_reporter(os.path.basename(task["input"].rstrip(os.sep))),
+                                 replace=replace)
+        record = done["provenance"]
+        row.update(status="done", input_sha256=tree_sha256(task["input"]), output_sha256=tree_sha256(task["output"]),
+                   weights=record.get("weights", ""), weights_sha256=record.get("weights_sha256", ""),
+                   device=record.get("device", ""))
+    except MedSRError as exc:
+        row.update(status="failed", reason=str(exc))
+    except Exception as exc:  # a bug must not stop the cohort either; its type says where to look
+        row.update(status="failed", reason=f"internal error {exc.__class__.__name__}: {exc}"[:300])
+    row["seconds"] = f"{time.perf_counter() - start:.2f}"
+    row["finished"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    row["weights_loads"] = dict(zoo.LOADS)
+    return row
