@@ -92,3 +92,14 @@ def test_engine_error_for_unsupported_model_scale_is_clear(mrml_scene):
     node = selftest.add_oblique_node(mrml_scene)
     with pytest.raises(MedSRError, match="unknown model"):
         process.superresolve_node(node, model="no-such-model", scale=2.0, device="cpu")
+
+
+def test_output_node_carries_the_provenance_as_attributes(mrml_scene):
+    node = selftest.add_oblique_node(mrml_scene)
+    assert nodes.provenance_of(node) == {}  # an acquired image has none
+    out = process.superresolve_node(node, model="bicubic", scale=2.0, device="cpu")
+    record = nodes.provenance_of(out)
+    assert out.GetAttribute("MedSR.model") == "bicubic" and record["scale"] == "2,2,1" and record["axis"] == "k"
+    assert record["device"] == "cpu" and "not an acquired image" in record["derived"] and record["medsr_version"]
+    again = process.superresolve_node(node, model="lanczos", scale=2.0, device="cpu", outputNode=out)
+    assert again.GetAttribute("MedSR.model") == "lanczos"  # a reused output node gets the new record

@@ -181,9 +181,32 @@ def _place_in_hierarchy(scene, node, sibling) -> None:
         sh.CreateItem(parent, node)
 
 
-def write_output_node(scene, volume: Volume, name: str, like=None, output_node=None):
+#: Node attributes carrying a result's provenance: ``MedSR.<key>`` (the keys core.provenance writes
+#: into files), so a super-resolved node is told apart from an acquired one.
+ATTRIBUTE_PREFIX = "MedSR."
+
+
+def set_provenance(node, provenance: Optional[dict]) -> None:
+    """Set the record as node attributes ``MedSR.<key>``; older MedSR.* attributes are removed."""
+    from MedSRExtension.core.provenance import header_fields
+    for name in list(node.GetAttributeNames() or ()):
+        if name.startswith(ATTRIBUTE_PREFIX):
+            node.RemoveAttribute(name)
+    for key, value in header_fields(provenance or {}).items():
+        node.SetAttribute(key, value)
+
+
+def provenance_of(node) -> dict:
+    """The ``MedSR.*`` attributes of a node as a record (empty for an acquired image)."""
+    return {name[len(ATTRIBUTE_PREFIX):]: node.GetAttribute(name) for name in (node.GetAttributeNames() or ())
+            if name.startswith(ATTRIBUTE_PREFIX)}
+
+
+def write_output_node(scene, volume: Volume, name: str, like=None, output_node=None,
+                      provenance: Optional[dict] = None):
     """Put ``volume`` into ``output_node`` (or a new scalar volume node named ``name``) in world
-    coordinates, with ``like``'s display settings, in ``like``'s subject-hierarchy folder.
+    coordinates, with ``like``'s display settings, in ``like``'s subject-hierarchy folder, and
+    ``provenance`` (what made it) as its ``MedSR.*`` attributes.
 
     Called only once the result exists, so a cancelled or failed run adds nothing to the scene."""
     check_output_node(output_node, like)
@@ -196,6 +219,7 @@ def write_output_node(scene, volume: Volume, name: str, like=None, output_node=N
     slicer.util.updateVolumeFromArray(output_node, array)
     _copy_display(like, output_node)
     _place_in_hierarchy(scene, output_node, like)
+    set_provenance(output_node, provenance)
     return output_node
 
 

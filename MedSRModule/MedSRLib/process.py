@@ -64,7 +64,12 @@ class SuperResolveJob:
         if self.result is None:
             raise MedSRError("super-resolution has not produced a result yet; nothing was added to the scene")
         return nodes.write_output_node(self.scene, self.result, self.output_name, like=self.input_node,
-                                       output_node=self.output_node)
+                                       output_node=self.output_node, provenance=self.provenance())
+
+    def provenance(self) -> dict:
+        """What made the result (core.provenance keys), set on the output node as ``MedSR.*`` attributes."""
+        from MedSRExtension.inference.provenance import describe_run
+        return describe_run(self.volume, self.result, self.engine_call_options(), source=self.input_name)
 
 
 def superresolve_node(inputNode, model: str = "bicubic", scale=2.0, mode: str = "inplane", axis: str = "auto",
