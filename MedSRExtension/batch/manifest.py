@@ -49,7 +49,7 @@ def options_text(options: dict) -> str:
 
 
 class Manifest:
-    """The rows of OUTDIR/manifest.csv by input path."""
+    """The rows of OUTDIR/manifest.csv by (input, output): a CSV may run one input twice into two outputs."""
 
     def __init__(self, outdir: os.PathLike | str, rows: Optional[dict] = None):
         self.path = Path(outdir) / NAME
@@ -62,12 +62,12 @@ class Manifest:
         if m.path.is_file():
             with open(m.path, newline="", encoding="utf-8") as f:
                 for row in csv.DictReader(f):
-                    m.rows[row.get("input", "")] = {c: row.get(c, "") for c in COLUMNS}
+                    m.rows[(row.get("input", ""), row.get("output", ""))] = {c: row.get(c, "") for c in COLUMNS}
         return m
 
     def record(self, row: dict) -> None:
-        """Add or replace the row of ``row['input']`` and rewrite the file atomically."""
-        self.rows[row["input"]] = {c: "" if row.get(c) is None else str(row.get(c)) for c in COLUMNS}
+        """Add or replace the row of (input, output) and rewrite the file atomically."""
+        self.rows[(row["input"], row["output"])] = {c: "" if row.get(c) is None else str(row.get(c)) for c in COLUMNS}
         self.save()
 
     def save(self) -> None:
@@ -80,8 +80,8 @@ class Manifest:
 
     def verified(self, task) -> Optional[dict]:
         """The row of a task whose output exists and verifies (see module docstring), else None."""
-        row = self.rows.get(task.input)
-        if not row or row["status"] != "done" or row["output"] != task.output:
+        row = self.rows.get((task.input, task.output))
+        if not row or row["status"] != "done":
             return None
         if row["options"] != options_text(task.options) or not os.path.exists(task.output):
             return None

@@ -45,35 +45,36 @@ def run_batch(tasks: list[Task], outdir: os.PathLike | str, client, resources: O
     Path(outdir).mkdir(parents=True, exist_ok=True)
     old = Manifest.load(outdir)
     manifest = Manifest(outdir)
-    results: dict[str, dict] = {}
+    results: dict[int, dict] = {}
     todo = []
-    for task in tasks:
+    for i, task in enumerate(tasks):
         row = old.verified(task) if resume else None
         if row is not None:
-            manifest.rows[task.input] = row
-            results[task.input] = {**row, "status": "skipped"}
+            manifest.rows[(task.input, task.output)] = row
+            results[i] = {**row, "status": "skipped"}
         else:
-            todo.append(task)
+            todo.append(i)
     manifest.save()
     bar = _Bar(len(tasks), quiet)
     for _ in results:
         bar.advance()
     client.subscribe_topic(PROGRESS_TOPIC, bar.file_progress)
     try:
-        futures = {client.submit(run_task, t.to_dict(), pure=False, resources=resources or None,
-                                 key=f"medsr-{i}-{os.path.basename(t.input.rstrip(os.sep))}"): t
-                   for i, t in enumerate(todo)}
+        futures = {client.submit(run_task, tasks[i].to_dict(), pure=False, resources=resources or None,
+                                 key=f"medsr-{i}-{os.path.basename(tasks[i].input.rstrip(os.sep))}"): i
+                   for i in todo}
         for future in as_completed(futures):
-            task = futures[future]
+            i = futures[future]
+            task = tasks[i]
             try:
                 row = future.result()
             except Exception as exc:  # the worker died (KilledWorker) or the task could not run
                 row = {"input": task.input, "output": task.output, "status": "failed",
                        "reason": f"the task did not finish ({exc.__class__.__name__}: {exc})"[:300]}
             manifest.record(row)
-            results[task.input] = row
+            results[i] = row
             bar.advance()
     finally:
         client.unsubscribe_topic(PROGRESS_TOPIC)
         bar.close()
-    return [results[t.input] for t in tasks]
+    return [results[i] for i in range(len(tasks))]
