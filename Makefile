@@ -25,6 +25,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m MedSRExtension bench
 	$(PY) scripts/bench_worker.py
+	$(PY) scripts/bench_batch.py
 
 clean:
 	rm -rf $(VENV) out
