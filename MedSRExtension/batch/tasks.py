@@ -73,6 +73,7 @@ def run_task(task: dict, replace: bool = True) -> dict:
     """Run one task ({"input", "output", "options"}) and return its manifest row (plus "weights_loads":
     how many times this worker process has read each weight file)."""
     from MedSRExtension.batch.manifest import options_text, tree_sha256
+    from MedSRExtension.cli.common import parse_component
     from MedSRExtension.cli.run import options_from_args, superresolve_file
     from MedSRExtension.zoo import weights as zoo
 
@@ -80,8 +81,9 @@ def run_task(task: dict, replace: bool = True) -> dict:
     row = {"input": task["input"], "output": task["output"], "options": options_text(task["options"]),
            "worker": _worker_name()}
     try:
-        options, component = options_from_args(run_arguments(task["options"]))
-        row["model"] = options["model"]
+        arguments = run_arguments(task["options"])
+        options, component = options_from_args(arguments), parse_component(arguments.component)
+        row["model"] = options.model
         os.makedirs(os.path.dirname(task["output"].rstrip(os.sep)) or ".", exist_ok=True)
         done = superresolve_file(task["input"], task["output"], options, component=component,
                                  progress=_progress_reporter(os.path.basename(task["input"].rstrip(os.sep))),
