@@ -121,16 +121,31 @@ def open_page(browser, url: str, wait_for: Optional[str] = "#medsr-apply"):
     return page
 
 
+def _retrying(action, attempts: int = 5):
+    """Run a page action again when the page re-rendered its element mid-action (the views and menus
+    are re-rendered by the server as state changes; on a busy machine that can land mid-click)."""
+    from playwright.sync_api import Error
+    for attempt in range(attempts):
+        try:
+            return action()
+        except Error as exc:
+            if "not attached" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.3)
+
+
 def choose(page, select_id: str, option: str) -> None:
     """Pick an item of a Vuetify select, as a user clicks it."""
-    page.click(f"#{select_id}", force=True)
-    page.get_by_role("option", name=option, exact=True).first.click()
+    def pick():
+        page.click(f"#{select_id}", force=True)
+        page.get_by_role("option", name=option, exact=True).first.click()
+    _retrying(pick)
 
 
 def views_image(page) -> np.ndarray:
     """A grey-level screenshot of the slice views area."""
     from PIL import Image
-    png = page.locator("#medsr-views").screenshot()
+    png = _retrying(lambda: page.locator("#medsr-views").screenshot())
     return np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=np.float32)
 
 
