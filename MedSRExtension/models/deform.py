@@ -11,8 +11,10 @@ the modulation mask. x at fractional positions is bilinearly interpolated, zero 
 into ``offset_groups`` contiguous groups sharing one set of offsets/masks).
 
 Implementation: all k² taps of a row chunk are gathered by ONE ``grid_sample`` call (grid of shape
-(N·G, k²·rows, W, 2)), multiplied by the masks, and contracted with the weights by a 1×1 convolution
-over the (C·k²) sampled channels. The (N, C·k², rows, W) buffer is bounded by processing output rows
+(N·G, k²·rows, W, 2)) from a channels-last copy of the image (all channels of a position in one place:
+~2x faster than NCHW on CPU), multiplied by the masks, and contracted with the weights by one GEMM over
+the (C·k²) sampled channels (~4x faster than the equivalent 1×1 convolution on CPU). The grid is the
+regular tap positions, pre-normalised, plus the offsets added in place (no stacking copies). The (N, C·k², rows, W) buffer is bounded by processing output rows
 in chunks (``max_elements``), so a 512² slice with 64 channels does not need a 600 MB buffer.
 Stride is 1 (SR keeps resolution); dilation is supported.
 
@@ -143,6 +145,8 @@ class DeformConv2d(nn.Module):
         return offset, mask
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # channels-last once: the offset conv runs ~2x faster on it (oneDNN) and the sampling needs it anyway
+        x = x.contiguous(memory_format=torch.channels_last)
         offset, mask = self.offsets_and_masks(x)
         return deform_conv2d(x, offset, mask, self.weight, self.bias, self.dilation, self.groups,
                              self.max_elements)

@@ -181,7 +181,7 @@ class PatchViT(nn.Module):
         h, w = x.shape[-2:]
         p = self.patch
         ph, pw = (-h) % p, (-w) % p
-        xp = F.pad(x, (0, pw, 0, ph), mode="replicate")  # a zero pad is a copy; no size branch (traceable)
+        xp = F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
         t = self.embed(xp)
         t = t + self.pos(t)
         t = self.norm(self.layers(t))
