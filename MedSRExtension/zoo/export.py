@@ -14,7 +14,10 @@ to a fixed grid whose bins depend on the slice size, which ONNX cannot express f
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -148,8 +151,11 @@ def export_onnx(model: str, scale: float, out: Optional[str] = None, preset: Opt
     tmp.close()
     written: list[str] = [tmp.name]
     try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
+        with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")  # the exporter's progress lines and warnings are not the user's
+            log = logging.getLogger("torch.onnx")
+            level = log.level
+            log.setLevel(logging.ERROR)
             try:
                 torch.onnx.export(net, (example,), tmp.name, input_names=["x"], output_names=["y"],
                                   dynamo=True, opset_version=OPSET, external_data=False, verbose=False,
@@ -159,6 +165,8 @@ def export_onnx(model: str, scale: float, out: Optional[str] = None, preset: Opt
             except Exception as exc:
                 first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
                 raise MedSRError(f"ONNX export of '{model}' failed ({first})") from exc
+            finally:
+                log.setLevel(level)
         diff = None
         if verify:
             try:
