@@ -8,7 +8,7 @@ import sys
 
 from MedSRExtension.core.errors import MedSRError
 
-SUBCOMMANDS = ("run", "batch", "models", "info", "compare", "train", "eval", "bench", "serve")
+SUBCOMMANDS = ("run", "batch", "models", "info", "compare", "train", "eval", "bench", "serve", "export")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -27,7 +27,13 @@ def out_size(h: int, w: int, scale: Union[float, Sequence[float]]) -> tuple[int,
 
 
 def bicubic(x: torch.Tensor, scale: Union[float, Sequence[float]]) -> torch.Tensor:
-    """Bicubic upsampling of ``x`` to ``out_size`` (align_corners=False), used as global residual."""
+    """Bicubic upsampling of ``x`` to ``out_size`` (align_corners=False), used as global residual.
+
+    Integer factors go through ``scale_factor`` (the same grid and values as ``size=(s·H, s·W)``) so that
+    tracing and export see no Python arithmetic on tensor sizes."""
+    sh, sw = (scale, scale) if isinstance(scale, (int, float)) else scale
+    if float(sh).is_integer() and float(sw).is_integer():
+        return F.interpolate(x, scale_factor=(float(sh), float(sw)), mode="bicubic", align_corners=False)
     return F.interpolate(x, size=out_size(x.shape[-2], x.shape[-1], scale), mode="bicubic", align_corners=False)
 
 

@@ -11,8 +11,10 @@ the modulation mask. x at fractional positions is bilinearly interpolated, zero 
 into ``offset_groups`` contiguous groups sharing one set of offsets/masks).
 
 Implementation: all k² taps of a row chunk are gathered by ONE ``grid_sample`` call (grid of shape
-(N·G, k²·rows, W, 2)), multiplied by the masks, and contracted with the weights by a 1×1 convolution
-over the (C·k²) sampled channels. The (N, C·k², rows, W) buffer is bounded by processing output rows
+(N·G, k²·rows, W, 2)) from a channels-last copy of the image (all channels of a position in one place:
+~2x faster than NCHW on CPU), multiplied by the masks, and contracted with the weights by one GEMM over
+the (C·k²) sampled channels (~4x faster than the equivalent 1×1 convolution on CPU). The grid is the
+regular tap positions, pre-normalised, plus the offsets added in place (no stacking copies). The (N, C·k², rows, W) buffer is bounded by processing output rows
 in chunks (``max_elements``), so a 512² slice with 64 channels does not need a 600 MB buffer.
 Stride is 1 (SR keeps resolution); dilation is supported.
 
@@ -40,6 +42,12 @@ def _tap_offsets(kernel: int, dilation: int, device, dtype) -> tuple[torch.Tenso
     return ky.reshape(-1), kx.reshape(-1)
 
 
+def _exporting() -> bool:
+    """True while torch.jit.trace or torch.export records the graph: then all rows go in one chunk, so the
+    graph has no Python loop over the (possibly symbolic) height."""
+    return torch.jit.is_tracing() or torch.compiler.is_exporting()
+
+
 def deform_conv2d(x: torch.Tensor, offset: torch.Tensor, mask: Optional[torch.Tensor], weight: torch.Tensor,
                   bias: Optional[torch.Tensor] = None, dilation: int = 1, groups: int = 1,
                   max_elements: int = 1 << 25) -> torch.Tensor:
@@ -65,28 +73,35 @@ def deform_conv2d(x: torch.Tensor, offset: torch.Tensor, mask: Optional[torch.Te
 
     dy0, dx0 = _tap_offsets(kh, dilation, x.device, x.dtype)
     off = offset.reshape(n, g, kk, 2, h, w)
-    xg = x.reshape(n * g, c // g, h, w)
-    wmat = weight.reshape(cout, cin_g * kk, 1, 1)
-    rows = max(1, min(h, max_elements // max(1, n * c * kk * w)))
-    ys = torch.arange(h, device=x.device, dtype=x.dtype)
-    xs = torch.arange(w, device=x.device, dtype=x.dtype)
+    # channels-last input: grid_sample reads all channels of a position from one place (2x faster on CPU)
+    xg = x.reshape(n * g, c // g, h, w).contiguous(memory_format=torch.channels_last)
+    wmat = weight.reshape(groups, cout // groups, cin_g * kk)
+    # regular tap positions (x, y) normalised for align_corners=False (pixel i -> (2i + 1)/size - 1);
+    # an offset of d pixels moves the normalised coordinate by d·2/size
+    bx = (2 * (torch.arange(w, device=x.device, dtype=x.dtype)[None, :] + dx0[:, None]) + 1) / w - 1  # (k², W)
+    by = (2 * (torch.arange(h, device=x.device, dtype=x.dtype)[None, :] + dy0[:, None]) + 1) / h - 1  # (k², H)
+    rows = h if _exporting() else max(1, min(h, max_elements // max(1, n * c * kk * w)))
     outs = []
     for r0 in range(0, h, rows):
         r1 = min(h, r0 + rows)
         rh = r1 - r0
-        # absolute sampling positions (N, G, k², rh, W) in pixel units
-        py = ys[r0:r1].view(1, 1, 1, rh, 1) + dy0.view(1, 1, kk, 1, 1) + off[:, :, :, 0, r0:r1]
-        px = xs.view(1, 1, 1, 1, w) + dx0.view(1, 1, kk, 1, 1) + off[:, :, :, 1, r0:r1]
-        # normalise for align_corners=False: pixel centre i -> (2i + 1)/size - 1
-        grid = torch.stack(((2 * px + 1) / w - 1, (2 * py + 1) / h - 1), dim=-1)
-        grid = grid.reshape(n * g, kk * rh, w, 2)
-        sampled = F.grid_sample(xg, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        # grid (N, G, k², rh, W, 2): the regular positions, then the offsets added in place (no stacking copy)
+        grid = x.new_empty(n, g, kk, rh, w, 2)
+        grid[..., 0] = bx[:, None, :]
+        grid[..., 1] = by[:, r0:r1, None]
+        grid[..., 0].add_(off[:, :, :, 1, r0:r1], alpha=2.0 / w)
+        grid[..., 1].add_(off[:, :, :, 0, r0:r1], alpha=2.0 / h)
+        sampled = F.grid_sample(xg, grid.view(n * g, kk * rh, w, 2), mode="bilinear", padding_mode="zeros",
+                                align_corners=False)
         sampled = sampled.view(n, g, c // g, kk, rh, w)
         if mask is not None:
             sampled = sampled.mul_(mask[:, :, r0:r1].reshape(n, g, 1, kk, rh, w))  # in place: grid_sample's
             # backward needs its inputs, not its output
-        cols = sampled.reshape(n, c * kk, rh, w)  # channel-major, then tap: matches weight.reshape
-        outs.append(F.conv2d(cols, wmat, bias, groups=groups))
+        # channel-major, then tap (matches weight.reshape): one GEMM per group instead of a 1x1 convolution
+        y = torch.matmul(wmat, sampled.view(n, groups, cin_g * kk, rh * w)).view(n, cout, rh, w)
+        if bias is not None:
+            y = y + bias.view(1, cout, 1, 1)
+        outs.append(y)
     return outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)
 
 
@@ -130,6 +145,8 @@ class DeformConv2d(nn.Module):
         return offset, mask
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # channels-last once: the offset conv runs ~2x faster on it (oneDNN) and the sampling needs it anyway
+        x = x.contiguous(memory_format=torch.channels_last)
         offset, mask = self.offsets_and_masks(x)
         return deform_conv2d(x, offset, mask, self.weight, self.bias, self.dilation, self.groups,
                              self.max_elements)

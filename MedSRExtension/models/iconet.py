@@ -103,9 +103,9 @@ class ChannelAttention(nn.Module):
             cos = gram[:, :c, c:] / (sq[:, :c, None] * sq[:, None, c:])  # (n, C, C) normalised q̂·k̂
             heads = cos.reshape(n, self.heads, d, self.heads, d).diagonal(dim1=1, dim2=3).permute(0, 3, 1, 2)
             attn = torch.softmax(heads * self.temperature.float(), dim=-1)  # (n, heads, d, d)
-        block = torch.block_diag(*[torch.ones(d, d, device=x.device)] * self.heads).bool()
-        mix = torch.zeros(n, c, c, device=x.device, dtype=attn.dtype)
-        mix[:, block] = attn.reshape(n, -1)  # block-diagonal (C, C): heads do not mix
+        # block-diagonal (C, C): heads do not mix; built by broadcasting (no boolean scatter, so it exports)
+        eye = torch.eye(self.heads, device=x.device, dtype=attn.dtype)
+        mix = (attn[:, :, :, None, :] * eye[None, :, None, :, None]).reshape(n, c, c)
         out = t[:, :, 2 * c:] @ mix.transpose(1, 2).to(t.dtype)  # (n, P, C): out_i = Σ_j attn_ij v_j
         return out.reshape(n, h, w, c).permute(0, 3, 1, 2)
 
