@@ -1,9 +1,12 @@
 """One ``medsr bench`` configuration, run in its own process (``python -m``) so that its peak resident
-memory is its own: ``python -m MedSRExtension.evaluation.bench_child '{"model": ..., "naive": ...}'``.
+memory is its own: ``python -m MedSRExtension.evaluation.bench_child '{"model": ..., "kind": ...}'``.
 
-Builds a stack of MNI slices of ``size``² (repeated to ``slices``), super-resolves it x2 in-plane with
-random weights, either through the engine or in a naive one-slice-at-a-time loop, and prints one JSON
-line: seconds, slices_per_s and peak_mb (ru_maxrss minus the footprint after imports).
+Builds a stack of MNI slices of ``size``² (repeated to ``slices``) and super-resolves it x2 in-plane in
+one of four ways (``kind``): ``engine`` (``super_resolve`` with its measured CPU fast paths),
+``engine-fp32`` (the engine with ``fast=False``), ``naive`` (the loop a user writes by hand around the
+same shipped network: one slice per call, fp32, no batching or tiling) or ``sitk-bspline`` (SimpleITK's
+cubic B-spline resampler over the whole volume). Prints one JSON line: seconds, slices_per_s, peak_mb
+(ru_maxrss minus the footprint after imports and loading the input).
 """
 from __future__ import annotations
 
@@ -17,9 +20,8 @@ import SimpleITK as sitk
 import torch
 
 from MedSRExtension import Volume, super_resolve
-from MedSRExtension.core.intensity import normalize
+from MedSRExtension.core.intensity import denormalize, normalize
 from MedSRExtension.data.corpus import mni_path
-from MedSRExtension.models import ModelDescriptor, build
 
 
 def stack(slices: int, size: int) -> Volume:
@@ -33,16 +35,27 @@ def stack(slices: int, size: int) -> Volume:
     return Volume(vol, spacing=(1, 1, 1))
 
 
-def naive_loop(volume: Volume, model: str) -> np.ndarray:
-    """The baseline the engine is measured against: one slice per call, no batching or tiling."""
-    net = ModelDescriptor.of(model, build(model, preset="light", scale=2).eval())
-    arr, _ = normalize(volume.array)
+def naive_loop(volume: Volume, model: str, weights: str = "auto") -> np.ndarray:
+    """The baseline the engine is measured against: the shipped network, one slice per call, fp32."""
+    from MedSRExtension.zoo.weights import load_model
+    net = load_model(model, scale=(2.0, 2.0), weights=weights, device="cpu")
+    arr, window = normalize(volume.array)
     n, h, w = arr.shape
     out = np.empty((n, 2 * h, 2 * w), np.float32)
     with torch.inference_mode():
         for k in range(n):
             out[k] = net(torch.from_numpy(np.ascontiguousarray(arr[k]))[None, None], (2.0, 2.0))[0, 0].numpy()
-    return out
+    return denormalize(out, window)
+
+
+def sitk_bspline(volume: Volume) -> np.ndarray:
+    """SimpleITK's cubic B-spline resampling onto the x2 in-plane grid (what a user would try first)."""
+    image = sitk.GetImageFromArray(volume.array)
+    size = [2 * n for n in image.GetSize()[:2]] + [image.GetSize()[2]]
+    spacing = [s / 2 for s in image.GetSpacing()[:2]] + [image.GetSpacing()[2]]
+    origin = [o - s / 4 for o, s in zip(image.GetOrigin()[:2], image.GetSpacing()[:2])] + [image.GetOrigin()[2]]
+    out = sitk.Resample(image, size, sitk.Transform(), sitk.sitkBSpline, origin, spacing, image.GetDirection())
+    return sitk.GetArrayFromImage(out)
 
 
 def peak_mb() -> float:
@@ -52,12 +65,15 @@ def peak_mb() -> float:
 def main(cfg: dict) -> dict:
     volume = stack(cfg["slices"], cfg["size"])
     base = peak_mb()
+    kind, model = cfg["kind"], cfg["model"]
     start = time.perf_counter()
-    if cfg["naive"]:
-        naive_loop(volume, cfg["model"])
+    if kind == "naive":
+        naive_loop(volume, model, cfg.get("weights", "auto"))
+    elif kind == "sitk-bspline":
+        sitk_bspline(volume)
     else:
-        super_resolve(volume, model=cfg["model"], scale=2, mode="inplane", axis="k", device=cfg["device"],
-                      weights="random", tile=cfg.get("tile"))
+        super_resolve(volume, model=model, scale=2, mode="inplane", axis="k", device=cfg["device"],
+                      weights=cfg.get("weights", "auto"), tile=cfg.get("tile"), fast=kind == "engine")
     seconds = time.perf_counter() - start
     return {"seconds": seconds, "slices_per_s": cfg["slices"] / seconds, "peak_mb": peak_mb() - base}
 

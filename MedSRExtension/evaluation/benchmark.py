@@ -1,14 +1,18 @@
-"""`medsr bench` (and `make bench`): slices per second and peak memory of the engine against a
-naive one-slice-at-a-time loop, for a classical model and the networks' light presets.
+"""`medsr bench` (and `make bench`): per model, the engine against the loop a user writes by hand around
+the same shipped network, against the engine's plain fp32 path, and against SimpleITK's B-spline, with
+peak memory and the quality cost of the fast path the engine chose.
 
 Each configuration runs in its own subprocess so its peak resident memory (ru_maxrss, minus the
-process's footprint after imports) is its own. Prints figures and ratios; asserts nothing.
+process's footprint after imports) is its own. Prints figures and ratios (or JSON); asserts nothing.
 """
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from typing import Optional
+
+KINDS = ("naive", "engine-fp32", "engine")
 
 
 def run(cfg: dict) -> dict:
@@ -20,31 +24,56 @@ def run(cfg: dict) -> dict:
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def main(slices: int = 150, size: int = 256, device: str = "cpu", networks: str = "edsr,lgsr,iconet,pfmdn") -> int:
-    """Run every configuration and print a table and the engine/naive ratios."""
-    common = {"slices": slices, "size": size, "device": device}
-    import torch
+def fast_path_summary(model: str) -> dict:
+    """What the engine runs for ``model`` on this CPU, and its measured PSNR cost on the validation regions."""
+    from MedSRExtension.inference import fastpath
+    chosen = fastpath.choose(model)
+    m = fastpath.measurements().get(model, {})
+    cost = m.get("bf16_psnr_delta_db", 0.0) if chosen.bf16 else 0.0
+    names = [n for n, on in (("channels_last", chosen.channels_last), ("bf16", chosen.bf16),
+                             ("flush_denormals", chosen.flush_denormals)) if on]
+    return {"fast_path": "+".join(names) or "fp32", "psnr_delta_db": cost}
 
-    print(f"MedSR benchmark: {slices} slices of {size}x{size} -> x2 in-plane, device {device}, "
-          f"{torch.get_num_threads()} torch threads")
-    print(f"{'configuration':38} {'seconds':>8} {'slices/s':>9} {'peak MB':>8}")
-    rows = {}
-    configs = [("bicubic: naive loop", {"model": "bicubic", "naive": True}),
-               ("bicubic: engine", {"model": "bicubic", "naive": False}),
-               ("edsr light (random): naive loop", {"model": "edsr", "naive": True}),
-               ("edsr light (random): engine", {"model": "edsr", "naive": False})]
-    configs += [(f"{m} light (random): engine", {"model": m, "naive": False})
-                for m in networks.split(",") if m and m != "edsr"]
-    for label, cfg in configs:
-        res = run({**common, **cfg})
-        rows[label] = res
-        if "error" in res:
-            print(f"{label:38} error: {res['error']}")
-        else:
-            print(f"{label:38} {res['seconds']:8.2f} {res['slices_per_s']:9.2f} {res['peak_mb']:8.0f}")
-    for name in ("bicubic", "edsr light (random)"):
-        a, b = rows.get(f"{name}: naive loop", {}), rows.get(f"{name}: engine", {})
-        if "seconds" in a and "seconds" in b:
-            print(f"{name}: engine is {a['seconds'] / b['seconds']:.2f}x the naive loop's speed, "
-                  f"peak memory {b['peak_mb'] / max(a['peak_mb'], 1):.2f}x")
+
+def main(slices: int = 150, size: int = 256, device: str = "cpu", networks: str = "edsr,lgsr,iconet,pfmdn",
+         as_json: bool = False, weights: str = "auto") -> int:
+    """Run every configuration and print a table with the engine/naive ratios (or one JSON document)."""
+    import torch
+    common = {"slices": slices, "size": size, "device": device, "weights": weights}
+    results: dict = {"slices": slices, "size": size, "device": device, "threads": torch.get_num_threads(),
+                     "models": {}}
+    if not as_json:
+        print(f"MedSR benchmark: {slices} slices of {size}x{size} -> x2 in-plane, device {device}, "
+              f"{torch.get_num_threads()} torch threads, shipped weights")
+        print(f"{'configuration':34} {'seconds':>8} {'slices/s':>9} {'peak MB':>8}")
+    bspline = run({**common, "model": "bspline", "kind": "sitk-bspline"})
+    results["sitk_bspline"] = bspline
+    _print_row("SimpleITK B-spline", bspline, as_json)
+    for model in [m for m in networks.split(",") if m]:
+        rows = {kind: run({**common, "model": model, "kind": kind}) for kind in KINDS}
+        summary = fast_path_summary(model)
+        record = {**rows, **summary}
+        naive, engine = rows["naive"], rows["engine"]
+        if "seconds" in naive and "seconds" in engine:
+            record["engine_vs_naive"] = naive["seconds"] / engine["seconds"]
+            record["engine_vs_sitk_bspline"] = bspline.get("seconds", float("nan")) / engine["seconds"]
+        results["models"][model] = record
+        if not as_json:
+            for kind in KINDS:
+                _print_row(f"{model}: {kind}", rows[kind], as_json)
+            if "engine_vs_naive" in record:
+                print(f"{model}: engine is {record['engine_vs_naive']:.2f}x the naive loop "
+                      f"(fast path {summary['fast_path']}, PSNR cost {summary['psnr_delta_db']:+.3f} dB on the "
+                      f"validation regions); peak memory {engine['peak_mb']:.0f} MB vs {naive['peak_mb']:.0f} MB")
+    if as_json:
+        print(json.dumps(results, indent=2))
     return 0
+
+
+def _print_row(label: str, res: Optional[dict], as_json: bool) -> None:
+    if as_json or res is None:
+        return
+    if "error" in res:
+        print(f"{label:34} error: {res['error']}")
+    else:
+        print(f"{label:34} {res['seconds']:8.2f} {res['slices_per_s']:9.2f} {res['peak_mb']:8.0f}")

@@ -5,15 +5,18 @@
 eager, and the PSNR change of bf16 against fp32 on the held-out validation regions, with the CPU it was
 measured on. ``choose`` turns that into a decision for this machine: channels_last where it measured
 faster; bf16 only on a CPU with native bf16 (AVX-512 BF16 or AMX, from /proc/cpuinfo) and only where the
-quality cost is at most ``BF16_PSNR_LIMIT_DB``. Anything unmeasured stays fp32 NCHW.
+quality cost is at most ``BF16_PSNR_LIMIT_DB``; flushing denormals (subnormal floats, below 1.2e-38, set
+to zero: x86 computes them up to 100x slower) where it measured faster within the same limit. Anything
+unmeasured stays fp32 NCHW. ``scripts/measure_fastpaths.py`` writes the file.
 """
 from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Optional
+from typing import Iterator, Optional
 
 FILE = "cpu_fastpaths.json"
 #: Largest PSNR loss (dB, on the validation regions) for which bf16 is allowed.
@@ -27,6 +30,7 @@ NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 class FastPath:
     channels_last: bool = False
     bf16: bool = False
+    flush_denormals: bool = False
 
 
 def cpu_flags(cpuinfo: Optional[str] = None) -> frozenset[str]:
@@ -76,4 +80,21 @@ def choose(model: str, flags: Optional[frozenset[str]] = None, path: Optional[st
     delta = m.get("bf16_psnr_delta_db")
     bf16 = (native_bf16(flags) and delta is not None and float(delta) >= -BF16_PSNR_LIMIT_DB
             and float(m.get("bf16_speedup", 0)) >= MIN_SPEEDUP)
-    return FastPath(channels_last=channels_last, bf16=bf16)
+    flush_delta = m.get("flush_denormals_psnr_delta_db")
+    flush = (float(m.get("flush_denormals_speedup", 0)) >= MIN_SPEEDUP and flush_delta is not None
+             and float(flush_delta) >= -BF16_PSNR_LIMIT_DB)
+    return FastPath(channels_last=channels_last, bf16=bf16, flush_denormals=flush)
+
+
+@contextmanager
+def denormals_flushed(enabled: bool) -> Iterator[None]:
+    """Flush subnormal floats to zero inside the block (when ``enabled`` and the CPU supports it),
+    and restore torch's default (no flushing) after it."""
+    import torch
+    if not enabled or not torch.set_flush_denormal(True):
+        yield
+        return
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)

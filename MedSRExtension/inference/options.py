@@ -63,6 +63,9 @@ class InferenceOptions(JsonOptions):
             .safetensors path.
         out_dtype: "float32", "input" (the input's type, clipped and rounded) or a numpy dtype name.
         force: allow outputs above the engine's size limit.
+        fast: on the CPU, use the fast paths measured to pay for this model without costing quality
+            (``inference.fastpath``: channels_last, bf16 autocast, flushing denormals); False runs
+            plain fp32 NCHW, the reference the fast paths are measured against.
     """
 
     model: str = "bicubic"
@@ -77,6 +80,7 @@ class InferenceOptions(JsonOptions):
     weights: str = "auto"
     out_dtype: str = "float32"
     force: bool = False
+    fast: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "scale", as_tuple(self.scale))
