@@ -21,6 +21,16 @@ from sample_volumes import mni_array, oblique_direction
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Fine-tuning small batches on a shared 2-core machine: one thread avoids oversubscription."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _small(shape=(6, 20, 24), spacing=(0.8, 0.8, 4.0)) -> Volume:
     a = mni_array()[60:60 + shape[0], 100:100 + shape[1], 80:80 + shape[2]].copy()
     return Volume(a, spacing=spacing, origin=(3.0, -7.5, 12.0), direction=oblique_direction())
@@ -78,22 +88,24 @@ def test_dicom_series_slice_thickness_against_its_slice_positions(tmp_path):
 # --- the adaptation itself ------------------------------------------------------------------------
 
 def test_adapting_lowers_the_loss_and_beats_the_unadapted_network_on_unseen_slices():
-    hr = Volume(mni_array()[40:64, 96:144, 60:108].copy(), spacing=(1.0, 1.0, 1.0))
+    hr = Volume(mni_array()[40:64, 96:128, 60:92].copy(), spacing=(1.0, 1.0, 1.0))
     lr = thickslice(hr, 4, axis="k")  # 6 thick slices; the 24 reference slices are never seen
     plain = super_resolve(lr, model="pfmdn", scale=4, mode="throughplane", axis="k")
     adapted = super_resolve(lr, model="pfmdn", scale=4, mode="throughplane", axis="k",
-                            adapt=AdaptOptions(steps=30, minutes=None))
+                            adapt=AdaptOptions(steps=12, minutes=None))
     info = adapted.meta["adapt"]
-    assert info["steps"] == 30 and info["loss_last"] < info["loss_first"]
+    assert info["steps"] == 12 and info["loss_last"] < info["loss_first"]
     rng = float(np.ptp(hr.array))
     assert psnr(adapted.array, hr.array, rng) > psnr(plain.array, hr.array, rng) + 0.3
 
 
-def test_result_geometry_is_exact_at_a_non_integer_factor_on_an_oblique_grid():
+def test_result_geometry_is_exact_at_a_non_integer_factor_on_an_oblique_grid(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     vol = _small()
     before = vol.array.copy()
     out = super_resolve(vol, model="pfmdn", scale=2.5, mode="throughplane", axis="k",
-                        adapt=AdaptOptions(steps=2, minutes=None))
+                        adapt=AdaptOptions(steps=1, minutes=None))
+    assert list(tmp_path.iterdir()) == []  # no weights saved unless asked
     assert out.array.shape == (15, 20, 24)
     np.testing.assert_allclose(out.edge_bounds(), vol.edge_bounds(), atol=1e-9)
     np.testing.assert_allclose(out.direction, vol.direction)
@@ -109,7 +121,7 @@ def test_cancelled_adaptation_leaves_nothing_behind(tmp_path):
 
     def cancel():
         calls.append(1)
-        return len(calls) > 3
+        return len(calls) > 1  # after one optimiser step
 
     with pytest.raises(Cancelled):
         super_resolve(vol, model="pfmdn", scale=4, mode="throughplane", adapt=AdaptOptions(steps=50, minutes=None),
@@ -132,18 +144,16 @@ def test_adaptation_refuses_what_it_cannot_do():
 def test_cli_adapts_and_saves_the_tuned_weights_only_when_asked(tmp_path):
     src = tmp_path / "in.nrrd"
     save_volume(_small(), src)
-    env = {**os.environ, "PYTHONPATH": ROOT}
-    cmd = [sys.executable, "-m", "MedSRExtension", "run", str(src), str(tmp_path / "out.nrrd"), "--mode",
-           "throughplane", "--scale", "2", "--adapt", "0.01", "--quiet"]
-    subprocess.run(cmd, check=True, env=env, cwd=tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.nrrd", "out.nrrd"]
+    env = {**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"}
     weights = tmp_path / "tuned.safetensors"
-    done = subprocess.run(cmd[:-1] + ["--save-adapted", str(weights)], env=env, cwd=tmp_path,
-                          capture_output=True, text=True, encoding="utf-8")
+    cmd = [sys.executable, "-m", "MedSRExtension", "run", str(src), str(tmp_path / "out.nrrd"), "--mode",
+           "throughplane", "--scale", "2", "--adapt", "0.005", "--save-adapted", str(weights)]
+    done = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, encoding="utf-8")
     assert done.returncode == 0, done.stderr
-    assert "adapted from pfmdn" in done.stdout
+    assert "adapted from pfmdn" in done.stdout and "slice profile 4 mm every 4 mm" in done.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.nrrd", "out.nrrd", "tuned.safetensors"]
     out = super_resolve(load_volume(src), model="pfmdn", scale=2, mode="throughplane", weights=str(weights))
     assert out.array.shape == (12, 20, 24)
-    bad = subprocess.run(cmd[:-3] + ["--save-adapted", str(tmp_path / "w.safetensors")], env=env, cwd=tmp_path,
+    bad = subprocess.run(cmd[:-4] + ["--save-adapted", str(tmp_path / "w.safetensors")], env=env, cwd=tmp_path,
                          capture_output=True, text=True, encoding="utf-8")
     assert bad.returncode == 2 and "--save-adapted needs --adapt" in bad.stderr
