@@ -74,9 +74,8 @@ def warm_start(model: str, scale: tuple[float, float], weights: Union[str, os.Pa
 
     spec = get_spec(model)
     if spec.kind != "network" or not spec.arbitrary_scale or not spec.per_axis:
-        per_axis = [n for n in _per_axis_networks()]
         raise MedSRError(f"adaptation needs a network that runs any per-axis factor; '{model}' does not "
-                         f"(use {', '.join(per_axis) or 'pfmdn'})")
+                         f"(use {', '.join(_per_axis_networks()) or 'pfmdn'})")
     if isinstance(weights, nn.Module):
         return copy.deepcopy(weights).cpu(), "the given network"
     if weights == "random":
@@ -97,7 +96,8 @@ def warm_start(model: str, scale: tuple[float, float], weights: Union[str, os.Pa
 
 def _per_axis_networks() -> list[str]:
     from MedSRExtension.models.registry import get_spec, names
-    return [n for n in names() if get_spec(n).kind == "network" and get_spec(n).per_axis and get_spec(n).arbitrary_scale]
+    specs = [get_spec(n) for n in names()]
+    return [s.name for s in specs if s.kind == "network" and s.per_axis and s.arbitrary_scale]
 
 
 def fine_tune(net: nn.Module, sampler: PairSampler, budget: Budget, device: torch.device,

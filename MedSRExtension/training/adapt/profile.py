@@ -36,7 +36,8 @@ class SliceProfile:
 
     def describe(self) -> str:
         gap_mm = self.spacing_mm - self.thickness_mm
-        kind = "contiguous" if abs(gap_mm) < 1e-6 else (f"gap {gap_mm:.3g} mm" if gap_mm > 0 else f"overlap {-gap_mm:.3g} mm")
+        kind = ("contiguous" if abs(gap_mm) < 1e-6
+                else f"gap {gap_mm:.3g} mm" if gap_mm > 0 else f"overlap {-gap_mm:.3g} mm")
         return (f"{self.shape} slice profile {self.thickness_mm:.3g} mm every {self.spacing_mm:.3g} mm ({kind}; "
                 f"{self.thickness:.3g} output voxels every {self.factor:.3g}), from {self.source}")
 
