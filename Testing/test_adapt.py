@@ -3,6 +3,7 @@ a real fine-tune of the shipped pfmdn on a small MNI crop, cancellation and the 
 from __future__ import annotations
 
 import json
+import locale
 import os
 import subprocess
 import sys
@@ -64,11 +65,9 @@ def test_nifti_reads_the_bids_sidecar_and_assumes_contiguous_without_one(tmp_pat
     assert "t2.json" in prof.source and "overlap 1 mm" in prof.describe()
 
 
-def test_dicom_series_slice_thickness_against_its_slice_positions(tmp_path):
-    vol = _small(shape=(4, 16, 16))
-    image = sitk.Cast(sitk.GetImageFromArray(vol.array), sitk.sitkInt16)
-    series = "1.2.826.0.1.3680043.2.1125.1.4242"
-    for k in range(vol.array.shape[0]):
+def _write_dicom_slices(image, series: str, folder) -> None:
+    """One MR file per slice: 6 mm apart (Image Position), 4.5 mm thick (Slice Thickness)."""
+    for k in range(image.GetSize()[2]):
         sl = image[:, :, k]
         for tag, value in {"0008|0060": "MR", "0020|000e": series, "0020|0013": str(k + 1),
                            "0020|0032": f"0\\0\\{6.0 * k}", "0020|0037": "1\\0\\0\\0\\1\\0",
@@ -76,8 +75,19 @@ def test_dicom_series_slice_thickness_against_its_slice_positions(tmp_path):
             sl.SetMetaData(tag, value)
         writer = sitk.ImageFileWriter()
         writer.KeepOriginalImageUIDOn()
-        writer.SetFileName(str(tmp_path / f"s{k}.dcm"))
+        writer.SetFileName(str(folder / f"s{k}.dcm"))
         writer.Execute(sl)
+
+
+def test_dicom_series_slice_thickness_against_its_slice_positions(tmp_path):
+    vol = _small(shape=(4, 16, 16))
+    image = sitk.Cast(sitk.GetImageFromArray(vol.array), sitk.sitkInt16)
+    series = "1.2.826.0.1.3680043.2.1125.1.4242"
+    saved_locale = locale.setlocale(locale.LC_ALL)  # GDCM's DICOM writer switches the process to the C locale
+    try:
+        _write_dicom_slices(image, series, tmp_path)
+    finally:
+        locale.setlocale(locale.LC_ALL, saved_locale)
     loaded = load_volume(tmp_path)
     assert loaded.spacing[2] == pytest.approx(6.0)
     prof = slice_profile(loaded, "k", 3.0)
