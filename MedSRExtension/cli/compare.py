@@ -33,7 +33,9 @@ def register(sub) -> None:
                    help="default: throughplane for thickslice, inplane otherwise (with --lr: from the spacings)")
     p.add_argument("--axis", default="auto", choices=("auto", "i", "j", "k"),
                    help="slice axis (auto: the largest spacing; k when isotropic)")
-    p.add_argument("--models", required=True, help="comma-separated methods, e.g. nearest,bicubic,bspline,pfmdn")
+    p.add_argument("--models", required=True,
+                   help="comma-separated methods, e.g. nearest,bicubic,bspline,pfmdn; pfmdn+adapt (or "
+                        "pfmdn+adaptMINUTES) fine-tunes pfmdn on the LR volume first (throughplane)")
     p.add_argument("--seg", default="otsu3", help=f"segmentation: {METHOD_HELP}, or none (default otsu3)")
     p.add_argument("--mask", default=None, choices=("foreground",),
                    help="PSNR/SSIM over the foreground only (reference > its 2-class Otsu threshold)")

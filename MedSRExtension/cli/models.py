@@ -27,6 +27,10 @@ def run(args) -> int:
             if r["kind"] == "classical":
                 weights = "-"
             print(f"{r['name']:10} {r['kind']:9} {scales:10} {presets:34} {weights or 'none (untrained)'}")
+        print("\nthrough-plane (--mode throughplane):")
+        for r in records:
+            if r["kind"] == "network":
+                print(f"  {r['name']:8} {r['throughplane']}")
     if args.detail:
         from ..models.complexity import complexity_table
 

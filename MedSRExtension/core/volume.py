@@ -14,12 +14,14 @@ AXES = ("i", "j", "k")
 @dataclass
 class Volume:
     """A scalar image. ``array[k, j, i]``; ``spacing``/``origin`` are (i, j, k) in mm, ``direction``
-    is the 3×3 matrix whose columns are the i, j, k axis directions in LPS. 2D images have one slice."""
+    is the 3×3 matrix whose columns are the i, j, k axis directions in LPS. 2D images have one slice.
+    ``meta`` carries what a file said beyond geometry (e.g. ``thickness_ijk``, see ``slice_header``)."""
 
     array: np.ndarray
     spacing: Sequence[float] = (1.0, 1.0, 1.0)
     origin: Sequence[float] = (0.0, 0.0, 0.0)
     direction: np.ndarray = field(default_factory=lambda: np.eye(3))
+    meta: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         arr = np.asarray(self.array)
@@ -59,7 +61,7 @@ class Volume:
         array = np.asarray(array)
         if array.shape != self.array.shape:
             raise ValueError(f"shape {array.shape} differs from {self.array.shape}")
-        return Volume(array, self.spacing, self.origin, self.direction.copy())
+        return Volume(array, self.spacing, self.origin, self.direction.copy(), dict(self.meta))
 
     def largest_spacing_axis(self) -> str:
         """The axis with the largest spacing ('k' for isotropic volumes): the default slicing axis."""

@@ -143,6 +143,8 @@ def load_volume(path: PathLike, component=None, check_geometry: bool = True) -> 
     validation.check_array(volume.array, str(path))
     if check_geometry:
         validation.check_geometry(volume.spacing, volume.origin, volume.direction, str(path))
+    from MedSRExtension.core.slice_header import read_thickness
+    volume.meta.update(read_thickness(path))
     return volume
 
 

@@ -133,8 +133,9 @@ def check_models(models: Sequence[str], weights: str = "auto", scale: float | No
         name = name.strip()
         if not name or name in out:
             continue
-        spec = get_spec(name)
-        if spec.kind == "network" and weights == "auto" and not _has_shipped_weights(name, scale):
+        base, adapt = _split_method(name)
+        spec = get_spec(base)
+        if spec.kind == "network" and weights == "auto" and not adapt and not _has_shipped_weights(name, scale):
             at = f" for x{scale:g}" if scale is not None else ""
             raise MedSRError(
                 f"model '{name}' has no shipped trained weights{at}, so comparing it would measure an untrained "
@@ -142,6 +143,12 @@ def check_models(models: Sequence[str], weights: str = "auto", scale: float | No
             )
         out.append(name)
     return out
+
+
+def _split_method(name: str):
+    """'pfmdn+adapt' -> ('pfmdn', True): a network fine-tuned on the LR volume first (training.adapt)."""
+    from MedSRExtension.training.adapt import split_method
+    return split_method(name)
 
 
 def _has_shipped_weights(name: str, scale: float | None) -> bool:
@@ -314,10 +321,12 @@ def run_comparison(hr: Volume, lr: Volume | None = None, models: Sequence[str] =
     shown: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
     saved: dict[str, Volume] = {}
     for n, name in enumerate(models):
-        sr, seconds = _super_resolve_timed(setup.lr, sr_options.replace(model=name), n, len(models), progress,
-                                           cancel)
+        base, adapt = _split_method(name)
+        sr, seconds = _super_resolve_timed(setup.lr, sr_options.replace(model=base, adapt=adapt), n, len(models),
+                                           progress, cancel)
         scored = score_against_reference(sr, hr, segmenter, foreground=fg, data_range=data_range, name=name)
-        rows.append({"method": name, "kind": get_spec(name).kind, **scored.metrics, "seconds": round(seconds, 3)})
+        kind = get_spec(base).kind + ("+adapt" if adapt else "")
+        rows.append({"method": name, "kind": kind, **scored.metrics, "seconds": round(seconds, 3)})
         shown[name] = (scored.image, scored.labels_on_reference)
         if opts.save_volumes:
             saved[name] = sr

@@ -112,8 +112,10 @@ class _Pass:
 class _Runner:
     """Holds the model(s), device and progress state of one super_resolve call."""
 
-    def __init__(self, spec: ModelSpec, options: InferenceOptions, progress: Progress, cancel: Cancel):
+    def __init__(self, spec: ModelSpec, options: InferenceOptions, progress: Progress, cancel: Cancel,
+                 network: Optional[torch.nn.Module] = None):
         self.spec, self.preset, self.weights = spec, options.preset, options.weights
+        self.network = network
         self.device = resolve_device(options.device)
         tile = options.tile
         self.tile = tile if tile is not None else (DEFAULT_NETWORK_TILE if spec.kind == "network" else None)
@@ -131,7 +133,10 @@ class _Runner:
         key = None if self.spec.arbitrary_scale else scale
         if key not in self.models:
             from MedSRExtension.zoo.weights import load_model
-            model = load_model(self.spec.name, scale=scale, preset=self.preset, weights=self.weights, device="cpu")
+            if self.network is not None:  # an in-memory network (one adapted to this volume)
+                model = ModelDescriptor.of(self.spec.name, self.network.eval())
+            else:
+                model = load_model(self.spec.name, scale=scale, preset=self.preset, weights=self.weights, device="cpu")
             model.module = model.module.to(self.device)
             if self.channels_last:
                 model.module = model.module.to(memory_format=torch.channels_last)
@@ -269,20 +274,25 @@ def super_resolve(volume: Volume, model: str = "bicubic", scale: Union[float, Se
         progress: ``progress(done, total)`` after each batch.
         cancel: checked before each batch; returning True raises ``Cancelled``.
         **options: the other ``InferenceOptions`` fields by name: tile, batch, preset, weights,
-            out_dtype, spacing (mm, instead of ``scale``), force.
+            out_dtype, spacing (mm, instead of ``scale``), force; adapt (throughplane: True or minutes,
+            fine-tune the network on this volume first, ``training.adapt``) and save_adapted.
     """
     return run_inference(volume, InferenceOptions(model=model, scale=scale, mode=mode, axis=axis, device=device,
                                                   **options), progress=progress, cancel=cancel)
 
 
 def run_inference(volume: Volume, options: InferenceOptions, progress: Progress = None,
-                  cancel: Cancel = None) -> Volume:
+                  cancel: Cancel = None, network: Optional[torch.nn.Module] = None) -> Volume:
     """Run the engine as ``options`` say (see ``super_resolve``); the callbacks stay beside the options
-    because they cannot cross a process boundary."""
+    because they cannot cross a process boundary. ``network``: an in-memory module of ``options.model``
+    to run instead of loading ``options.weights`` (the adaptation passes the network it tuned)."""
     from MedSRExtension.core.validation import check_inference_options, check_volume
     check_volume(volume, "input volume")  # before any geometry is derived from it
     check_inference_options(tile=options.tile, batch=options.batch, out_dtype=options.out_dtype,
                             weights=options.weights)
+    if options.adapt not in (None, False) and network is None:
+        from MedSRExtension.training.adapt import super_resolve_adapted
+        return super_resolve_adapted(volume, options, progress=progress, cancel=cancel)
     spec = get_spec(options.model)
     factors, axis = resolve_factors(volume, options.mode, options.axis,
                                     scale=None if options.spacing is not None else options.scale,
@@ -291,7 +301,7 @@ def run_inference(volume: Volume, options: InferenceOptions, progress: Progress 
     if int(np.prod(shape, dtype=np.int64)) > MAX_OUTPUT_VOXELS and not options.force:
         raise MedSRError(f"output would have {np.prod(shape, dtype=np.int64):,} voxels {shape[::-1]}, over the "
                          f"limit of {MAX_OUTPUT_VOXELS:,}; lower the scale, crop the input, or force it (--force)")
-    runner = _Runner(spec, options, progress, cancel)
+    runner = _Runner(spec, options, progress, cancel, network)
     groups = _passes(factors, axis)
     array, window = intensity.normalize(volume.array)
     shape_now = array.shape

@@ -66,6 +66,9 @@ class InferenceOptions(JsonOptions):
         fast: on the CPU, use the fast paths measured to pay for this model without costing quality
             (``inference.fastpath``: channels_last, bf16 autocast, flushing denormals); False runs
             plain fp32 NCHW, the reference the fast paths are measured against.
+        adapt: throughplane only: True (the default budget) or minutes, or ``AdaptOptions`` fields as a
+            dict: fine-tune the network on this volume first (``training.adapt``); None: no adaptation.
+        save_adapted: with adapt, a .safetensors path for the tuned weights (nothing is saved without it).
     """
 
     model: str = "bicubic"
@@ -81,6 +84,8 @@ class InferenceOptions(JsonOptions):
     out_dtype: str = "float32"
     force: bool = False
     fast: bool = True
+    adapt: Union[bool, float, dict, None] = None
+    save_adapted: Optional[str] = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "scale", as_tuple(self.scale))

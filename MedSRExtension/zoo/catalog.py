@@ -18,7 +18,8 @@ def default_model(scale: Union[float, Sequence[float]] = 2.0) -> str:
 def _shipped_weights(name: str) -> list[dict]:
     from MedSRExtension.zoo import weights as zoo  # lazy: it imports torch
     return [{"preset": e.get("preset"), "scales": e.get("scales"), "degradation": e.get("degradation"),
-             "file": e.get("file"), "val_psnr": e.get("val_psnr"), "val_ssim": e.get("val_ssim")}
+             "file": e.get("file"), "val_psnr": e.get("val_psnr"), "val_ssim": e.get("val_ssim"),
+             "scale_range": e.get("scale_range")}
             for e in zoo.list_weights(name)]
 
 
@@ -28,6 +29,22 @@ def _param_count(name: str, preset: str) -> int:
     spec = get_spec(name)
     scale = 2 if spec.scales is None or 2 in spec.scales else spec.scales[0]
     return sum(p.numel() for p in build(name, preset=preset, scale=scale).parameters())
+
+
+def throughplane_route(name: str, weights: list[dict]) -> str:
+    """How ``medsr run --mode throughplane`` serves model ``name`` and at which factors (DESIGN.md modes)."""
+    spec = get_spec(name)
+    if spec.kind == "classical":
+        return "any factor (interpolation along the axis)" if spec.per_axis else "integer factors of its scales"
+    shipped = sorted({(w.get("degradation") or "bicubic", int(s)) for w in weights for s in (w.get("scales") or [])})
+    if spec.per_axis and spec.arbitrary_scale:
+        served = "; ".join(f"{w.get('degradation') or 'bicubic'} weights serve f in "
+                           f"[{w['scale_range'][0]:g}, {w['scale_range'][1]:g}]" if w.get("scale_range") else
+                           f"{w.get('degradation') or 'bicubic'} weights serve f = "
+                           + "/".join(map(str, w.get("scales") or [])) for w in weights) or "no weights"
+        return f"direct (f, 1) passes: {served}; any f > 1 with --adapt (tuned on the volume first)"
+    have = ", ".join(f"x{s}" for _, s in shipped) or "none"
+    return f"detour: (f, f) passes averaged back along the unscaled axis, only at its weights' factors ({have})"
 
 
 def list_models() -> list[dict]:
@@ -50,4 +67,5 @@ def list_models() -> list[dict]:
             "summary": spec.summary,
             "weights": _shipped_weights(name),
         })
+        records[-1]["throughplane"] = throughplane_route(name, records[-1]["weights"])
     return records

@@ -1,0 +1,113 @@
+"""Slice thickness from file headers: what a thick-slice acquisition integrated over, per axis.
+
+The spacing of a volume says where its slices lie; the thickness says how much of the body each one
+averages. They differ for a gap (thickness < spacing, common in 2D multi-slice MRI) or an overlap
+(thickness > spacing, CT reconstructed with overlap). Where each format keeps it:
+
+- DICOM: Slice Thickness (0018,0050) of the series' first file (the slice spacing itself comes from the
+  image positions, as SimpleITK computes it);
+- NRRD: the ``thicknesses:`` header field, one value per axis (``nan`` where unknown);
+- NIfTI: the header has no thickness field; dcm2niix writes the BIDS sidecar ``<name>.json`` with
+  ``SliceThickness`` (mm), which is used when it lies beside the file.
+
+``read_thickness`` returns ``{"thickness_ijk": (ti, tj, tk), "thickness_source": "..."}`` with
+``None`` for unknown axes, or ``{}`` when nothing is known. The thickness of DICOM and BIDS is that of
+the slice axis, k.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Optional
+
+import SimpleITK as sitk
+
+DICOM_THICKNESS = "0018|0050"
+_NRRD_MAX_HEADER = 1 << 16
+
+
+def _positive(value) -> Optional[float]:
+    try:
+        v = float(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) and v > 0 else None
+
+
+def _dicom_first_file(path: Path) -> Optional[str]:
+    """The first file of the series ``load_volume`` reads (the longest series of a folder)."""
+    if not path.is_dir():
+        return str(path)
+    series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(path))
+    if not series:
+        return None
+    files = max((sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(path), s) for s in series), key=len)
+    return files[0] if files else None
+
+
+def _dicom(path: Path) -> dict:
+    first = _dicom_first_file(path)
+    if first is None:
+        return {}
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(first)
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError:
+        return {}
+    if not reader.HasMetaDataKey(DICOM_THICKNESS):
+        return {}
+    t = _positive(reader.GetMetaData(DICOM_THICKNESS))
+    if t is None:
+        return {}
+    return {"thickness_ijk": (None, None, t), "thickness_source": "DICOM Slice Thickness (0018,0050)"}
+
+
+def _nrrd(path: Path) -> dict:
+    """Parse the ``thicknesses`` field of an NRRD/NHDR header (SimpleITK does not expose its values)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(_NRRD_MAX_HEADER)
+    except OSError:
+        return {}
+    for raw in head.split(b"\n"):
+        line = raw.decode("latin-1").strip()
+        if not line:  # the blank line ends the header
+            break
+        key, sep, value = line.partition(":")
+        if sep and key.strip().lower() == "thicknesses":
+            values = [_positive(v) for v in value.replace("=", " ").split()]
+            if len(values) == 3 and any(v is not None for v in values):
+                return {"thickness_ijk": tuple(values), "thickness_source": "NRRD thicknesses field"}
+    return {}
+
+
+def _nifti(path: Path) -> dict:
+    name = path.name
+    stem = name[:-7] if name.lower().endswith(".nii.gz") else os.path.splitext(name)[0]
+    sidecar = path.with_name(stem + ".json")
+    if not sidecar.is_file():
+        return {}
+    try:
+        data = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    t = _positive(data.get("SliceThickness")) if isinstance(data, dict) else None
+    if t is None:
+        return {}
+    return {"thickness_ijk": (None, None, t), "thickness_source": f"BIDS sidecar {sidecar.name} SliceThickness"}
+
+
+def read_thickness(path: os.PathLike) -> dict:
+    """What the file (or DICOM folder) says about slice thickness; ``{}`` when it says nothing."""
+    path = Path(path)
+    name = path.name.lower()
+    if path.is_dir() or name.endswith(".dcm"):
+        return _dicom(path)
+    if name.endswith((".nrrd", ".nhdr")):
+        return _nrrd(path)
+    if name.endswith((".nii", ".nii.gz")):
+        return _nifti(path)
+    return {}

@@ -1,0 +1,154 @@
+"""Self-supervised adaptation to one volume for through-plane (thick-slice) super-resolution.
+
+The idea is that of SMORE (Zhao et al., IEEE TMI 2021) and ECLARE (Remedios et al., 2025), in our
+own code: a thick-slice volume is sharp in-plane, so its own in-plane slices, degraded along one
+in-plane direction with the volume's slice profile (thickness, gap or overlap) at the through-plane
+factor, are training pairs for exactly this volume's through-plane problem: no external data, no
+domain shift. A shipped per-axis network (``pfmdn``) is fine-tuned on them from its weights within a
+time budget, then run through-plane by the engine over the two families of planes that contain the
+axis, which it averages (``inference.engine``).
+
+``super_resolve(..., mode="throughplane", adapt=True | minutes | AdaptOptions)`` lands here. The tuned
+weights live only in memory unless ``save_adapted`` names a .safetensors file. The result's
+``meta["adapt"]`` says what was used (profile, its source, steps, loss, seconds).
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from MedSRExtension.core import geometry, intensity
+from MedSRExtension.core.errors import MedSRError
+from MedSRExtension.core.volume import AXES, Volume
+from MedSRExtension.training.adapt.finetune import Budget, FitReport, fine_tune, warm_start
+from MedSRExtension.training.adapt.pairs import PairSampler
+from MedSRExtension.training.adapt.profile import SliceProfile, slice_profile
+
+DEFAULT_MINUTES = {"cpu": 3.0, "gpu": 0.75}
+TRAIN_SHARE = 800  # progress units of the fine-tune; the engine's passes share the remaining 200
+PROGRESS_TOTAL = 1000
+METHOD_SUFFIX = "+adapt"
+
+__all__ = ["AdaptOptions", "SliceProfile", "slice_profile", "super_resolve_adapted", "split_method",
+           "options_from", "METHOD_SUFFIX"]
+
+
+@dataclass
+class AdaptOptions:
+    """How to adapt: a budget (``minutes`` of wall time and/or ``steps``; default by device), the slice
+    profile (``thickness_mm`` overrides the header; ``profile`` gaussian or box), a seed, and where to
+    save the tuned weights (``save_adapted``; nothing is saved without it)."""
+
+    minutes: Optional[float] = None
+    steps: Optional[int] = None
+    thickness_mm: Optional[float] = None
+    profile: str = "gaussian"
+    seed: int = 0
+    save_adapted: Optional[str] = None
+
+
+def options_from(adapt) -> AdaptOptions:
+    """``True`` -> the default budget; a number -> that many minutes; a dict (JSON) or AdaptOptions -> those."""
+    if isinstance(adapt, AdaptOptions):
+        return adapt
+    if isinstance(adapt, dict):
+        try:
+            return AdaptOptions(**adapt)
+        except TypeError as exc:
+            raise MedSRError(f"unknown adaptation option in {sorted(adapt)}: {exc}; known: minutes, steps, "
+                             "thickness_mm, profile, seed") from None
+    if adapt is True:
+        return AdaptOptions()
+    if isinstance(adapt, (int, float)) and not isinstance(adapt, bool):
+        if not (math.isfinite(adapt) and adapt > 0):
+            raise MedSRError(f"adapt takes True or a positive number of minutes, got {adapt}")
+        return AdaptOptions(minutes=float(adapt))
+    raise MedSRError(f"adapt takes True, a number of minutes or AdaptOptions, got {adapt!r}")
+
+
+def split_method(name: str) -> tuple[str, Optional[float | bool]]:
+    """A comparison method name: 'pfmdn+adapt' -> ('pfmdn', True); 'pfmdn+adapt2' -> ('pfmdn', 2.0)
+    minutes; anything else -> (name, None)."""
+    base, sep, minutes = name.partition(METHOD_SUFFIX)
+    if not sep:
+        return name, None
+    if not minutes:
+        return base, True
+    try:
+        return base, float(minutes)
+    except ValueError:
+        raise MedSRError(f"'{name}': write pfmdn+adapt or pfmdn+adaptMINUTES, e.g. pfmdn+adapt2") from None
+
+
+def _save(net, path: str, profile: SliceProfile, report: FitReport, model: str) -> None:
+    from MedSRExtension.training.trainer import export_safetensors
+    if not str(path).endswith(".safetensors"):
+        raise MedSRError(f"--save-adapted needs a .safetensors file name, got '{path}'")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise MedSRError(f"folder for the adapted weights does not exist: {parent}")
+    export_safetensors(net, str(path), {"architecture": model, "adapted_from": report.start_weights,
+                                         "slice_profile": profile.describe(), "steps": report.steps})
+
+
+def super_resolve_adapted(volume: Volume, options, progress=None, cancel=None) -> Volume:
+    """Adapt ``options.model`` to ``volume`` and super-resolve it through-plane (see the module
+    docstring); ``options`` is the run's ``InferenceOptions`` with ``adapt`` set."""
+    from MedSRExtension.core.validation import check_volume
+    from MedSRExtension.inference import engine
+    from MedSRExtension.inference.devices import resolve_device
+
+    opts = options_from(options.adapt)
+    if options.mode != "throughplane":
+        raise MedSRError(f"adaptation to the volume is for throughplane mode, not {options.mode}; "
+                         "use --mode throughplane")
+    model = "pfmdn" if options.model == "bicubic" else options.model
+    save_path = opts.save_adapted or options.save_adapted
+    if save_path is not None and not str(save_path).endswith(".safetensors"):
+        raise MedSRError(f"--save-adapted needs a .safetensors file name, got '{save_path}'")
+    check_volume(volume, "input volume")
+    factors, axis = engine.resolve_factors(volume, "throughplane", options.axis,
+                                           scale=None if options.spacing is not None else options.scale,
+                                           spacing=options.spacing)
+    a = AXES.index(axis)
+    if volume.array.shape[2 - a] < 2:
+        raise MedSRError(f"adaptation needs at least two slices along axis {axis}")
+    factor = geometry.effective_factors(volume, factors)[a]
+    profile = slice_profile(volume, axis, factor, opts.thickness_mm, opts.profile)
+    dev = resolve_device(options.device)
+    budget = Budget(minutes=opts.minutes if opts.minutes is not None or opts.steps is not None
+                    else DEFAULT_MINUTES["cpu" if dev.type == "cpu" else "gpu"], steps=opts.steps)
+
+    array, _ = intensity.normalize(volume.array)  # the same window the engine's pass will use
+    planes = np.moveaxis(array, 2 - a, 0)  # the in-plane slices: sharp in both directions
+    # the engine runs (f, 1) on planes whose rows are the axis, (1, f) where it is the columns (axis i)
+    orientations = {"k": (False,), "j": (False, True), "i": (True,)}[axis]
+    n_lr = volume.array.shape[2 - a]
+    sampler = PairSampler(planes, profile, rows=min(24, n_lr), transposed=orientations, seed=opts.seed)
+    net, start = warm_start(model, (sampler.scale, 1.0), options.weights, options.preset)
+    report = FitReport(start_weights=start)
+
+    def train_progress(fraction: float) -> None:
+        if progress is not None:
+            progress(int(TRAIN_SHARE * fraction), PROGRESS_TOTAL)
+
+    fine_tune(net, sampler, budget, dev, train_progress, cancel, report=report)
+
+    def run_progress(done: int, total: int) -> None:
+        if progress is not None:
+            progress(TRAIN_SHARE + int((PROGRESS_TOTAL - TRAIN_SHARE) * done / max(total, 1)), PROGRESS_TOTAL)
+
+    run = options.replace(model=model, scale=factors, spacing=None, mode="throughplane", axis=axis,
+                          adapt=None, save_adapted=None)
+    result = engine.run_inference(volume, run, progress=run_progress, cancel=cancel, network=net.eval())
+    first, last = report.loss_drop()
+    result.meta["adapt"] = {"profile": profile.describe(), "start_weights": report.start_weights,
+                            "steps": report.steps, "seconds": round(report.seconds, 1),
+                            "loss_first": first, "loss_last": last, "train_factor": sampler.scale}
+    if save_path is not None:
+        _save(net, str(save_path), profile, report, model)
+    return result

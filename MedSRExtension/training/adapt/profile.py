@@ -1,0 +1,65 @@
+"""The slice profile of a thick-slice volume, in voxels of the grid super-resolution makes.
+
+A through-plane factor f turns slices spaced ``s`` mm apart into slices spaced ``s/f`` apart; each
+acquired slice integrated the body over its thickness ``t`` mm (FWHM of a Gaussian profile, or the
+width of a box). In output voxels that is a profile of width ``t·f/s`` every ``f`` voxels: a gap of
+``f - t·f/s`` voxels (negative for overlap). The thickness comes, in this order, from the caller,
+from the file's header (``Volume.meta["thickness_ijk"]``, see ``core.slice_header``), or is assumed
+equal to the spacing (contiguous slices) and reported as assumed.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+from MedSRExtension.core.degradations import PROFILES
+from MedSRExtension.core.errors import MedSRError
+from MedSRExtension.core.volume import AXES, Volume
+
+
+@dataclass(frozen=True)
+class SliceProfile:
+    """``thickness`` slices of the output grid integrated every ``factor`` output slices."""
+
+    factor: float
+    thickness: float
+    shape: str = "gaussian"
+    source: str = "assumed contiguous (no thickness in the header)"
+    thickness_mm: float = math.nan
+    spacing_mm: float = math.nan
+
+    @property
+    def gap(self) -> float:
+        """Output voxels between two slice profiles (negative: overlap)."""
+        return self.factor - self.thickness
+
+    def describe(self) -> str:
+        gap_mm = self.spacing_mm - self.thickness_mm
+        kind = ("contiguous" if abs(gap_mm) < 1e-6
+                else f"gap {gap_mm:.3g} mm" if gap_mm > 0 else f"overlap {-gap_mm:.3g} mm")
+        return (f"{self.shape} slice profile {self.thickness_mm:.3g} mm every {self.spacing_mm:.3g} mm ({kind}; "
+                f"{self.thickness:.3g} output voxels every {self.factor:.3g}), from {self.source}")
+
+
+def slice_profile(volume: Volume, axis: str, factor: float, thickness_mm: Optional[float] = None,
+                  shape: str = "gaussian") -> SliceProfile:
+    """The profile of ``volume``'s slices along ``axis`` for an output ``factor`` times finer."""
+    if shape not in PROFILES:
+        raise MedSRError(f"slice profile must be one of {', '.join(PROFILES)}, got '{shape}'")
+    if not (math.isfinite(factor) and factor > 1):
+        raise MedSRError(f"adaptation needs a through-plane factor > 1, got {factor:g}")
+    a = AXES.index(axis)
+    spacing = float(volume.spacing[a])
+    if thickness_mm is not None:
+        source = "the caller"
+    else:
+        known = (volume.meta.get("thickness_ijk") or (None, None, None))[a]
+        if known is not None:
+            thickness_mm, source = float(known), volume.meta.get("thickness_source", "the file header")
+        else:
+            thickness_mm, source = spacing, SliceProfile.source
+    if not (math.isfinite(thickness_mm) and thickness_mm > 0):
+        raise MedSRError(f"slice thickness must be a positive number of mm, got {thickness_mm}")
+    thickness = thickness_mm * factor / spacing
+    return SliceProfile(float(factor), float(thickness), shape, source, float(thickness_mm), spacing)
