@@ -111,6 +111,7 @@ class MedSRParameterNode:
     model, scale - the model name (empty: the default network) and the factor (kept in step with the
         model's supported scales by the panel model).
     mode, axis - inplane / throughplane / volumetric, and the slicing axis where the mode uses one.
+    adapt - through-plane: fine-tune the network on this volume first (self-supervised).
     device, tileSize, customWeights - where to run, the tile edge in pixels (0 = automatic), and an
         optional .safetensors file for the chosen network.
     showSideBySide - show input | result (| reference) in linked views afterwards.
@@ -124,6 +125,7 @@ class MedSRParameterNode:
     scale: Annotated[float, WithinRange(1.0, 16.0)] = 2.0
     mode: Annotated[str, Choice(list(medsrChoices.MODES))] = "inplane"
     axis: Annotated[str, Choice(list(medsrChoices.AXES))] = "auto"
+    adapt: bool = False
     device: Annotated[str, Choice(list(medsrChoices.DEVICES))] = "auto"
     tileSize: Annotated[int, WithinRange(0, 8192)] = 0
     customWeights: str = ""
@@ -265,6 +267,7 @@ class MedSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.modelInfoLabel.text = panel.summary
             self.ui.axisLabel.setVisible(panel.axis_visible)
             self.ui.axisComboBox.setVisible(panel.axis_visible)
+            self.ui.adaptCheckBox.setVisible(panel.adapt_visible)
             self.ui.compareOptionsWidget.enabled = panel.compare_options_enabled
             self.ui.deviceStatusLabel.text = panel.device_line()
             if self.ui.customWeightsPathLineEdit.currentPath != panel.params.customWeights:

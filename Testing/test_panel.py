@@ -50,6 +50,19 @@ def test_offers_follow_the_model_and_the_mode(mrml_scene):
     assert p.device_line().startswith("CPU")
 
 
+def test_adapt_applies_to_through_plane_runs_of_per_axis_networks(mrml_scene):
+    node = selftest.add_oblique_node(mrml_scene)
+    p = SuperResolvePanel(PanelParameters(inputVolume=node, model="edsr", adapt=True), mrml_scene)
+    assert not p.adapt_visible and p.validation_message() is None  # in-plane: the box is hidden and ignored
+    assert "adapt" not in p.options_for(panel._Step("result", "edsr", None))
+    p.params.mode = "throughplane"
+    assert p.adapt_visible and "needs a network that runs per-axis factors" in p.validation_message()
+    p.choose_model("pfmdn")
+    assert p.validation_message() is None
+    assert p.options_for(panel._Step("result", "pfmdn", None))["adapt"] is True
+    assert "adapt" not in p.options_for(panel._Step("baseline", "bicubic", None))
+
+
 def test_full_run_creates_the_node_shows_it_and_logs_the_worker(mrml_scene):
     node = selftest.add_oblique_node(mrml_scene)
     shown = []

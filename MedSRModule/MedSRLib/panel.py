@@ -35,6 +35,7 @@ class PanelParameters:
     scale: float = 2.0
     mode: str = "inplane"
     axis: str = "auto"
+    adapt: bool = False
     device: str = "auto"
     tileSize: int = 0
     customWeights: str = ""
@@ -191,6 +192,11 @@ class SuperResolvePanel:
         return choices.axis_applies(self.params.mode)
 
     @property
+    def adapt_visible(self) -> bool:
+        """"Adapt to this volume" applies to through-plane runs only."""
+        return self.params.mode == "throughplane"
+
+    @property
     def compare_options_enabled(self) -> bool:
         return bool(self.params.compareEnabled)
 
@@ -211,6 +217,11 @@ class SuperResolvePanel:
             return "The output is the input volume: choose another output or 'Create new volume'"
         if self.model_choices and self.current_choice is None:
             return f"Model '{p.model}' is not available; choose another"
+        if p.adapt and p.mode == "throughplane" and self.current_choice is not None:
+            from MedSRExtension.models.registry import get_spec
+            if not get_spec(p.model).per_axis:
+                return (f"Adapt to this volume needs a network that runs per-axis factors (pfmdn), not "
+                        f"{p.model}: choose pfmdn or untick Adapt")
         if p.compareEnabled and p.baselineModel == p.model:
             return "The baseline is the chosen model: choose another baseline to compare against"
         return None
@@ -291,6 +302,8 @@ class SuperResolvePanel:
         p = self.params
         options = dict(model=step.model, scale=float(p.scale), mode=p.mode,
                        axis=choices.effective_axis(p.mode, p.axis), device=p.device, tile=int(p.tileSize) or None)
+        if step.role == "result" and p.adapt and p.mode == "throughplane":
+            options["adapt"] = True  # the engine's default budget: a few minutes on a CPU, under one on a GPU
         if step.role == "result" and p.customWeights:
             from MedSRExtension.zoo.custom_weights import check_custom_weights
             options["preset"] = check_custom_weights(p.customWeights, step.model, float(p.scale))
