@@ -336,20 +336,27 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
+def check_file_target(path: Path, writable: Sequence[str]) -> tuple[str, Path]:
+    """(extension, folder) of a file to be written: a writable type, in an existing folder, not a
+    folder itself. The one rule ``check_output_file`` and ``volume_io.save_volume`` both apply."""
+    ext = extension_of(path)
+    if ext not in writable:
+        raise MedSRError(f"cannot write '{ext or path.name}' files; use one of {', '.join(writable)}")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise MedSRError(f"output folder does not exist: {parent}; create it first")
+    if path.is_dir():
+        raise MedSRError(f"the output {path} is an existing folder; give a file name")
+    return ext, parent
+
+
 def check_output_file(output: PathLike, inputs: Iterable[PathLike], writable: Sequence[str]) -> Path:
     """Refuse an output the run could not write, or one that is (after links, relative parts and
     '..') one of the input files: the input is never overwritten."""
     out = Path(output)
-    ext = extension_of(out)
     if not str(output).strip():
         raise MedSRError("the output path is empty; give a file name such as out.nii.gz")
-    if ext not in writable:
-        raise MedSRError(f"cannot write '{ext or out.name}' files; use one of {', '.join(writable)}")
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise MedSRError(f"output folder does not exist: {parent}; create it first")
-    if out.is_dir():
-        raise MedSRError(f"the output {out} is an existing folder; give a file name")
+    ext, parent = check_file_target(out, writable)
     if not os.access(parent, os.W_OK):
         raise MedSRError(f"cannot write into {parent}: permission denied; choose another output folder")
     targets = [out]

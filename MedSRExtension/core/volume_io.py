@@ -166,14 +166,7 @@ def save_volume(volume: Volume, path: PathLike, compress: bool = True, provenanc
     beside the target, then renamed into place (with any companion file, as .mhd's .raw).
     ``provenance`` (what made the result) goes into the header as core.provenance describes."""
     path = Path(path)
-    ext = extension_of(path)
-    if ext not in WRITABLE:
-        raise MedSRError(f"cannot write '{ext or path.name}' files; use one of {', '.join(WRITABLE)}")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise MedSRError(f"output folder does not exist: {parent}; create it first")
-    if path.is_dir():
-        raise MedSRError(f"the output {path} is an existing folder; give a file name")
+    ext, parent = validation.check_file_target(path, WRITABLE)
     as_2d = ext in IMAGE_EXTENSIONS
     if as_2d:
         volume = Volume(_image_dtype_for(volume.array, ext), volume.spacing, volume.origin, volume.direction)
