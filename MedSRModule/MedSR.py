@@ -222,11 +222,12 @@ class MedSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGui)
         self._parameterNode = inputParameterNode
         if self._parameterNode:
-            if self.panel is None or self.panel.params is not self._parameterNode:
-                if self.panel is not None:
-                    self.panel.shutdown()
+            if self.panel is None:
                 self.panel = panelModel.SuperResolvePanel(self._parameterNode, slicer.mrmlScene,
                                                           show=self.logic.showSideBySide)
+            else:  # a new wrapper (each enter() makes one) or the new scene's node; a run goes on
+                self.panel.params = self._parameterNode
+                self.panel.ensure_model()
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
             self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGui)
             self.fillModelList()
@@ -262,7 +263,11 @@ class MedSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 for text in items:
                     self.ui.scaleComboBox.addItem(text)
                 self.ui.scaleComboBox.editable = editable
-            if self.ui.scaleComboBox.currentText != panel.scale_text:
+            try:  # compare values, not text, so that typing "2." or "2.50" is not overwritten
+                shown = medsrChoices.parse_scale(self.ui.scaleComboBox.currentText)
+            except ValueError:
+                shown = None
+            if shown != panel.params.scale:
                 self.ui.scaleComboBox.setCurrentText(panel.scale_text)
             self.ui.modelInfoLabel.text = panel.summary
             self.ui.axisLabel.setVisible(panel.axis_visible)
@@ -349,7 +354,7 @@ class MedSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def reportFailure(self) -> None:
         """An unexpected error (not bad input) gets a dialog with its traceback; the rest stays in the status."""
         outcome = self.panel.outcome if self.panel is not None else None
-        if outcome is not None and outcome.detail and not getattr(outcome, "reported", False):
+        if outcome is not None and outcome.detail and not outcome.reported:
             outcome.reported = True
             slicer.util.errorDisplay(self.panel.status, windowTitle=_("MedSR"), detailedText=outcome.detail)
 

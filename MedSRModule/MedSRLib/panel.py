@@ -88,6 +88,7 @@ class Outcome:
     comparison: Optional[dict] = None
     error: Optional[BaseException] = None
     detail: str = ""           # a traceback, for errors that are not MedSRError
+    reported: bool = False     # set by a GUI once it has shown ``detail`` (a dialog shows once)
 
 
 class SuperResolvePanel:
