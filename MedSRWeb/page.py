@@ -34,6 +34,7 @@ def sync(web: MedSRWebApp) -> None:
     s.scale_items, s.scale_editable, s.scale_text = scales, editable, p.scale_text
     s.mode, s.axis, s.device = p.params.mode, p.params.axis, p.params.device
     s.axis_visible = p.axis_visible
+    s.adapt, s.adapt_visible = bool(p.params.adapt), p.adapt_visible
     s.device_line = p.device_line()
     s.summary = p.summary
     button = p.button()
@@ -94,8 +95,8 @@ def build_page(web: MedSRWebApp) -> SinglePageWithDrawerLayout:
         state.scale_error = web.panel.set_scale_text(str(scale_text)) or ""
         sync(web)
 
-    @state.change("mode", "axis", "device", "baseline", "seg_method", "compare_enabled")
-    def _options(mode, axis, device, baseline, seg_method, compare_enabled, **_):
+    @state.change("mode", "axis", "device", "baseline", "seg_method", "compare_enabled", "adapt")
+    def _options(mode, axis, device, baseline, seg_method, compare_enabled, adapt, **_):
         if web.panel.busy:
             sync(web)
             return
@@ -103,6 +104,7 @@ def build_page(web: MedSRWebApp) -> SinglePageWithDrawerLayout:
         p.mode, p.axis, p.device = mode or p.mode, axis or p.axis, device or p.device
         p.baselineModel, p.segmentationMethod = baseline or p.baselineModel, seg_method or p.segmentationMethod
         p.compareEnabled = bool(compare_enabled)
+        p.adapt = bool(adapt)
         sync(web)
 
     @state.change("reference_value")
@@ -171,6 +173,9 @@ def build_page(web: MedSRWebApp) -> SinglePageWithDrawerLayout:
                 v3.VSelect(v_model=("axis",), items=("axis_items", _items(choices.AXES)), label="Axis",
                            density="compact", v_show=("axis_visible",), disabled=("busy",), hide_details=True,
                            classes="mb-2")
+                v3.VCheckbox(v_model=("adapt",), label="Adapt to this volume (through-plane; a few minutes)",
+                             id="medsr-adapt", density="compact", v_show=("adapt_visible",), disabled=("busy",),
+                             hide_details=True)
                 v3.VSelect(v_model=("device",), items=("device_items", _items(choices.DEVICES)), label="Device",
                            density="compact", disabled=("busy",), hide_details=True)
                 html.Div("{{ device_line }}", classes="text-caption mb-2")

@@ -68,6 +68,9 @@ def test_cancel_stops_the_run_and_leaves_no_result(server, browser):
     assert not page.is_visible("#medsr-result-tools")
     wait_for_rendered_views(page, 1)
     assert page.request.get(server.local_url.rstrip("/") + "/medsr/download?format=nrrd").status == 404
+    assert not page.is_visible("#medsr-adapt")  # "Adapt to this volume" belongs to through-plane runs
+    choose(page, "medsr-mode", "through-plane (thick slices)")
+    page.wait_for_selector("#medsr-adapt", state="visible")
     page.close()
 
 
