@@ -105,11 +105,7 @@ def test_cancel_mid_run_leaves_the_scene_as_it_was(mrml_scene):
     count = mrml_scene.GetNumberOfNodes()
     p = SuperResolvePanel(PanelParameters(inputVolume=node, model="edsr", scale=2.0, device="cpu"), mrml_scene)
     p.apply()
-    runner = p._steps[0].runner
-    deadline = time.monotonic() + 120
-    while runner.progress[0] < 1 and not runner.done and time.monotonic() < deadline:
-        p.poll()
-        time.sleep(0.02)
+    selftest.wait_for_first_batch(p._steps[0].runner, poll=p.poll)
     assert p.apply() == State.CANCELLING  # the same button, now Cancel
     assert p.button() == panel.Button("Cancelling...", False, "Stopping the worker process")
     _poll_until_idle(p, timeout=30)
@@ -123,8 +119,7 @@ def test_a_worker_that_dies_fails_the_run_with_a_clear_status(mrml_scene):
     p = SuperResolvePanel(PanelParameters(inputVolume=node, model="edsr", scale=2.0, device="cpu"), mrml_scene)
     p.apply()
     runner = p._steps[0].runner
-    while runner.progress[0] < 1 and not runner.done:
-        time.sleep(0.02)
+    selftest.wait_for_first_batch(runner)
     os.kill(runner.pid, signal.SIGKILL)
     _poll_until_idle(p, timeout=30)
     assert p.state == State.FAILED and "killed by SIGKILL" in p.status

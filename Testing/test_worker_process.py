@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 
 import numpy as np
 import pytest
@@ -13,12 +12,6 @@ slicer = pytest.importorskip("slicer", reason="the slicer-core wheel is needed f
 
 from MedSRExtension import MedSRError  # noqa: E402
 from MedSRLib import nodes, process, selftest  # noqa: E402
-
-
-def _wait_for_progress(runner, timeout=120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while runner.progress[0] < 1 and not runner.done and time.monotonic() < deadline:
-        time.sleep(0.02)
 
 
 def test_worker_result_equals_the_in_process_result(mrml_scene):
@@ -44,7 +37,7 @@ def test_a_killed_worker_ends_the_run_with_an_error_and_the_scene_unchanged(mrml
     job, runner = process.start_superresolve(node, model="edsr", weights="random", preset="light", scale=2.0,
                                              device="cpu", batch=1)
     folder = runner.folder
-    _wait_for_progress(runner)
+    selftest.wait_for_first_batch(runner)
     assert not runner.done
     os.kill(runner.pid, signal.SIGKILL)  # as the kernel's out-of-memory killer would
     assert runner.wait(30), "a killed worker left the run hanging"

@@ -41,13 +41,13 @@ _PER_INSTANCE = ("PixelData", "SOPInstanceUID", "InstanceNumber", "ImagePosition
 
 def source_files(reference: os.PathLike | str) -> list[str]:
     """The files of the DICOM series at ``reference`` (a folder, or one file of the series)."""
-    import SimpleITK as sitk
+    from MedSRExtension.core.volume_io import dicom_series_files
     path = Path(reference)
     folder = path if path.is_dir() else path.parent
-    series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
-    if not series:
+    files = dicom_series_files(folder)
+    if not files:
         raise MedSRError(f"no DICOM series in {folder}; DICOM output needs the source DICOM series as reference")
-    return list(max((sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), s) for s in series), key=len))
+    return files
 
 
 def _rescale(array: np.ndarray) -> tuple[np.ndarray, float, float]:

@@ -40,10 +40,8 @@ def _dicom_first_file(path: Path) -> Optional[str]:
     """The first file of the series ``load_volume`` reads (the longest series of a folder)."""
     if not path.is_dir():
         return str(path)
-    series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(path))
-    if not series:
-        return None
-    files = max((sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(path), s) for s in series), key=len)
+    from MedSRExtension.core.volume_io import dicom_series_files
+    files = dicom_series_files(path)
     return files[0] if files else None
 
 

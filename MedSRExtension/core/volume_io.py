@@ -43,12 +43,18 @@ def _read_image(path: Path) -> sitk.Image:
         return _read_image_quietly(path)
 
 
+def dicom_series_files(folder: PathLike) -> list[str]:
+    """The files of the longest DICOM series in ``folder``, the one ``load_volume`` reads; [] when none."""
+    series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
+    return list(max((sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), s) for s in series),
+                    key=len)) if series else []
+
+
 def _read_image_quietly(path: Path) -> sitk.Image:
     if path.is_dir():
-        series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(path))
-        if not series:
+        files = dicom_series_files(path)
+        if not files:
             validation.check_dicom_folder(path)
-        files = max((sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(path), s) for s in series), key=len)
         reader = sitk.ImageSeriesReader()
         reader.SetFileNames(files)
     else:

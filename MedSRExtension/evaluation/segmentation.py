@@ -33,15 +33,12 @@ from scipy import ndimage
 
 from MedSRExtension.core.errors import MedSRError
 from MedSRExtension.core.volume import Volume
+from MedSRExtension.evaluation.segmentation_methods import METHOD_HELP, METHODS  # noqa: F401  (re-exported)
 
 HISTOGRAM_BINS = 256
 LABEL_MARGIN = 2  # voxels around each reference label where labels:FILE lets boundaries move
 MAX_LABEL = 32767
 
-#: Ready-made methods a panel lists (no value or file needed), the default first.
-METHODS = ("otsu3", "otsu2", "otsu4", "otsu5")
-#: Every accepted form, for help texts and error messages.
-METHOD_HELP = f"{METHODS[0]}, otsuN (N = 2..8 classes), threshold:T, labels:FILE"
 
 
 def multi_otsu_thresholds(values: np.ndarray, classes: int, bins: int = HISTOGRAM_BINS) -> np.ndarray:

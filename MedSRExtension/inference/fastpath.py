@@ -36,16 +36,22 @@ class FastPath:
 def cpu_flags(cpuinfo: Optional[str] = None) -> frozenset[str]:
     """The CPU feature flags of /proc/cpuinfo (or of the given text); empty where there is none."""
     if cpuinfo is None:
-        try:
-            with open("/proc/cpuinfo") as f:
-                cpuinfo = f.read()
-        except OSError:
-            return frozenset()
+        return _machine_flags()
     for line in cpuinfo.splitlines():
         key, _, value = line.partition(":")
         if key.strip() in ("flags", "Features"):
             return frozenset(value.split())
     return frozenset()
+
+
+@lru_cache(maxsize=1)
+def _machine_flags() -> frozenset[str]:
+    """This machine's flags, read once per process (every run asks)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return cpu_flags(f.read())
+    except OSError:
+        return frozenset()
 
 
 def native_bf16(flags: Optional[frozenset[str]] = None) -> bool:

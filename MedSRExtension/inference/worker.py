@@ -59,12 +59,12 @@ def _save_json(folder: str, name: str, data: dict) -> None:
 
 def write_request(folder: str, volume: Volume, options: dict) -> None:
     """Write ``volume`` (exact geometry) and the JSON-serialisable ``options`` into ``folder``."""
-    try:
-        json.dumps(options)
+    try:  # serialised before the voxels are written, so a bad option costs nothing
+        request = json.dumps({"geometry": _geometry(volume), "options": options})
     except TypeError as exc:
         raise MedSRError(f"a run option cannot be passed to the worker process ({exc}); use plain values") from None
     _save_npy(folder, INPUT, volume.array)
-    _save_json(folder, REQUEST, {"geometry": _geometry(volume), "options": options})
+    atomic.write_text(os.path.join(folder, REQUEST), request)
 
 
 def read_result(folder: str) -> Volume:

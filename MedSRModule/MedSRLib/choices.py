@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Iterable, Optional
 
 from MedSRExtension.core.geometry import MODES  # numpy only: the panel opens without torch
-from MedSRExtension.evaluation.segmentation import METHODS as SEGMENTATION_METHODS
+from MedSRExtension.evaluation.segmentation_methods import METHODS as SEGMENTATION_METHODS  # no scipy
 
 AXES = ("auto", "i", "j", "k")
 DEVICES = ("auto", "cpu", "cuda", "mps")

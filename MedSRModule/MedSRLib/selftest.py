@@ -138,6 +138,16 @@ def slow_sample(sample: Optional[Volume] = None, slices: int = 48, size: int = 1
     return Volume(np.tile(base, reps)[:slices, :size, :size].copy(), (1.0, 1.0, 1.0))
 
 
+def wait_for_first_batch(runner, poll=None, timeout_s: float = 120.0) -> None:
+    """Wait until a worker run has reported its first batch (or ended), calling ``poll`` meanwhile
+    (e.g. a panel model's ``poll``), so a check can act on a run in progress."""
+    deadline = time.monotonic() + timeout_s
+    while runner.progress[0] < 1 and not runner.done and time.monotonic() < deadline:
+        if poll is not None:
+            poll()
+        time.sleep(0.02)
+
+
 def check_cancel_leaves_scene_unchanged(scene, sample: Optional[Volume] = None) -> None:
     """Cancel a run in its worker process once it has reported progress: the worker (a process of
     its own) ends within seconds, the run ends with Cancelled, no node or hierarchy item is added,
@@ -149,9 +159,7 @@ def check_cancel_leaves_scene_unchanged(scene, sample: Optional[Volume] = None) 
                                              device="cpu", batch=1)
     folder = runner.folder
     assert runner.pid is not None and runner.pid != os.getpid(), "the run is not in a worker process"
-    deadline = time.monotonic() + 120
-    while runner.progress[0] < 1 and not runner.done and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_for_first_batch(runner)
     assert not runner.done, f"the run ended before it could be cancelled: {runner.error}"
     runner.cancel()
     cancelled_at = time.monotonic()
