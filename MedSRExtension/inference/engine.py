@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence, Union
 
@@ -21,7 +22,7 @@ from MedSRExtension.core import intensity
 from MedSRExtension.core.errors import Cancelled, MedSRError
 from MedSRExtension.core.geometry import MODES, mode_factors
 from MedSRExtension.core.volume import AXES, Volume
-from MedSRExtension.inference import fastpath
+from MedSRExtension.inference import fastpath, fusion
 from MedSRExtension.inference.devices import amp_dtype, resolve_device
 from MedSRExtension.inference.options import InferenceOptions
 from MedSRExtension.inference.tiling import run_tiled
@@ -140,6 +141,8 @@ class _Runner:
             model.module = model.module.to(self.device)
             if self.channels_last:
                 model.module = model.module.to(memory_format=torch.channels_last)
+            if self.fast.fuse and self.device.type == "cpu":
+                model.module = fusion.fused(model.module)  # a copy: an adapted network stays as it is
             self.models[key] = model
         return self.models[key]
 
@@ -236,12 +239,37 @@ class _Runner:
         out_hw = (geometry.scaled_count(rows, p.scale[0]), geometry.scaled_count(cols, p.scale[1]))
         out = np.empty((n,) + out_hw, dtype=np.float32)
         step = self.batch_size(rows, cols)
-        for start in range(0, n, step):
-            self.check_cancel()
+        starts = range(0, n, step)
+
+        def run_batch(start: int) -> None:
             x = torch.from_numpy(np.ascontiguousarray(slices[start:start + step], dtype=np.float32))[:, None]
             out[start:start + step] = self.forward_batch(x, p.scale, out_hw)[:, 0]
-            self.tick()
+
+        workers = self.slice_workers(len(starts))
+        if workers == 1:
+            for start in starts:
+                self.check_cancel()
+                run_batch(start)
+                self.tick()
+        else:
+            self._model(self._model_scale(p.scale)[0])  # loaded once, before the threads share it
+            with fastpath.slice_pool(workers, self.fast.flush_denormals) as pool:
+                pending: deque = deque()
+                for start in starts:  # at most `workers` batches in flight; progress in batch order
+                    self.check_cancel()
+                    pending.append(pool.submit(run_batch, start))
+                    if len(pending) == workers:
+                        pending.popleft().result()
+                        self.tick()
+                while pending:
+                    pending.popleft().result()
+                    self.tick()
         return np.moveaxis(out, 0, p.slab)
+
+    def slice_workers(self, batches: int) -> int:
+        """Batches to run at once: the measured slice workers on a CPU with threads to split, else 1."""
+        workers = self.fast.slice_workers if self.device.type == "cpu" else 1
+        return workers if batches > 1 and torch.get_num_threads() >= workers > 1 else 1
 
 
 def _passes(factors_ijk: Sequence[float], axis: str) -> list[list[_Pass]]:
@@ -309,7 +337,7 @@ def run_inference(volume: Volume, options: InferenceOptions, progress: Progress 
         runner.total += sum(runner.count(shape_now, p) for p in group)
         shape_now = tuple(geometry.scaled_count(n, f) for n, f in
                           zip(shape_now, _group_factors(group, shape_now)))
-    with fastpath.denormals_flushed(runner.fast.flush_denormals):
+    with fastpath.large_blocks_reused(), fastpath.denormals_flushed(runner.fast.flush_denormals):
         for group in groups:
             results = [runner.run_pass(array, p) for p in group]
             array = results[0] if len(results) == 1 else np.mean(results, axis=0, dtype=np.float32)
