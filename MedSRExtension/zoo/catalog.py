@@ -51,8 +51,10 @@ def throughplane_route(name: str, weights: list[dict]) -> str:
         served = [f"{w['file']} (thickslice) serves {_through_factors(w)}" for w in thick] + [
             f"{w['file']} ({w.get('degradation') or 'bicubic'}) serves {_through_factors(w)}"
             + (" where no thickslice file does" if thick else "") for w in rest]
-        return f"direct (f, 1) passes: {'; '.join(served) or 'no weights'}; any f > 1 with --adapt (tuned on the volume first)"
-    have = sorted({int(s) for w in weights if (w.get("degradation") or "bicubic") == "bicubic" for s in w.get("scales") or []})
+        return (f"direct (f, 1) passes: {'; '.join(served) or 'no weights'}; "
+                "any f > 1 with --adapt (tuned on the volume first)")
+    have = sorted({int(s) for w in weights if (w.get("degradation") or "bicubic") == "bicubic"
+                   for s in w.get("scales") or []})
     at = "{" + ", ".join(map(str, have)) + "}" if have else "no factor (no weights)"
     return f"detour only: (f, f) passes averaged back along the unscaled axis, at f in {at}"
 

@@ -285,11 +285,14 @@ def load_network(model: str, scale=2, preset: Optional[str] = None,
 def _coverage(model: str, preset: Optional[str]) -> str:
     """What the shipped weights of ``model`` serve, for a refusal: square scales, then through-plane factors."""
     entries = [e for e in list_weights(model) if preset is None or e.get("preset") == preset]
-    have = sorted({int(s) for e in entries if e.get("degradation", "bicubic") != THICKSLICE for s in e.get("scales", [])})
+    square = [e for e in entries if e.get("degradation", "bicubic") != THICKSLICE]
+    have = sorted({int(s) for e in square for s in e.get("scales", [])})
+    ranges = sorted({tuple(e["scale_range"]) for e in square if e.get("scale_range")})
     through = [e.get("scale_range") or [min(e["scales"]), max(e["scales"])] for e in entries
-               if e.get("degradation") == THICKSLICE and e.get("scales")]
-    text = f"scales {have}" if have else "no scale"
-    return text + "".join(f", through-plane (f, 1) for f in [{lo:g}, {hi:g}] (thickslice)" for lo, hi in through)
+               if e not in square and e.get("scales")]
+    return ((f"scales {have}" if have else "no scale")
+            + "".join(f" (any factors in [{lo:g}, {hi:g}])" for lo, hi in ranges)
+            + "".join(f", through-plane (f, 1) for f in [{lo:g}, {hi:g}] (thickslice)" for lo, hi in through))
 
 
 def load_model(model: str, scale=2, preset: Optional[str] = None, weights: Union[str, os.PathLike] = "auto",
