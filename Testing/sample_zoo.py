@@ -1,4 +1,4 @@
-"""A models folder for routing tests: the shipped entries (their real files, linked) plus a
+"""A models folder for routing tests: the shipped bicubic entries (their real files, linked) plus a
 thickslice-trained pfmdn entry whose weights are a seeded random init saved as safetensors with
 its real sha256 (different from every shipped file, so the file a run reads shows in its output)."""
 from __future__ import annotations
@@ -17,12 +17,13 @@ THICK_NAME = "pfmdn-light-thickslice-x1.5-3"
 
 
 def shipped_entries() -> list[dict]:
+    """The shipped bicubic entries (a shipped thickslice entry would compete with the test's own)."""
     with open(os.path.join(REPO_MODELS, "models.json")) as f:
-        return json.load(f)["models"]
+        return [e for e in json.load(f)["models"] if e.get("degradation", "bicubic") == "bicubic"]
 
 
 def write_thickslice_zoo(folder, scale_range=(1.0, 3.0)) -> dict:
-    """Fill ``folder`` with the shipped entries and a thickslice pfmdn entry serving (f, 1) for f in
+    """Fill ``folder`` with the shipped bicubic entries and a thickslice pfmdn entry serving (f, 1) for f in
     ``scale_range``; returns that entry with its absolute ``path``."""
     entries = shipped_entries()
     for e in entries:
