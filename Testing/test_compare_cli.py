@@ -115,3 +115,20 @@ def test_a_network_without_shipped_weights_is_refused_before_any_work(hr, tmp_pa
     with pytest.raises(MedSRError, match=f"'{missing[0]}' has no shipped trained weights for x3"):
         run_comparison(hr, degradation="bicubic", scale=3, models=["bicubic", missing[0]], out_dir=tmp_path / "r")
     assert not (tmp_path / "r").exists()
+
+
+def test_network_check_follows_the_through_plane_route(tmp_path, monkeypatch):
+    """pfmdn at x5 through-plane reads thickslice weights serving f up to 6: compared, not refused;
+    in-plane x5 and the x3 detour of edsr have no weights and are refused."""
+    from sample_zoo import write_thickslice_zoo
+    from MedSRExtension.core.errors import MedSRError
+    from MedSRExtension.evaluation.compare import check_models
+    from MedSRExtension.zoo import weights as zoo
+    write_thickslice_zoo(str(tmp_path), scale_range=(1.0, 6.0))
+    monkeypatch.setenv(zoo.ENV, str(tmp_path))
+    assert check_models(["pfmdn"], scale=5.0, mode="throughplane") == ["pfmdn"]
+    assert check_models(["pfmdn"], scale=5.0, mode=None) == ["pfmdn"]  # the CLI before the mode is known
+    with pytest.raises(MedSRError, match="'pfmdn' has no shipped trained weights for x5"):
+        check_models(["pfmdn"], scale=5.0, mode="inplane")
+    with pytest.raises(MedSRError, match="'edsr' has no shipped trained weights for x3"):
+        check_models(["edsr"], scale=3.0, mode="throughplane")

@@ -1,4 +1,6 @@
 """super_resolve: modes, exact geometry, batching, tiling, progress, cancel, intensity units."""
+import os
+
 import numpy as np
 import pydicom
 import pytest
@@ -132,3 +134,61 @@ def test_output_size_limit_unless_forced(monkeypatch):
     with pytest.raises(MedSRError, match="--force"):
         super_resolve(v, model="nearest", scale=2)
     assert super_resolve(v, model="nearest", scale=2, force=True).array.shape == (2, 40, 40)
+
+
+# --- the through-plane route (zoo.weights.route): which weight file a pass reads ---------------------
+
+@pytest.fixture
+def thick_zoo(tmp_path, monkeypatch):
+    from sample_zoo import write_thickslice_zoo
+    from MedSRExtension.zoo import weights as zoo
+    entry = write_thickslice_zoo(str(tmp_path))  # a thickslice pfmdn entry serving (f, 1), f in [1, 3]
+    monkeypatch.setenv(zoo.ENV, str(tmp_path))
+    bicubic = zoo.find_weights("pfmdn", (2.0, 2.0))
+    assert bicubic["degradation"] == "bicubic"
+    return entry, bicubic["path"]
+
+
+def _run(v, **kw):
+    from MedSRExtension.inference.provenance import describe_run
+    out = super_resolve(v, model="pfmdn", device="cpu", **kw)
+    return out.array, describe_run(v, out, {"model": "pfmdn", "device": "cpu", **kw})
+
+
+def test_throughplane_reads_the_thickslice_weights_and_inplane_the_bicubic(thick_zoo):
+    thick, bicubic = thick_zoo
+    v = mni_region(shape_kji=(8, 20, 16))  # axis auto: k
+    through, record = _run(v, mode="throughplane", scale=2)
+    assert record["weights"] == thick["file"] and record["weights_sha256"] == thick["sha256"]
+    assert np.array_equal(through, _run(v, mode="throughplane", scale=2, weights=thick["path"])[0])
+    assert not np.allclose(through, _run(v, mode="throughplane", scale=2, weights=bicubic)[0], atol=1e-3)
+    inplane, record = _run(v, mode="inplane", scale=2)
+    assert record["weights"] == os.path.basename(bicubic)
+    assert np.array_equal(inplane, _run(v, mode="inplane", scale=2, weights=bicubic)[0])
+    _, record = _run(v, mode="volumetric", scale=2)  # in-plane pass, then through-plane pass
+    assert record["weights"] == f"{os.path.basename(bicubic)}, {thick['file']}"
+
+
+def test_factor_outside_the_thickslice_range_falls_back_to_bicubic_then_is_refused(thick_zoo):
+    thick, bicubic = thick_zoo
+    v = mni_region(shape_kji=(8, 20, 16))
+    through, record = _run(v, mode="throughplane", scale=4)  # bicubic pfmdn serves f in [1, 4]
+    assert record["weights"] == os.path.basename(bicubic)
+    assert np.array_equal(through, _run(v, mode="throughplane", scale=4, weights=bicubic)[0])
+    with pytest.raises(MedSRError, match=r"no trained weights for 'pfmdn' at scale 5x1; .*scales \[2, 3, 4\] "
+                                         r"\(any factors in \[1, 4\]\), through-plane \(f, 1\) for f in \[1, 3\] \(thickslice\)"):
+        super_resolve(v, model="pfmdn", mode="throughplane", scale=5, device="cpu")
+
+
+def test_thickslice_weights_see_the_thick_axis_as_rows_whatever_the_axis(thick_zoo):
+    """Along i both passes are (1, f): the engine transposes each slice, so the result equals the
+    axis-k run of the transposed volume; a user's own file is run as given (not transposed)."""
+    thick, _ = thick_zoo
+    v = mni_region(shape_kji=(8, 20, 16), oblique=False)
+    flipped = Volume(np.ascontiguousarray(v.array.transpose(2, 1, 0)))
+    along_i, record = _run(v, mode="throughplane", axis="i", scale=2)
+    along_k = _run(flipped, mode="throughplane", axis="k", scale=2)[0].transpose(2, 1, 0)
+    assert record["weights"] == thick["file"]
+    np.testing.assert_allclose(along_i, along_k, rtol=1e-5, atol=1e-4)
+    own = _run(v, mode="throughplane", axis="i", scale=2, weights=thick["path"])[0]
+    assert not np.allclose(own, along_k, atol=1e-3)  # the network is not transpose-symmetric

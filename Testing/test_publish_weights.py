@@ -47,3 +47,45 @@ def test_curve_log_continues_the_iteration_count_of_the_earlier_stage(tmp_path):
     rows = pub._joined_log(str(old), [{"iter": "10", "loss": "0.05", "val_psnr": ""}])
     assert [int(r["iter"]) for r in rows] == [10, 20, 30]
     assert pub._joined_log(None, rows[-1:]) == rows[-1:]
+
+
+def test_a_thickslice_run_is_published_as_through_plane_weights_the_engine_routes_to(tmp_path, monkeypatch):
+    """A tiny real thickslice training run (1.5x1, 2x1, 3x1, warm-started from the shipped pfmdn) gives a
+    through-plane entry: its factors, range [1, 3], validation on thick slices at x2 and x3 against cubic
+    interpolation along the thick axis, a card that says so, and the engine's route reads it."""
+    import torch
+    from MedSRExtension.training import TrainConfig, train
+    from MedSRExtension.zoo import weights as zoo
+    from sample_zoo import REPO_MODELS, shipped_entries
+    torch.set_num_threads(1)
+    run, models = tmp_path / "ts-run", tmp_path / "models"
+    models.mkdir()
+    shipped = [e for e in shipped_entries() if e["architecture"] == "pfmdn"]
+    (models / "models.json").write_text(json.dumps({"models": shipped}))
+    train(TrainConfig(model="pfmdn", out=str(run), scales=[[1.5, 1.0], [2.0, 1.0], [3.0, 1.0]],
+                      degradation="thickslice", iters=2, batch=2, patch=12, warmup=1, val_every=2, val_crop=48,
+                      threads=1, init=os.path.join(REPO_MODELS, shipped[0]["file"])), progress=False)
+    assert _publisher().main([str(run), "--models-dir", str(models), "--crop", "48", "--hardware", "a test CPU"]) == 0
+    entries = {e["name"]: e for e in json.loads((models / "models.json").read_text())["models"]}
+    assert entries[shipped[0]["name"]] == shipped[0]  # the bicubic entry is untouched
+    e = entries["pfmdn-light-thickslice-x1.5-3"]
+    assert (e["scales"], e["scale_range"], e["degradation"]) == ([1.5, 2, 3], [1.0, 3.0], "thickslice")
+    assert sorted(e["val"]) == ["2", "3"] and e["val_psnr"] == e["val"]["2"]["psnr"]
+    assert e["val"]["2"]["bicubic_psnr"] > e["val"]["3"]["bicubic_psnr"] > 20  # cubic along the thick axis
+    assert e["stages"][-1]["degradation"] == "thickslice" and e["stages"][0]["degradation"] == "bicubic"
+    assert e["sha256"] == zoo.sha256(str(models / e["file"]))
+    text = (models / e["card"]).read_text()
+    assert "through-plane passes (f, 1) for f in [1, 3]" in text and "| ×3×1 |" in text
+    assert "cubic along the thick axis PSNR" in text and "Trained on simulated thick slices from the corpus" in text
+    assert "bicubic-degraded" not in text and "antialiased bicubic downsampling" not in text
+    monkeypatch.setenv(zoo.ENV, str(models))
+    assert zoo.find_weights("pfmdn", (2.5, 1.0))["name"] == e["name"]  # what --mode throughplane reads
+    assert zoo.find_weights("pfmdn", (2.0, 2.0))["name"] == shipped[0]["name"]
+
+
+def test_validation_grid_is_exact_at_a_factor_that_does_not_divide_twelve():
+    from MedSRExtension.evaluation.heldout import validation_set
+    (item,) = validation_set((5.0, 1.0), "thickslice", crop=72, names=["ct693"])
+    assert item.hr.shape == (60, 72) and item.lr.shape == (12, 72)
+    (item,) = validation_set((2.0, 2.0), "bicubic", crop=72, names=["ct693"])  # square scales as before
+    assert item.hr.shape == (72, 72) and item.lr.shape == (36, 36)

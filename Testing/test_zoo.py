@@ -116,3 +116,47 @@ def test_shipped_weights_match_their_checksums_and_size_limit():
         net = build(e["architecture"], e["preset"], e["scales"][0])
         net.load_state_dict(state)  # strict: the file fits the registered architecture
         assert os.path.exists(os.path.join(REPO_MODELS, e["card"])), e["card"]
+
+
+@pytest.fixture
+def thick_zoo(tmp_path, monkeypatch):
+    from sample_zoo import write_thickslice_zoo
+    entry = write_thickslice_zoo(str(tmp_path))  # serves (f, 1) for f in [1, 3]
+    monkeypatch.setenv(zoo.ENV, str(tmp_path))
+    return entry
+
+
+def test_route_sends_one_axis_passes_of_per_axis_networks_to_thickslice_weights(thick_zoo):
+    assert zoo.route("pfmdn", (2.0, 1.0)) == zoo.Route("thickslice", False)
+    assert zoo.route("pfmdn", (1.0, 3.0)) == zoo.Route("thickslice", True)  # columns thick: transposed
+    assert zoo.route("pfmdn", (2.0, 2.0)) == zoo.Route("bicubic", False)  # in-plane
+    assert zoo.route("pfmdn", (4.0, 1.0)) == zoo.Route("bicubic", False)  # outside [1, 3]: bicubic serves 4
+    assert zoo.route("pfmdn", (2.0, 1.0), preset="base") == zoo.Route("bicubic", False)
+    assert zoo.route("edsr", (2.0, 1.0)) == zoo.Route("bicubic", False)  # not per-axis: the detour
+    assert zoo.route("pfmdn", (2.0, 1.0), weights=thick_zoo["path"]) == zoo.Route(None, False)  # never re-routed
+    assert zoo.find_weights("pfmdn", (1.0, 2.5))["name"] == thick_zoo["name"]
+    assert zoo.find_weights("pfmdn", (3.0, 3.0), degradation="thickslice") is None  # through-plane only
+    assert zoo.find_weights("pfmdn", (5.0, 1.0)) is None
+
+
+def test_weights_used_names_each_file_a_volumetric_run_reads(thick_zoo):
+    from MedSRExtension.inference.engine import model_scales
+    bicubic = zoo.find_weights("pfmdn", 2)
+    used = zoo.weights_used("pfmdn", model_scales("pfmdn", (2.0, 2.0, 2.0), "j"))  # (2, 2), (2, 1) and (1, 2)
+    assert used == [(bicubic["path"], bicubic["sha256"], "light"), (thick_zoo["path"], thick_zoo["sha256"], "light")]
+
+
+def test_adaptation_starts_from_the_weights_the_route_reads(thick_zoo):
+    from MedSRExtension.training.adapt.finetune import warm_start
+    assert warm_start("pfmdn", (2.5, 1.0))[1] == thick_zoo["name"]
+    assert warm_start("pfmdn", (4.0, 1.0))[1] == "pfmdn-light-x2-3-4"
+    assert warm_start("pfmdn", (7.0, 1.0))[1] == "pfmdn-light-x2-3-4"  # no file serves 7: the bicubic one
+
+
+def test_medsr_models_says_which_file_serves_which_through_plane_factor(thick_zoo, capsys):
+    from MedSRExtension.cli import main
+    assert main(["models"]) == 0
+    lines = {ln.split()[0]: ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("  ")}
+    assert (f"{thick_zoo['file']} (thickslice) serves f in [1, 3]; pfmdn-light-x2-3-4.safetensors (bicubic) "
+            "serves f in [1, 4] where no thickslice file does") in lines["pfmdn"]
+    assert "detour only" in lines["edsr"] and "at f in {2, 4}" in lines["edsr"]

@@ -13,6 +13,12 @@ training curve ``cards/<name>.png`` from the run's ``log.csv``. Every file is wr
 A run started with ``--init`` from a shipped file continues that model: its iterations and minutes
 add to the shipped entry's (kept as ``stages``; republishing a run replaces its own stage), and
 ``--prior-log`` prepends the earlier stage's log to the curve.
+
+A ``thickslice`` run (scales (f, 1), e.g. 1.5x1 ... 6x1) publishes a through-plane entry: ``scales``
+are its factors f, ``scale_range`` [1, max f] (the engine's through-plane route reads it for those
+factors), validation at its whole factors 2..max f on the held-out regions degraded to thick slices
+along the rows, against cubic interpolation along that axis (``bicubic`` at (f, 1)); its default
+name is ``<model>-<preset>-thickslice-x<min f>-<max f>``.
 """
 from __future__ import annotations
 
@@ -56,15 +62,30 @@ def _prior_entry(cfg: dict, index: str) -> dict | None:
 
 def _stages(prior: dict | None, summary: dict, cfg: dict, hardware: str) -> list[dict]:
     """Every training stage of the model so far: the prior entry's stages plus this run (named by its
-    ``--out`` folder, so publishing the same run again replaces its stage instead of adding it twice)."""
+    ``--out`` folder, so publishing the same run again replaces its stage instead of adding it twice).
+    A run on another degradation than the prior entry's names each stage's degradation."""
     earlier = []
     if prior:
         earlier = prior.get("stages") or [{"iterations": prior["iterations"], "minutes": prior["train_minutes"],
                                            "lr": None, "hardware": prior["hardware"]}]
     run = os.path.normpath(cfg["out"])
     earlier = [st for st in earlier if st.get("run") != run]
-    return earlier + [{"run": run, "iterations": summary["iterations"],
-                       "minutes": round(summary["train_seconds"] / 60, 1), "lr": cfg["lr"], "hardware": hardware}]
+    this = {"run": run, "iterations": summary["iterations"], "minutes": round(summary["train_seconds"] / 60, 1),
+            "lr": cfg["lr"], "hardware": hardware}
+    before = (prior or {}).get("degradation", "bicubic")
+    if prior and before != cfg.get("degradation", "bicubic"):
+        earlier = [dict(st, degradation=st.get("degradation", before)) for st in earlier]
+        this["degradation"] = cfg["degradation"]
+    return earlier + [this]
+
+
+def through_plane_factors(cfg: dict) -> list | None:
+    """The factors f of a thickslice run's (f, 1) scales (ints where whole); None for other runs."""
+    if cfg.get("degradation") != "thickslice":
+        return None
+    if any(float(s[1]) != 1.0 for s in cfg["scales"]):
+        raise SystemExit(f"a thickslice run trains (f, 1) scales; this one has {cfg['scales']}")
+    return sorted({int(s[0]) if float(s[0]).is_integer() else float(s[0]) for s in cfg["scales"]})
 
 
 def _joined_log(prior_log: str | None, rows: list[dict]) -> list[dict]:
@@ -101,17 +122,19 @@ def curve(rows: list[dict], path: str, title: str) -> None:
         plt.close(fig)
 
 
-def measure(model: str, weights: str, scales: list[int], crop: int) -> dict:
-    """{scale: {psnr, ssim, bicubic_psnr, bicubic_ssim}} on the eval protocol (mean over images)."""
+def measure(model: str, weights: str, scales: list[int], crop: int, through: bool = False) -> dict:
+    """{scale: {psnr, ssim, bicubic_psnr, bicubic_ssim}} on the eval protocol (mean over images);
+    ``through``: at (f, 1) on thick slices, the baseline cubic along the thick axis."""
     import numpy as np
 
     from MedSRExtension.evaluation.heldout import psnr_ssim_in_window, upscale_like_users, validation_set
     out = {}
     for s in scales:
         net, bic = [], []
-        for item in validation_set((float(s), float(s)), "bicubic", crop=crop):
-            net.append(psnr_ssim_in_window(upscale_like_users(model, item.lr, float(s), weights=weights), item.hr))
-            bic.append(psnr_ssim_in_window(upscale_like_users("bicubic", item.lr, float(s)), item.hr))
+        pair, up = ((float(s), 1.0), (float(s), 1.0)) if through else ((float(s), float(s)), float(s))
+        for item in validation_set(pair, "thickslice" if through else "bicubic", crop=crop):
+            net.append(psnr_ssim_in_window(upscale_like_users(model, item.lr, up, weights=weights), item.hr))
+            bic.append(psnr_ssim_in_window(upscale_like_users("bicubic", item.lr, up), item.hr))
         out[str(s)] = {"psnr": round(float(np.mean([p for p, _ in net])), 3),
                        "ssim": round(float(np.mean([q for _, q in net])), 4),
                        "bicubic_psnr": round(float(np.mean([p for p, _ in bic])), 3),
@@ -119,16 +142,44 @@ def measure(model: str, weights: str, scales: list[int], crop: int) -> dict:
     return out
 
 
+THROUGH_TEXT = {  # the card's wording for a thickslice (through-plane) entry
+    "serves": lambda e, cfg: (
+        f"through-plane passes (f, 1) for f in [{e['scale_range'][0]:g}, {e['scale_range'][1]:g}] (trained on "
+        + ", ".join(f"×{s:g}" for s in e["scales"]) + "): the engine reads these weights for every 2D pass that "
+        "scales one axis by such an f (`--mode throughplane`), never for in-plane (f, f) passes; degradation "
+        "`thickslice` (simulated thick slices: a Gaussian "
+        "slice profile of FWHM f integrated every f pixels along the rows)"),
+    "data": "as thick slices along the rows (the `thickslice` degradation of each HR patch after its flip/rotation, "
+            "so the thick axis is always the rows)",
+    "baseline": "cubic along the thick axis",
+    "lr": "degraded to thick slices along the rows (`thickslice` at (f, 1)), restored by a through-plane (f, 1) pass",
+    "limit": "Trained on simulated thick slices from the corpus (a Gaussian slice profile of FWHM f, contiguous "
+             "slices, made from 2D images and MNI slices): real thick-slice acquisitions (other slice profiles, "
+             "gaps or overlaps, motion between slices, noise) differ; gains there are not measured by these numbers.",
+}
+
+
 def card(entry: dict, summary: dict, cfg: dict, spec, note: str) -> str:
     from MedSRExtension.data import corpus
+    through = entry["degradation"] == "thickslice"
     val_lines = "\n".join(
-        f"| ×{s} | {v['psnr']:.2f} | {v['ssim']:.4f} | {v['bicubic_psnr']:.2f} | {v['psnr'] - v['bicubic_psnr']:+.2f} |"
-        for s, v in entry["val"].items())
+        f"| ×{s}{'×1' if through else ''} | {v['psnr']:.2f} | {v['ssim']:.4f} | {v['bicubic_psnr']:.2f} | "
+        f"{v['psnr'] - v['bicubic_psnr']:+.2f} |" for s, v in entry["val"].items())
+    baseline = THROUGH_TEXT["baseline"] if through else "bicubic"
+    serves = THROUGH_TEXT["serves"](entry, cfg) if through else (
+        f"{', '.join(f'×{s}' for s in entry['scales'])}"
+        + (' (arbitrary-scale network; trained on ' + ', '.join('×' + str(int(s[0])) for s in cfg['scales']) + ')'
+           if len(cfg['scales']) > 1 else '')
+        + f";\ndegradation `{entry['degradation']}` (the engine's antialiased bicubic downsampling)")
+    limit = THROUGH_TEXT["limit"] if through else (
+        "Trained on bicubic-degraded pairs only: real scanner low-resolution images (k-space truncation, thick\n"
+        "  slices, noise) differ; gains there are not measured by these numbers.")
     regions = corpus.__doc__.split("Validation regions", 1)[1].split("\n\n", 1)[1].split("\n\n", 1)[0]
     hours = entry["train_minutes"] / 60
     stages = entry.get("stages", [])
     stage_lines = "" if len(stages) < 2 else "- Stages (each a warm restart from the previous weights): " + "; ".join(
         f"{i + 1}: {st['iterations']} iterations, {st['minutes']:.0f} min"
+        + (f", `{st['degradation']}` degradation" if st.get("degradation") else "")
         + (f", peak learning rate {st['lr']:g}" if st.get("lr") else "") + f", {st['hardware']}"
         for i, st in enumerate(stages)) + ".\n"
     return f"""# {entry['name']}
@@ -137,14 +188,13 @@ def card(entry: dict, summary: dict, cfg: dict, spec, note: str) -> str:
 ({spec.presets.get(entry['preset'], '')}), {summary['parameters']:,} parameters.
 Paper: {spec.paper or '-'}
 
-**Serves scales:** {', '.join(f'×{s}' for s in entry['scales'])}{' (arbitrary-scale network; trained on ' + ', '.join('×' + str(int(s[0])) for s in cfg['scales']) + ')' if len(cfg['scales']) > 1 else ''};
-degradation `{entry['degradation']}` (the engine's antialiased bicubic downsampling).
+**Serves{'' if through else ' scales'}:** {serves}.
 
 **Weights:** `{entry['file']}` (EMA of the training weights, {entry['which']}), sha256 `{entry['sha256']}`.
 
 ## Training
 
-- Data: {TRAINING_DATA}.
+- Data: {TRAINING_DATA}{(', ' + THROUGH_TEXT['data']) if through else ''}.
 - Patches: LR {cfg['patch']}×{cfg['patch']} px, batch {cfg['batch']}, tissue-preferring sampling, 8 flips/rotations,
   each image robustly normalised (0.5/99.5 percentiles) as at inference.
 - Optimiser: Adam (β = 0.9, 0.99), learning rate {cfg['lr']:g} with {cfg['warmup']}-iteration warm-up and cosine decay,
@@ -161,9 +211,9 @@ degradation `{entry['degradation']}` (the engine's antialiased bicubic downsampl
 {regions}
 
 Scored as `medsr eval` does (most structured {entry['eval_crop']}×{entry['eval_crop']} window of each region, PSNR/SSIM in
-the HR's robust window, through `super_resolve`):
+the HR's robust window, through `super_resolve`){(', each region ' + THROUGH_TEXT['lr']) if through else ''}:
 
-| scale | PSNR (dB) | SSIM | bicubic PSNR | Δ vs bicubic |
+| scale | PSNR (dB) | SSIM | {baseline} PSNR | Δ vs {baseline} |
 |---|---|---|---|---|
 {val_lines}
 
@@ -171,8 +221,7 @@ the HR's robust window, through `super_resolve`):
 
 - Trained for minutes on a shared 2-core CPU, on a corpus of six images: far from converged and far
   less data than the paper; expect smaller gains than published, and check results against the input.
-- Trained on bicubic-degraded pairs only: real scanner low-resolution images (k-space truncation, thick
-  slices, noise) differ; gains there are not measured by these numbers.
+- {limit}
 - Intensities are robustly normalised per volume; images with extreme outliers or mostly empty
   background may be normalised differently from training.
 - For research use; not a medical device.
@@ -204,19 +253,29 @@ def main(argv=None) -> int:
     from safetensors import safe_open
     with safe_open(src, "pt") as f:
         weights_iter = int((f.metadata() or {}).get("iter", summary["iterations"]))
-    scales = sorted({int(s[0]) for s in cfg["scales"]})
+    through = through_plane_factors(cfg)
     spec = get_spec(cfg["model"])
-    name = args.name or f"{cfg['model']}-{cfg['preset']}-x{'-'.join(str(s) for s in scales)}"
+    if through is None:
+        scales = sorted({int(s[0]) for s in cfg["scales"]})
+        measured = scales
+        name = args.name or f"{cfg['model']}-{cfg['preset']}-x{'-'.join(str(s) for s in scales)}"
+    else:
+        if not (spec.per_axis and spec.arbitrary_scale):
+            raise SystemExit(f"'{cfg['model']}' cannot run a through-plane (f, 1) pass; only per-axis networks can")
+        scales, measured = through, [int(f) for f in through if f >= 2 and float(f).is_integer()]
+        if not measured:
+            raise SystemExit(f"the run trained no whole factor f >= 2 to validate at (scales {cfg['scales']})")
+        name = args.name or f"{cfg['model']}-{cfg['preset']}-thickslice-x{min(through):g}-{max(through):g}"
     os.makedirs(os.path.join(args.models_dir, "cards"), exist_ok=True)
     dst = os.path.join(args.models_dir, f"{name}.safetensors")
     # measure from the run's file first: a file that does not fit the current architecture never
     # reaches the models folder
-    val = measure(cfg["model"], src, scales, args.crop)
+    val = measure(cfg["model"], src, measured, args.crop, through=through is not None)
     index = os.path.join(args.models_dir, "models.json")
     prior = _prior_entry(cfg, index)
     stages = _stages(prior, summary, cfg, args.hardware)
     before = sum(st["iterations"] for st in stages[:-1])
-    first = val[str(scales[0])]
+    first = val[str(measured[0])]
     atomic.copy_file(src, dst)
     entry = {"name": name, "file": os.path.basename(dst), "sha256": zoo.sha256(dst),
              "architecture": cfg["model"], "preset": cfg["preset"], "scales": scales,
@@ -237,7 +296,8 @@ def main(argv=None) -> int:
     data["models"] = [e for e in data["models"] if e["name"] != name] + [entry]
     data["models"].sort(key=lambda e: e["name"])
     _atomic_write(index, json.dumps(data, indent=2) + "\n")
-    print(f"published {name}: " + ", ".join(f"x{s} {v['psnr']:.2f} dB (bicubic {v['bicubic_psnr']:.2f})"
+    print(f"published {name}: " + ", ".join(f"x{s}{'x1' if through else ''} {v['psnr']:.2f} dB "
+                                            f"({'cubic' if through else 'bicubic'} {v['bicubic_psnr']:.2f})"
                                             for s, v in val.items()))
     return 0
 

@@ -67,7 +67,7 @@ def run(args) -> int:
     if args.scale is not None and not (math.isfinite(args.scale) and args.scale > 1):
         raise MedSRError(f"--scale must be a number > 1, got {args.scale:g}; e.g. --scale 2")
     scale = args.scale if (args.scale is not None or args.lr) else 2.0
-    models = check_models([m for m in args.models.split(",") if m.strip()], scale=scale)
+    models = check_models([m for m in args.models.split(",") if m.strip()], scale=scale, mode=args.mode)
     seg = None if (args.seg or "").lower() in ("", "none") else args.seg
     kind, arg = parse_method(seg) if seg else (None, None)
     inputs = [args.hr] + ([args.lr] if args.lr else []) + ([arg] if kind == "labels" else [])

@@ -23,11 +23,13 @@ def run(args) -> int:
         for r in records:
             scales = "any" if r["scales"] == "any" else ",".join(map(str, r["scales"]))
             presets = ", ".join(f"{p} ({v['params'] / 1e3:.0f}k)" for p, v in r["presets"].items())
-            weights = ", ".join(f"{w['preset']} x{'/'.join(map(str, w['scales'] or []))}" for w in r["weights"])
+            weights = ", ".join(f"{w['preset']} x{'/'.join(f'{float(s):g}' for s in w['scales'] or [])}"
+                                + ("" if (w["degradation"] or "bicubic") == "bicubic" else f" ({w['degradation']})")
+                                for w in r["weights"])
             if r["kind"] == "classical":
                 weights = "-"
             print(f"{r['name']:10} {r['kind']:9} {scales:10} {presets:34} {weights or 'none (untrained)'}")
-        print("\nthrough-plane (--mode throughplane):")
+        print("\nthrough-plane (--mode throughplane, factor f): which weight file serves which f")
         for r in records:
             if r["kind"] == "network":
                 print(f"  {r['name']:8} {r['throughplane']}")

@@ -123,9 +123,11 @@ def crop(volume: Volume, start_ijk: Sequence[int], size_ijk: Sequence[int]) -> V
 
 # --- checks ------------------------------------------------------------------------------------
 
-def check_models(models: Sequence[str], weights: str = "auto", scale: float | None = None) -> list[str]:
-    """Known, de-duplicated model names; a network without shipped weights (for ``scale``, when
-    given) is a clear error, raised before any work starts."""
+def check_models(models: Sequence[str], weights: str = "auto", scale: float | None = None,
+                 mode: str | None = "inplane") -> list[str]:
+    """Known, de-duplicated model names; a network without shipped weights (for the passes of ``mode``
+    at ``scale``, when given; mode None: of inplane or throughplane) is a clear error, raised before
+    any work starts."""
     if not models:
         raise MedSRError("no methods to compare; give e.g. --models bicubic,bspline")
     out: list[str] = []
@@ -135,7 +137,7 @@ def check_models(models: Sequence[str], weights: str = "auto", scale: float | No
             continue
         base, adapt = _split_method(name)
         spec = get_spec(base)
-        if spec.kind == "network" and weights == "auto" and not adapt and not _has_shipped_weights(name, scale):
+        if spec.kind == "network" and weights == "auto" and not adapt and not _has_shipped_weights(name, scale, mode):
             at = f" for x{scale:g}" if scale is not None else ""
             raise MedSRError(
                 f"model '{name}' has no shipped trained weights{at}, so comparing it would measure an untrained "
@@ -151,11 +153,14 @@ def _split_method(name: str):
     return split_method(name)
 
 
-def _has_shipped_weights(name: str, scale: float | None) -> bool:
+def _has_shipped_weights(name: str, scale: float | None, mode: str | None = "inplane") -> bool:
     from MedSRExtension.zoo import weights as zoo  # lazy: the zoo imports torch, the Slicer panel may lack it
+    from MedSRExtension.inference.engine import model_scales
     try:
-        if scale is not None:
-            return zoo.find_weights(name, float(scale)) is not None
+        if scale is not None:  # weights for every pass the engine runs in the mode (model_scales)
+            return any(all(zoo.find_weights(name, s) is not None
+                           for s in model_scales(name, mode_factors(float(scale), m, "k"), "k"))
+                       for m in ([mode] if mode else ["inplane", "throughplane"]))
         return bool(zoo.list_weights(name))
     except MedSRError:
         return False
@@ -306,11 +311,13 @@ def run_comparison(hr: Volume, lr: Volume | None = None, models: Sequence[str] =
     if lr is not None:
         check_volume(lr, "the low-resolution image")
     scale = opts.scale if (opts.scale is not None or lr is not None) else 2.0
-    models = check_models(models, opts.weights, max(scale) if np.ndim(scale) else scale)
+    models = check_models(models, opts.weights, max(scale) if np.ndim(scale) else scale, opts.mode)
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise MedSRError(f"output folder {out_dir} is a file; choose a folder")
     setup = _setup(hr, lr, opts)
+    if opts.mode is None:  # the mode came from the data: check the weights for it before any SR
+        check_models(models, opts.weights, max(scale) if np.ndim(scale) else scale, setup.mode)
     hr = setup.hr
     segmenter = segmentation.fit(opts.seg, hr) if opts.seg else None
     data_range = float(np.max(hr.array) - np.min(hr.array))

@@ -3,8 +3,10 @@
 Protocol, for every validation image (see ``data.corpus``) and scale s:
 
 1. the HR image is the validation region in file units, trimmed so both sides are multiples of 12
-   (every scale 2, 3, 4 then gives an exact LR grid; the same pixels are scored at every scale);
-2. the LR image is the engine's degradation of it (``bicubic`` or ``kspace``);
+   (every scale 2, 3, 4 then gives an exact LR grid; the same pixels are scored at every scale); a
+   factor that does not divide 12 (×5) trims 12 pixels more at a time until its LR grid is exact;
+2. the LR image is the engine's degradation of it (``bicubic`` or ``kspace``; ``thickslice`` at a
+   through-plane (f, 1): thick slices along the rows);
 3. each method upsamples the LR image the way users get it: ``super_resolve`` on a one-slice
    ``Volume`` (robust normalisation of the input, the model with its shipped, verified weights,
    back to input units) — networks and classical baselines alike;
@@ -19,7 +21,7 @@ from __future__ import annotations
 import csv
 import os
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -69,6 +71,16 @@ def _structured_crop(img: np.ndarray, crop: int) -> np.ndarray:
     return img[r:r + ch, c:c + cw]
 
 
+def _exact_side(n: int, s: float) -> int:
+    """``n`` (a multiple of TRIM) less TRIM pixels at a time until n / s is a whole LR pixel count."""
+    m = n
+    while m > TRIM and not float(m / s).is_integer():
+        m -= TRIM
+    if not float(m / s).is_integer():
+        raise MedSRError(f"a side of {n} pixels has no exact LR grid at x{s:g}; use a larger crop")
+    return m
+
+
 def validation_set(scale: Sequence[float], degradation: str = "bicubic", crop: Optional[int] = None,
                    names: Optional[Sequence[str]] = None) -> list[EvalItem]:
     """HR/LR pairs of every validation region (whole, or its most structured ``crop``-pixel window)."""
@@ -81,7 +93,7 @@ def validation_set(scale: Sequence[float], degradation: str = "bicubic", crop: O
         img = region.array
         if crop:
             img = _structured_crop(img, crop)
-        h, w = img.shape[0] // TRIM * TRIM, img.shape[1] // TRIM * TRIM
+        h, w = _exact_side(img.shape[0] // TRIM * TRIM, sh), _exact_side(img.shape[1] // TRIM * TRIM, sw)
         hr = np.ascontiguousarray(img[:h, :w], dtype=np.float32)
         items.append(EvalItem(region.name, hr, degrade_image(hr, (sh, sw), degradation)))
     if not items:
@@ -119,11 +131,14 @@ def network_upscale(model: ModelDescriptor, lr: np.ndarray, scale: tuple[float, 
 DEFAULT_CROP = 192
 
 
-def upscale_like_users(method: str, lr: np.ndarray, scale: float, weights: str = "auto",
-                       device: str = "cpu") -> np.ndarray:
-    """``super_resolve`` of a 2D image held as a one-slice Volume (the path users get)."""
+def upscale_like_users(method: str, lr: np.ndarray, scale: Union[float, tuple[float, float]],
+                       weights: str = "auto", device: str = "cpu") -> np.ndarray:
+    """``super_resolve`` of a 2D image held as a one-slice Volume (the path users get); ``scale``: one
+    factor, or (rows, cols) factors such as a through-plane (f, 1)."""
     from MedSRExtension.inference.engine import super_resolve
     from MedSRExtension.core.volume import Volume
+    if np.ndim(scale):
+        scale = (float(scale[1]), float(scale[0]), 1.0)  # (i, j, k): columns, rows, the one slice
     out = super_resolve(Volume(lr[None].astype(np.float32)), model=method, scale=scale, mode="inplane",
                         axis="k", device=device, weights=weights)
     return np.asarray(out.array[0], dtype=np.float32)

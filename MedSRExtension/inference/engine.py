@@ -124,14 +124,15 @@ class _Runner:
         self.progress, self.cancel = progress, cancel
         self.fast = fastpath.choose(spec.name) if (options.fast and spec.kind == "network"
                                                    and self.device.type == "cpu") else fastpath.FastPath()
-        self.models: dict[Optional[tuple[float, float]], ModelDescriptor] = {}
+        self.models: dict[tuple, ModelDescriptor] = {}
+        self.routes: dict[tuple[float, float], object] = {}
         self.done = 0
         self.total = 0
 
     # --- models -------------------------------------------------------------------------
     def _model(self, scale: tuple[float, float]) -> ModelDescriptor:
-        """The model for ``scale`` (one for every scale when it is arbitrary-scale), loaded once."""
-        key = None if self.spec.arbitrary_scale else scale
+        """The model for ``scale`` (one per weight file's degradation when it is arbitrary-scale), loaded once."""
+        key = (None if self.spec.arbitrary_scale else scale, self._route(scale).degradation)
         if key not in self.models:
             from MedSRExtension.zoo.weights import load_model
             if self.network is not None:  # an in-memory network (one adapted to this volume)
@@ -145,6 +146,15 @@ class _Runner:
                 model.module = fusion.fused(model.module)  # a copy: an adapted network stays as it is
             self.models[key] = model
         return self.models[key]
+
+    def _route(self, scale: tuple[float, float]):
+        """zoo.route for a pass at ``scale`` (which shipped weights, transposed or not), once per scale;
+        an in-memory network or the user's weights file runs as given."""
+        if scale not in self.routes:
+            from MedSRExtension.zoo.weights import route
+            weights = "own" if self.network is not None else self.weights
+            self.routes[scale] = route(self.spec.name, scale, self.preset, weights)
+        return self.routes[scale]
 
     @property
     def channels_last(self) -> bool:
@@ -173,6 +183,8 @@ class _Runner:
 
     def _forward(self, x: torch.Tensor, scale: tuple[float, float], out_hw: tuple[int, int]) -> torch.Tensor:
         run_scale, detour = self._model_scale(scale)
+        if self._route(run_scale).transpose:  # thickslice weights learnt the thick axis as the rows
+            return self._forward(x.transpose(-2, -1).contiguous(), scale[::-1], out_hw[::-1]).transpose(-2, -1)
         model = self._model(run_scale)
         eff = (out_hw[0] / x.shape[-2], out_hw[1] / x.shape[-1]) if not detour else run_scale
 

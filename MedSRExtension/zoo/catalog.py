@@ -31,20 +31,32 @@ def _param_count(name: str, preset: str) -> int:
     return sum(p.numel() for p in build(name, preset=preset, scale=scale).parameters())
 
 
+def _through_factors(w: dict) -> str:
+    """The through-plane factors f one weight entry serves as a (f, 1) pass (zoo.weights._serves)."""
+    if w.get("scale_range"):
+        return f"f in [{w['scale_range'][0]:g}, {w['scale_range'][1]:g}]"
+    if (w.get("degradation") or "bicubic") == "thickslice":
+        return "f = " + "/".join(f"{float(s):g}" for s in w.get("scales") or [])
+    return ""
+
+
 def throughplane_route(name: str, weights: list[dict]) -> str:
-    """How ``medsr run --mode throughplane`` serves model ``name`` and at which factors (DESIGN.md modes)."""
+    """Which weight file serves which factor f of ``medsr run --mode throughplane`` (zoo.weights.route)."""
     spec = get_spec(name)
     if spec.kind == "classical":
         return "any factor (interpolation along the axis)" if spec.per_axis else "integer factors of its scales"
-    shipped = sorted({(w.get("degradation") or "bicubic", int(s)) for w in weights for s in (w.get("scales") or [])})
     if spec.per_axis and spec.arbitrary_scale:
-        served = "; ".join(f"{w.get('degradation') or 'bicubic'} weights serve f in "
-                           f"[{w['scale_range'][0]:g}, {w['scale_range'][1]:g}]" if w.get("scale_range") else
-                           f"{w.get('degradation') or 'bicubic'} weights serve f = "
-                           + "/".join(map(str, w.get("scales") or [])) for w in weights) or "no weights"
-        return f"direct (f, 1) passes: {served}; any f > 1 with --adapt (tuned on the volume first)"
-    have = ", ".join(f"x{s}" for _, s in shipped) or "none"
-    return f"detour: (f, f) passes averaged back along the unscaled axis, only at its weights' factors ({have})"
+        thick = [w for w in weights if w.get("degradation") == "thickslice" and _through_factors(w)]
+        rest = [w for w in weights if w not in thick and _through_factors(w)]
+        served = [f"{w['file']} (thickslice) serves {_through_factors(w)}" for w in thick] + [
+            f"{w['file']} ({w.get('degradation') or 'bicubic'}) serves {_through_factors(w)}"
+            + (" where no thickslice file does" if thick else "") for w in rest]
+        return (f"direct (f, 1) passes: {'; '.join(served) or 'no weights'}; "
+                "any f > 1 with --adapt (tuned on the volume first)")
+    have = sorted({int(s) for w in weights if (w.get("degradation") or "bicubic") == "bicubic"
+                   for s in w.get("scales") or []})
+    at = "{" + ", ".join(map(str, have)) + "}" if have else "no factor (no weights)"
+    return f"detour only: (f, f) passes averaged back along the unscaled axis, at f in {at}"
 
 
 def list_models() -> list[dict]:

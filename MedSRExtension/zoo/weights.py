@@ -9,7 +9,15 @@
 
 ``scales`` lists the integer factors the file serves (an arbitrary-scale network may list several,
 with ``scale_range`` [lo, hi] for the real factors it serves and a per-scale ``val`` table
-{"2": {"psnr": .., "ssim": .., "bicubic_psnr": ..}, ...}).
+{"2": {"psnr": .., "ssim": .., "bicubic_psnr": ..}, ...}). A ``"degradation": "thickslice"`` entry
+serves through-plane passes only: ``scales`` (floats allowed) and ``scale_range`` are the factors f
+of a 2D pass at (f, 1), and its ``val`` table is keyed by f.
+
+**The through-plane route** (``route``): a 2D pass that scales one axis only, (f, 1) or (1, f) with
+f > 1, of a per-axis network reads the shipped ``thickslice`` weights when an entry serves f, and
+runs the slice transposed at (1, f) (those weights learnt the thick axis as the rows); every other
+pass, and a factor no thickslice entry serves, reads the ``bicubic`` weights, or is refused when none
+serve it. A user's own weights file is never re-routed.
 
 Where the zoo looks for ``models.json`` (first folder that has one wins):
 
@@ -24,7 +32,7 @@ import hashlib
 import json
 import os
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Optional, Union
+from typing import TYPE_CHECKING, NamedTuple, Optional, Union
 
 import torch
 import torch.nn as nn
@@ -41,6 +49,7 @@ _STATES: "OrderedDict[tuple, dict]" = OrderedDict()
 #: How many times this process read each weight file (real path -> count): one per file in a batch worker.
 LOADS: dict = {}
 INDEX = "models.json"
+THICKSLICE = "thickslice"
 #: The MedSRExtension package folder; Resources/Models lies beside it (in a checkout and in Slicer).
 _PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -96,35 +105,74 @@ def _scale_int(scale) -> Optional[int]:
     return None
 
 
+def through_plane_factor(scale) -> Optional[float]:
+    """f for a 2D pass that scales one axis only, (f, 1) or (1, f) with f > 1; None otherwise."""
+    from MedSRExtension.models.registry import as_pair
+    sh, sw = as_pair(scale)
+    return max(sh, sw) if min(sh, sw) == 1 < max(sh, sw) else None
+
+
 def _serves(entry: dict, scale) -> bool:
     from MedSRExtension.models.registry import as_pair, get_spec
+    ranged = get_spec(entry["architecture"]).arbitrary_scale and entry.get("scale_range")
+    if entry.get("degradation", "bicubic") == THICKSLICE:  # through-plane passes only, at factor f
+        f = through_plane_factor(scale)
+        if f is None:
+            return False
+        return f in [float(v) for v in entry.get("scales", [])] or bool(
+            ranged and entry["scale_range"][0] <= f <= entry["scale_range"][1])
     s = _scale_int(scale)
     if s is not None and s in [int(v) for v in entry.get("scales", [])]:
         return True
     # an arbitrary-scale network trained on a range serves every factor inside it
-    if get_spec(entry["architecture"]).arbitrary_scale and entry.get("scale_range"):
+    if ranged:
         lo, hi = entry["scale_range"]
         return all(lo <= f <= hi for f in as_pair(scale))
     return False
 
 
-def find_weights(model: str, scale, preset: Optional[str] = None, degradation: str = "bicubic") -> Optional[dict]:
-    """The best shipped entry for (model, scale, preset, degradation), or None."""
+def _best(model: str, scale, preset: Optional[str], degradation: str) -> Optional[dict]:
     cands = [e for e in list_weights(model)
              if _serves(e, scale) and (preset is None or e.get("preset") == preset)
              and e.get("degradation", "bicubic") == degradation]
-    if not cands:
-        return None
-    return max(cands, key=lambda e: val_psnr(e, scale))
+    return max(cands, key=lambda e: val_psnr(e, scale)) if cands else None
+
+
+class Route(NamedTuple):
+    """Which shipped weights a 2D pass reads and how: ``degradation`` of the entry (None: the user's
+    own file, run as given), ``transpose``: run the slice transposed (thick axis as the rows)."""
+
+    degradation: Optional[str]
+    transpose: bool
+
+
+def route(model: str, scale, preset: Optional[str] = None, weights: Union[str, os.PathLike] = "auto") -> Route:
+    """The through-plane route (module docstring): thickslice weights for a one-axis pass of a per-axis
+    network when an entry serves its factor, else bicubic; an explicit weights file is never re-routed."""
+    from MedSRExtension.models.registry import as_pair, get_spec
+    if os.fspath(weights) != "auto":
+        return Route(None, False)
+    spec = get_spec(model)
+    if spec.kind == "network" and spec.per_axis and through_plane_factor(scale) is not None \
+            and _best(model, scale, preset, THICKSLICE) is not None:
+        return Route(THICKSLICE, as_pair(scale)[0] == 1)
+    return Route("bicubic", False)
+
+
+def find_weights(model: str, scale, preset: Optional[str] = None, degradation: Optional[str] = None) -> Optional[dict]:
+    """The best shipped entry for (model, scale, preset): of ``degradation``, or by default the one
+    ``route`` picks for a pass at ``scale``; None when none serves it."""
+    return _best(model, scale, preset, degradation or route(model, scale, preset).degradation)
 
 
 def val_psnr(entry: dict, scale) -> float:
     """The entry's validation PSNR at ``scale``: its per-scale ``val`` table if it has one (multi-scale
-    networks), else ``val_psnr``; -inf when unknown."""
-    s = _scale_int(scale)
+    networks; a thickslice entry's is keyed by the through-plane factor), else ``val_psnr``; -inf when unknown."""
+    f = through_plane_factor(scale) if entry.get("degradation") == THICKSLICE else _scale_int(scale)
     per = entry.get("val") or {}
-    if s is not None and str(s) in per and per[str(s)].get("psnr") is not None:
-        return float(per[str(s)]["psnr"])
+    key = f"{f:g}" if f is not None else None
+    if key in per and per[key].get("psnr") is not None:
+        return float(per[key]["psnr"])
     v = entry.get("val_psnr")
     return float(v) if v is not None else float("-inf")
 
@@ -181,9 +229,9 @@ def _load_state(path: str) -> dict:
 
 
 def weights_used(model: str, scales, preset: Optional[str] = None, weights: Union[str, os.PathLike] = "auto",
-                 degradation: str = "bicubic") -> list[tuple[str, str, Optional[str]]]:
+                 degradation: Optional[str] = None) -> list[tuple[str, str, Optional[str]]]:
     """(file, sha256, preset) of each weight file a run of ``model`` at the model scales ``scales`` reads:
-    the shipped entries for "auto", the user's file, or nothing for classical models and "random"."""
+    the shipped entries ``route`` picks for "auto", the user's file, or nothing for classical models and "random"."""
     from MedSRExtension.models.registry import as_pair, get_spec
     weights = os.fspath(weights)
     if get_spec(model).kind != "network" or weights == "random":
@@ -201,10 +249,11 @@ def weights_used(model: str, scales, preset: Optional[str] = None, weights: Unio
 
 def load_network(model: str, scale=2, preset: Optional[str] = None,
                  weights: Union[str, os.PathLike] = "auto", device: Union[str, torch.device] = "cpu",
-                 degradation: str = "bicubic") -> nn.Module:
+                 degradation: Optional[str] = None) -> nn.Module:
     """Build network ``model`` for ``scale`` and load its weights, in eval mode.
 
-    weights: "auto" (the shipped entry for model/scale/preset, sha256-verified before loading),
+    weights: "auto" (the shipped entry for model/scale/preset that ``route`` picks, or of
+    ``degradation`` when given; sha256-verified before loading),
     "random" (untrained; tests and benchmarks only) or a path to a .safetensors file.
     """
     from MedSRExtension.models.registry import as_pair, build, get_spec
@@ -218,12 +267,8 @@ def load_network(model: str, scale=2, preset: Optional[str] = None,
     elif weights == "auto":
         entry = find_weights(model, pair, preset, degradation)
         if entry is None:
-            have = sorted({int(s) for e in list_weights(model) for s in e.get("scales", [])
-                           if (preset is None or e.get("preset") == preset)
-                           and e.get("degradation", "bicubic") == degradation})
-            where = f"scales {have}" if have else "no scale"
             raise MedSRError(f"no trained weights for '{model}'{' ' + preset if preset else ''} at scale "
-                             f"{pair[0]:g}x{pair[1]:g} ({degradation}); shipped weights cover {where}; "
+                             f"{pair[0]:g}x{pair[1]:g}; shipped weights cover {_coverage(model, preset)}; "
                              "pick one of those, another model, or a classical baseline such as bicubic")
         path = verify(entry)
         net = build(model, entry.get("preset", "light"), pair)
@@ -235,6 +280,19 @@ def load_network(model: str, scale=2, preset: Optional[str] = None,
         net = build(model, preset or "light", pair)
         _load_into(net, _load_state(path), path)
     return net.to(device).eval()
+
+
+def _coverage(model: str, preset: Optional[str]) -> str:
+    """What the shipped weights of ``model`` serve, for a refusal: square scales, then through-plane factors."""
+    entries = [e for e in list_weights(model) if preset is None or e.get("preset") == preset]
+    square = [e for e in entries if e.get("degradation", "bicubic") != THICKSLICE]
+    have = sorted({int(s) for e in square for s in e.get("scales", [])})
+    ranges = sorted({tuple(e["scale_range"]) for e in square if e.get("scale_range")})
+    through = [e.get("scale_range") or [min(e["scales"]), max(e["scales"])] for e in entries
+               if e not in square and e.get("scales")]
+    return ((f"scales {have}" if have else "no scale")
+            + "".join(f" (any factors in [{lo:g}, {hi:g}])" for lo, hi in ranges)
+            + "".join(f", through-plane (f, 1) for f in [{lo:g}, {hi:g}] (thickslice)" for lo, hi in through))
 
 
 def load_model(model: str, scale=2, preset: Optional[str] = None, weights: Union[str, os.PathLike] = "auto",

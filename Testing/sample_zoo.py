@@ -1,0 +1,40 @@
+"""A models folder for routing tests: the shipped bicubic entries (their real files, linked) plus a
+thickslice-trained pfmdn entry whose weights are a seeded random init saved as safetensors with
+its real sha256 (different from every shipped file, so the file a run reads shows in its output)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import torch
+from safetensors.torch import save_file
+
+from MedSRExtension.models.registry import build
+
+REPO_MODELS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "Resources", "Models")
+THICK_NAME = "pfmdn-light-thickslice-x1.5-3"
+
+
+def shipped_entries() -> list[dict]:
+    """The shipped bicubic entries (a shipped thickslice entry would compete with the test's own)."""
+    with open(os.path.join(REPO_MODELS, "models.json")) as f:
+        return [e for e in json.load(f)["models"] if e.get("degradation", "bicubic") == "bicubic"]
+
+
+def write_thickslice_zoo(folder, scale_range=(1.0, 3.0)) -> dict:
+    """Fill ``folder`` with the shipped bicubic entries and a thickslice pfmdn entry serving (f, 1) for f in
+    ``scale_range``; returns that entry with its absolute ``path``."""
+    entries = shipped_entries()
+    for e in entries:
+        os.symlink(os.path.join(REPO_MODELS, e["file"]), os.path.join(folder, e["file"]))
+    torch.manual_seed(11)
+    path = os.path.join(folder, f"{THICK_NAME}.safetensors")
+    save_file({k: v.contiguous() for k, v in build("pfmdn", "light", 2).state_dict().items()}, path)
+    thick = {"name": THICK_NAME, "file": os.path.basename(path),
+             "sha256": hashlib.sha256(open(path, "rb").read()).hexdigest(), "architecture": "pfmdn",
+             "preset": "light", "scales": [1.5, 2, 3], "scale_range": list(scale_range), "degradation": "thickslice",
+             "val_psnr": 30.0, "val": {"2": {"psnr": 30.0}, "3": {"psnr": 28.0}}}
+    with open(os.path.join(folder, "models.json"), "w") as f:
+        json.dump({"models": entries + [thick]}, f)
+    return {**thick, "path": path}
