@@ -181,6 +181,14 @@ class _Runner:
             budget = CLASSICAL_BATCH_PIXELS
         return max(1, min(64, budget // max(1, rows * cols)))
 
+    def prepare(self, scale: tuple[float, float]) -> None:
+        """Route and load the model a pass at ``scale`` runs, before threads share the runner."""
+        run_scale = self._model_scale(scale)[0]
+        if self._route(run_scale).transpose:
+            self.prepare(scale[::-1])
+        else:
+            self._model(run_scale)
+
     def _forward(self, x: torch.Tensor, scale: tuple[float, float], out_hw: tuple[int, int]) -> torch.Tensor:
         run_scale, detour = self._model_scale(scale)
         if self._route(run_scale).transpose:  # thickslice weights learnt the thick axis as the rows
@@ -264,7 +272,7 @@ class _Runner:
                 run_batch(start)
                 self.tick()
         else:
-            self._model(self._model_scale(p.scale)[0])  # loaded once, before the threads share it
+            self.prepare(p.scale)  # loaded once, before the threads share the runner
             with fastpath.slice_pool(workers, self.fast.flush_denormals) as pool:
                 pending: deque = deque()
                 for start in starts:  # at most `workers` batches in flight; progress in batch order
