@@ -18,7 +18,7 @@ THICK_NAME = "pfmdn-light-thickslice-x1.5-3"
 
 def shipped_entries() -> list[dict]:
     """The shipped bicubic entries (a shipped thickslice entry would compete with the test's own)."""
-    with open(os.path.join(REPO_MODELS, "models.json")) as f:
+    with open(os.path.join(REPO_MODELS, "models.json"), encoding="utf-8") as f:
         return [e for e in json.load(f)["models"] if e.get("degradation", "bicubic") == "bicubic"]
 
 
@@ -35,6 +35,6 @@ def write_thickslice_zoo(folder, scale_range=(1.0, 3.0)) -> dict:
              "sha256": hashlib.sha256(open(path, "rb").read()).hexdigest(), "architecture": "pfmdn",
              "preset": "light", "scales": [1.5, 2, 3], "scale_range": list(scale_range), "degradation": "thickslice",
              "val_psnr": 30.0, "val": {"2": {"psnr": 30.0}, "3": {"psnr": 28.0}}}
-    with open(os.path.join(folder, "models.json"), "w") as f:
+    with open(os.path.join(folder, "models.json"), "w", encoding="utf-8") as f:
         json.dump({"models": entries + [thick]}, f)
     return {**thick, "path": path}

@@ -11,25 +11,25 @@ from MedSRExtension.core import atomic
 
 def test_interrupted_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
     target = tmp_path / "report.md"
-    target.write_text("old")
+    target.write_text("old", encoding="utf-8")
     seen = []
 
     def write(tmp):
         seen.append(os.path.dirname(tmp))
-        with open(tmp, "w") as f:
+        with open(tmp, "w", encoding="utf-8") as f:
             f.write("half")
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         atomic.write_with(target, write)
-    assert target.read_text() == "old"
+    assert target.read_text(encoding="utf-8") == "old"
     assert sorted(os.listdir(tmp_path)) == ["report.md"]
     assert seen == [str(tmp_path)]  # beside the output: the rename never crosses file systems
 
 
 def test_completed_write_replaces_and_keeps_the_extension_for_the_writer(tmp_path):
     suffixes = []
-    atomic.write_with(tmp_path / "a.nii.gz", lambda tmp: suffixes.append(tmp) or open(tmp, "w").close())
+    atomic.write_with(tmp_path / "a.nii.gz", lambda tmp: suffixes.append(tmp) or open(tmp, "w", encoding="utf-8").close())
     assert suffixes[0].endswith(".nii.gz")
     assert os.listdir(tmp_path) == ["a.nii.gz"]
 

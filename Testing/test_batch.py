@@ -46,7 +46,7 @@ def cohort(folder, n=6, corrupt=True, shape=(4, 32, 28)):
 
 
 def manifest_rows(outdir):
-    with open(outdir / NAME, newline="") as f:
+    with open(outdir / NAME, newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
 
 
@@ -141,7 +141,7 @@ def test_csv_manifest_with_per_row_options_and_a_dicom_series(tmp_path, capsys):
                      "data/scan1.nrrd,,lanczos,,throughplane\n"
                      "data/series,series_sr/,bicubic,2,\n"
                      "data/gone.nii.gz,,bicubic,,\n"
-                     "data/scan0.nii.gz,bad.nii.gz,bicubic,two,\n")
+                     "data/scan0.nii.gz,bad.nii.gz,bicubic,two,\n", encoding="utf-8")
     out = tmp_path / "out"
     code = main(["batch", str(sheet), str(out), "--workers", "2", "--scale", "4", "--quiet"])
     text = capsys.readouterr().out

@@ -39,7 +39,7 @@ def test_compare_writes_metrics_table_and_figures(hr_file, tmp_path):
                 "--axis", "k", "--models", "bicubic,nearest", "--seg", "otsu3", "--mask", "foreground",
                 "--out", out, "--quiet")
     assert res.returncode == 0, res.stderr
-    with open(out / "metrics.csv", newline="") as f:
+    with open(out / "metrics.csv", newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert [r["method"] for r in rows] == ["bicubic", "nearest"]
     for col in ("method", "psnr", "ssim", "dice_mean", "hd95_mean", "dice_1", "dice_2", "hd95_1", "hd95_2",
@@ -54,7 +54,7 @@ def test_compare_writes_metrics_table_and_figures(hr_file, tmp_path):
     # on a real brain, bicubic beats nearest-neighbour slice repetition, and so does its segmentation
     assert float(bicubic["psnr"]) > float(nearest["psnr"])
     assert float(bicubic["dice_mean"]) > float(nearest["dice_mean"])
-    md = (out / "metrics.md").read_text()
+    md = (out / "metrics.md").read_text(encoding="utf-8")
     assert "| bicubic |" in md and "| nearest |" in md and "thickslice x2" in md
     for name in ("slices.png", "dice.png"):
         data = (out / name).read_bytes()

@@ -68,7 +68,7 @@ def test_non_empty_output_folder_is_refused_and_nothing_written(source, tmp_path
     lr = load_volume(folder)
     out = tmp_path / "taken"
     out.mkdir()
-    (out / "keep.txt").write_text("mine")
+    (out / "keep.txt").write_text("mine", encoding="utf-8")
     with pytest.raises(MedSRError, match="not empty"):
         write_dicom_series(lr, out, folder)
     assert [p.name for p in out.iterdir()] == ["keep.txt"] and len(list(tmp_path.iterdir())) == 1

@@ -23,7 +23,7 @@ def zoo_with_edsr(tmp_path, monkeypatch):
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path))
     entry = {"name": "edsr-light-x2", "file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
              "architecture": "edsr", "preset": "light", "scales": [2], "degradation": "bicubic", "val_psnr": 1.0}
-    (path.parent / "models.json").write_text(json.dumps({"models": [entry]}))
+    (path.parent / "models.json").write_text(json.dumps({"models": [entry]}), encoding="utf-8")
     monkeypatch.setenv(ENV, str(path.parent))
     return path.parent
 
@@ -33,7 +33,7 @@ def test_eval_writes_csv_markdown_and_figure(zoo_with_edsr, tmp_path, capsys):
     rc = main(["eval", "--models", "edsr", "--scales", "2", "--crop", "36", "--images", "ct693,mr2",
                "--out", str(out), "--quiet"])
     assert rc == 0
-    with open(out / "eval.csv") as f:
+    with open(out / "eval.csv", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     methods = ["nearest", "bicubic", "bspline", "edsr"]
     per_image = [r for r in rows if r["image"] != "mean"]
@@ -46,7 +46,7 @@ def test_eval_writes_csv_markdown_and_figure(zoo_with_edsr, tmp_path, capsys):
         assert float(means[m]["psnr_db"]) == pytest.approx(np.mean(vals), abs=2e-3)
     # the baselines behave as known: bicubic beats nearest on real images
     assert float(means["bicubic"]["psnr_db"]) > float(means["nearest"]["psnr_db"])
-    md = (out / "eval.md").read_text()
+    md = (out / "eval.md").read_text(encoding="utf-8")
     assert "### ×2" in md and all(f"| {m} |" in md for m in methods)
     assert (out / "eval.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "vs bicubic" in capsys.readouterr().out

@@ -44,12 +44,12 @@ def test_export_matches_torch_on_a_real_slice_with_sha256_and_card(tmp_path, mod
     got = _onnx(str(out), x)
     assert got.shape == (1, 1, 40 * scale, 48 * scale)
     assert np.abs(got - _torch(model, scale, x)).max() <= 1e-4
-    meta = json.loads((tmp_path / f"{model}.json").read_text())
+    meta = json.loads((tmp_path / f"{model}.json").read_text(encoding="utf-8"))
     entry = zoo.find_weights(model, scale)
     assert meta["weights_sha256"] == entry["sha256"] and meta["scale"] == scale
     assert meta["verified_max_abs_diff"] <= 1e-4
     card = os.path.join(zoo.models_dir(), entry["card"])
-    assert (tmp_path / f"{model}.md").read_text() == open(card).read()
+    assert (tmp_path / f"{model}.md").read_text(encoding="utf-8") == open(card, encoding="utf-8").read()
     assert sorted(os.listdir(tmp_path)) == sorted(f"{model}{ext}" for ext in (".onnx", ".json", ".md"))
 
 

@@ -31,7 +31,7 @@ def test_bf16_only_within_the_quality_limit_and_on_native_hardware(tmp_path):
     path.write_text(json.dumps({"models": {
         "cheap": {"channels_last_speedup": 1.4, "bf16_speedup": 2.0, "bf16_psnr_delta_db": -0.01},
         "lossy": {"channels_last_speedup": 0.97, "bf16_speedup": 2.0, "bf16_psnr_delta_db": -0.2},
-    }}))
+    }}), encoding="utf-8")
     amx, avx2 = fastpath.cpu_flags(AMX), fastpath.cpu_flags(AVX2)
     assert fastpath.choose("cheap", amx, str(path)) == fastpath.FastPath(channels_last=True, bf16=True)
     assert fastpath.choose("cheap", avx2, str(path)) == fastpath.FastPath(channels_last=True, bf16=False)
@@ -53,7 +53,7 @@ def test_fusion_and_slice_workers_follow_their_measurements(tmp_path):
         "fp32": {"channels_last_speedup": 1.1, "bf16_speedup": 1.5, "bf16_psnr_delta_db": -0.3,
                  "fusion_speedup": 1.3, "fusion_psnr_delta_db": 0.0,
                  "slice_workers_config": "fusion", "slice_workers_speedup": 1.01},
-    }}))
+    }}), encoding="utf-8")
     amx = fastpath.cpu_flags(AMX)
     assert fastpath.choose("fused", amx, str(path)) == fastpath.FastPath(
         channels_last=True, bf16=True, fuse=True, slice_workers=2)

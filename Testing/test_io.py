@@ -62,7 +62,7 @@ def test_missing_and_unsupported_inputs(tmp_path):
     with pytest.raises(MedSRError, match="not found"):
         load_volume(tmp_path / "nope.nii.gz")
     bad = tmp_path / "notes.txt"
-    bad.write_text("hello")
+    bad.write_text("hello", encoding="utf-8")
     with pytest.raises(MedSRError, match="unsupported"):
         load_volume(bad)
     corrupt = tmp_path / "broken.nii.gz"

@@ -21,7 +21,7 @@ def test_continuation_adds_its_stage_to_the_shipped_entry(tmp_path):
     index = tmp_path / "models.json"
     shipped = {"name": "lgsr-light-x2", "file": "lgsr-light-x2.safetensors", "iterations": 2200,
                "train_minutes": 41.2, "hardware": "shared CPU"}
-    index.write_text(json.dumps({"models": [shipped]}))
+    index.write_text(json.dumps({"models": [shipped]}), encoding="utf-8")
     cfg = {"init": "Resources/Models/lgsr-light-x2.safetensors", "lr": 3e-4, "out": "runs/stage2"}
     prior = pub._prior_entry(cfg, str(index))
     assert prior["name"] == "lgsr-light-x2"
@@ -40,7 +40,7 @@ def test_continuation_adds_its_stage_to_the_shipped_entry(tmp_path):
 def test_curve_log_continues_the_iteration_count_of_the_earlier_stage(tmp_path):
     pub = _publisher()
     old = tmp_path / "log.csv"
-    with open(old, "w", newline="") as f:
+    with open(old, "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=["iter", "loss", "val_psnr"])
         w.writeheader()
         w.writerows([{"iter": 10, "loss": 0.1, "val_psnr": ""}, {"iter": 20, "loss": 0.09, "val_psnr": 30.0}])
@@ -61,12 +61,12 @@ def test_a_thickslice_run_is_published_as_through_plane_weights_the_engine_route
     run, models = tmp_path / "ts-run", tmp_path / "models"
     models.mkdir()
     shipped = [e for e in shipped_entries() if e["architecture"] == "pfmdn"]
-    (models / "models.json").write_text(json.dumps({"models": shipped}))
+    (models / "models.json").write_text(json.dumps({"models": shipped}), encoding="utf-8")
     train(TrainConfig(model="pfmdn", out=str(run), scales=[[1.5, 1.0], [2.0, 1.0], [3.0, 1.0]],
                       degradation="thickslice", iters=2, batch=2, patch=12, warmup=1, val_every=2, val_crop=48,
                       threads=1, init=os.path.join(REPO_MODELS, shipped[0]["file"])), progress=False)
     assert _publisher().main([str(run), "--models-dir", str(models), "--crop", "48", "--hardware", "a test CPU"]) == 0
-    entries = {e["name"]: e for e in json.loads((models / "models.json").read_text())["models"]}
+    entries = {e["name"]: e for e in json.loads((models / "models.json").read_text(encoding="utf-8"))["models"]}
     assert entries[shipped[0]["name"]] == shipped[0]  # the bicubic entry is untouched
     e = entries["pfmdn-light-thickslice-x1.5-3"]
     assert (e["scales"], e["scale_range"], e["degradation"]) == ([1.5, 2, 3], [1.0, 3.0], "thickslice")
@@ -74,7 +74,7 @@ def test_a_thickslice_run_is_published_as_through_plane_weights_the_engine_route
     assert e["val"]["2"]["bicubic_psnr"] > e["val"]["3"]["bicubic_psnr"] > 20  # cubic along the thick axis
     assert e["stages"][-1]["degradation"] == "thickslice" and e["stages"][0]["degradation"] == "bicubic"
     assert e["sha256"] == zoo.sha256(str(models / e["file"]))
-    text = (models / e["card"]).read_text()
+    text = (models / e["card"]).read_text(encoding="utf-8")
     assert "through-plane passes (f, 1) for f in [1, 3]" in text and "| ×3×1 |" in text
     assert "cubic along the thick axis PSNR" in text and "Trained on simulated thick slices from the corpus" in text
     assert "bicubic-degraded" not in text and "antialiased bicubic downsampling" not in text

@@ -20,7 +20,7 @@ def _cfg(out, **kw):
 
 
 def _losses(out):
-    with open(out / "log.csv") as f:
+    with open(out / "log.csv", encoding="utf-8") as f:
         return [float(r["loss"]) for r in csv.DictReader(f)]
 
 
@@ -121,6 +121,6 @@ def test_the_csv_log_writes_its_header_once_across_resumes(tmp_path):
     path = str(tmp_path / "log.csv")
     CsvLog(path).write({"iter": 1, **window.means()})
     CsvLog(path).write({"iter": 2, **window.means()})  # a resumed run opens a new log on the same file
-    with open(path) as f:
+    with open(path, encoding="utf-8") as f:
         rows = list(csv.reader(f))
     assert rows[0] == ["iter", "loss", "l1"] and [r[0] for r in rows[1:]] == ["1", "2"]

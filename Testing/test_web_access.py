@@ -37,7 +37,7 @@ def test_the_data_folder_is_the_only_folder_read(tmp_path):
     shutil.copy(SAMPLE, data / "brain.nrrd")
     shutil.copy(SAMPLE, data / "sub" / "again.nrrd")
     shutil.copy(SAMPLE, outside / "secret.nrrd")
-    (data / "notes.txt").write_text("not a volume")
+    (data / "notes.txt").write_text("not a volume", encoding="utf-8")
     os.symlink(outside / "secret.nrrd", data / "link_out.nrrd")
     os.symlink(outside, data / "dir_out")
     os.symlink(data / "brain.nrrd", data / "link_in.nrrd")

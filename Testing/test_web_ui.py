@@ -83,7 +83,7 @@ def test_a_bad_upload_is_refused_with_a_message(server, browser, tmp_path):
     message = page.inner_text("#medsr-upload-message")
     assert "'scan.nii.gz' could not be read as a volume" in message
     notes = tmp_path / "notes.txt"
-    notes.write_text("hello")
+    notes.write_text("hello", encoding="utf-8")
     page.set_input_files("#medsr-upload", str(notes))
     page.wait_for_function("document.querySelector('#medsr-upload-message').innerText.includes('notes.txt')")
     assert "is not a volume file" in page.inner_text("#medsr-upload-message")

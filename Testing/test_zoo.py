@@ -19,7 +19,7 @@ def _sha(path):
 
 
 def _write_zoo(folder, entries):
-    with open(os.path.join(folder, "models.json"), "w") as f:
+    with open(os.path.join(folder, "models.json"), "w", encoding="utf-8") as f:
         json.dump({"models": entries}, f)
 
 
@@ -107,7 +107,7 @@ def test_shipped_weights_match_their_checksums_and_size_limit():
     index = os.path.join(REPO_MODELS, "models.json")
     if not os.path.exists(index):
         pytest.skip("no shipped weights in this checkout")
-    entries = json.load(open(index))["models"]
+    entries = json.load(open(index, encoding="utf-8"))["models"]
     for e in entries:
         path = os.path.join(REPO_MODELS, e["file"])
         assert os.path.getsize(path) <= 4 * 2**20, e["file"]

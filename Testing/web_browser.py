@@ -53,7 +53,7 @@ class MedSRServer:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p),
                    PYTHONUNBUFFERED="1", VTK_DEFAULT_OPENGL_WINDOW="vtkEGLRenderWindow")
         self.log_path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"medsr-serve-{self.port}.log")
-        self._log = open(self.log_path, "w+")
+        self._log = open(self.log_path, "w+", encoding="utf-8")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "MedSRExtension", "serve", *args, "--host", host, "--port", str(self.port)],
             stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=ROOT, start_new_session=True)
@@ -78,7 +78,7 @@ class MedSRServer:
 
     def output(self) -> str:
         self._log.flush()
-        with open(self.log_path) as f:
+        with open(self.log_path, encoding="utf-8") as f:
             return f.read()
 
     def stop(self) -> None:

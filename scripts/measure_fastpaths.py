@@ -115,7 +115,7 @@ def measure(name: str, rounds: int) -> dict:
 
 def cpu_name() -> str:
     try:
-        with open("/proc/cpuinfo") as f:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
                 if line.startswith("model name"):
                     return line.split(":", 1)[1].strip()
@@ -131,7 +131,7 @@ def main() -> int:
     args = ap.parse_args()
     torch.set_num_threads(2)
     path = os.path.join(models_dir(), fastpath.FILE)
-    data = json.load(open(path)) if os.path.isfile(path) else {"models": {}}
+    data = json.load(open(path, encoding="utf-8")) if os.path.isfile(path) else {"models": {}}
     data["about"] = ("Measured by scripts/measure_fastpaths.py per 256x256 MNI slice at x2 with 2 torch threads on "
                      "the shipped light weights (fastest of interleaved rounds): speed-ups over fp32 eager NCHW; "
                      "bf16 = torch.autocast(cpu, bfloat16) + channels_last; flush_denormals = fp32 with subnormals "

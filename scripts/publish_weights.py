@@ -48,7 +48,7 @@ def _atomic_write(path: str, text: str) -> None:
 
 
 def _read_log(run: str) -> list[dict]:
-    with open(os.path.join(run, "log.csv")) as f:
+    with open(os.path.join(run, "log.csv"), encoding="utf-8") as f:
         return list(csv.DictReader(f))
 
 
@@ -57,7 +57,7 @@ def _prior_entry(cfg: dict, index: str) -> dict | None:
     if not cfg.get("init") or not os.path.exists(index):
         return None
     base = os.path.basename(cfg["init"])
-    return next((e for e in json.load(open(index))["models"] if e["file"] == base), None)
+    return next((e for e in json.load(open(index, encoding="utf-8"))["models"] if e["file"] == base), None)
 
 
 def _stages(prior: dict | None, summary: dict, cfg: dict, hardware: str) -> list[dict]:
@@ -92,7 +92,7 @@ def _joined_log(prior_log: str | None, rows: list[dict]) -> list[dict]:
     """The earlier stage's log followed by this run's, iterations counted from the first stage."""
     if not prior_log:
         return rows
-    with open(prior_log) as f:
+    with open(prior_log, encoding="utf-8") as f:
         old = list(csv.DictReader(f))
     offset = int(old[-1]["iter"]) if old else 0
     return old + [dict(r, iter=str(int(r["iter"]) + offset)) for r in rows]
@@ -243,8 +243,8 @@ def main(argv=None) -> int:
     from MedSRExtension.zoo import weights as zoo
     from MedSRExtension.models.registry import get_spec
 
-    cfg = json.load(open(os.path.join(args.run, "config.json")))
-    summary = json.load(open(os.path.join(args.run, "summary.json")))
+    cfg = json.load(open(os.path.join(args.run, "config.json"), encoding="utf-8"))
+    summary = json.load(open(os.path.join(args.run, "summary.json"), encoding="utf-8"))
     src = os.path.join(args.run, f"{args.which}.safetensors")
     if not os.path.exists(src):
         src = os.path.join(args.run, "ema.safetensors")
@@ -292,7 +292,7 @@ def main(argv=None) -> int:
     curve(_joined_log(args.prior_log, _read_log(args.run)), os.path.join(args.models_dir, entry["curve"]),
           f"{name}: loss and validation PSNR")
     _atomic_write(os.path.join(args.models_dir, entry["card"]), card(entry, summary, cfg, spec, args.note))
-    data = json.load(open(index)) if os.path.exists(index) else {"models": []}
+    data = json.load(open(index, encoding="utf-8")) if os.path.exists(index) else {"models": []}
     data["models"] = [e for e in data["models"] if e["name"] != name] + [entry]
     data["models"].sort(key=lambda e: e["name"])
     _atomic_write(index, json.dumps(data, indent=2) + "\n")

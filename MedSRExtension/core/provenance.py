@@ -154,7 +154,7 @@ def read_provenance(path: PathLike) -> Optional[dict]:
     if ext in IMAGE_FORMATS:
         sidecar = Path(str(path) + SIDECAR_SUFFIX)
         if sidecar.is_file():
-            record = json.loads(sidecar.read_text())
+            record = json.loads(sidecar.read_text(encoding="utf-8"))
             return record.get("MedSR") if isinstance(record, dict) else None
         return None
     return _from_itk_header(path)

@@ -189,7 +189,7 @@ def save_volume(volume: Volume, path: PathLike, compress: bool = True, provenanc
             if provenance and ext in validation.NIFTI:
                 prov.add_to_nifti(stage / path.name, provenance)
             elif provenance and as_2d:
-                (stage / (path.name + prov.SIDECAR_SUFFIX)).write_text(prov.sidecar_text(provenance))
+                (stage / (path.name + prov.SIDECAR_SUFFIX)).write_text(prov.sidecar_text(provenance), encoding="utf-8")
     except RuntimeError as exc:
         raise MedSRError(f"cannot write {path}: {_itk_reason(exc)}") from None
     return path

@@ -62,7 +62,7 @@ def cpu_flags(cpuinfo: Optional[str] = None) -> frozenset[str]:
 def _machine_flags() -> frozenset[str]:
     """This machine's flags, read once per process (every run asks)."""
     try:
-        with open("/proc/cpuinfo") as f:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
             return cpu_flags(f.read())
     except OSError:
         return frozenset()
@@ -76,7 +76,7 @@ def native_bf16(flags: Optional[frozenset[str]] = None) -> bool:
 
 @lru_cache(maxsize=4)
 def _read(path: str) -> dict:
-    with open(path) as f:
+    with open(path, encoding="utf-8") as f:
         return json.load(f)
 
 

@@ -131,7 +131,7 @@ class Validator:
 
 
 def _read_config(path: str) -> dict:
-    with open(path) as f:
+    with open(path, encoding="utf-8") as f:
         return json.load(f)
 
 
@@ -143,7 +143,7 @@ def _truncate_log(path: str, last_iter: int) -> None:
     """Drop log rows written after the checkpoint we resume from (they will be redone)."""
     if not os.path.exists(path):
         return
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
     if not rows:
         return
@@ -315,9 +315,9 @@ class CsvLog:
         if self.header is None:
             self.header = list(row)
             if not os.path.exists(self.path) or os.path.getsize(self.path) == 0:
-                with open(self.path, "w", newline="") as f:
+                with open(self.path, "w", newline="", encoding="utf-8") as f:
                     csv.writer(f).writerow(self.header)
-        with open(self.path, "a", newline="") as f:
+        with open(self.path, "a", newline="", encoding="utf-8") as f:
             csv.writer(f).writerow([row.get(h, "") for h in self.header])
 
 

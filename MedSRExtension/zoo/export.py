@@ -191,7 +191,7 @@ def export_onnx(model: str, scale: float, out: Optional[str] = None, preset: Opt
         }
         meta_tmp = tmp.name[:-5] + ".json"
         written.append(meta_tmp)
-        with open(meta_tmp, "w") as f:
+        with open(meta_tmp, "w", encoding="utf-8") as f:
             json.dump(meta, f, indent=2)
         card_src = _card_path(entry)
         card_tmp = None

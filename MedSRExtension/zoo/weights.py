@@ -77,7 +77,7 @@ def _index() -> tuple[Optional[str], list[dict]]:
         return None, []
     path = os.path.join(d, INDEX)
     try:
-        with open(path) as f:
+        with open(path, encoding="utf-8") as f:
             data = json.load(f)
     except (OSError, ValueError) as exc:
         raise MedSRError(f"cannot read the model index '{path}' ({exc}); reinstall the extension") from exc
