@@ -8,6 +8,7 @@ an extension) is written as a DICOM series derived from a DICOM series input.
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from pathlib import Path
 
@@ -34,6 +35,9 @@ def register(sub) -> None:
     p.add_argument("--adapt", nargs="?", type=float, const=True, default=None, metavar="MINUTES",
                    help="throughplane: first fine-tune the network on this volume's own in-plane slices "
                         "(default budget 3 min on a CPU, 0.75 on a GPU)")
+    p.add_argument("--slice-thickness", type=float, default=None, metavar="MM",
+                   help="with --adapt: the acquired slice thickness in mm (default: the file header, "
+                        "else estimated from the volume)")
     p.add_argument("--save-adapted", default=None, metavar="FILE",
                    help="with --adapt: also write the tuned weights to FILE (.safetensors)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
@@ -85,6 +89,13 @@ def options_from_args(args) -> InferenceOptions:
         raise MedSRError("--save-adapted needs --adapt")
     if adapt is not None and args.mode != "throughplane":
         raise MedSRError("--adapt is for --mode throughplane; add --mode throughplane")
+    thickness = getattr(args, "slice_thickness", None)
+    if thickness is not None:
+        if adapt is None:
+            raise MedSRError("--slice-thickness is for --adapt; add --adapt")
+        if not (math.isfinite(thickness) and thickness > 0):
+            raise MedSRError(f"--slice-thickness takes a positive number of mm, got {thickness:g}")
+        adapt = {"thickness_mm": thickness, **({} if adapt is True else {"minutes": adapt})}
     default = "pfmdn" if adapt is not None else default_model(scale if scale is not None else 2.0)
     return InferenceOptions(model=args.model or default, scale=scale, adapt=adapt, save_adapted=save_adapted,
                             spacing=spacing, mode=args.mode, axis=args.axis, device=args.device, tile=args.tile,

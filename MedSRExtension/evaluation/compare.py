@@ -217,7 +217,12 @@ def make_lr(hr: Volume, degradation: str, scale: float, mode: str, axis: str) ->
     if degradation == "thickslice":
         if mode != "throughplane":
             raise MedSRError("the thickslice degradation makes thick slices along the axis; use --mode throughplane")
-        return degrade(hr, degradation, float(scale), axis=axis)
+        lr = degrade(hr, degradation, float(scale), axis=axis)
+        # what a header would say of this acquisition: contiguous slices as thick as they are spaced
+        a = AXES.index(axis)
+        thickness = tuple(float(lr.spacing[a]) if b == a else None for b in range(3))
+        lr.meta.update(thickness_ijk=thickness, thickness_source="the simulated acquisition (thickslice)")
+        return lr
     return degrade(hr, degradation, mode_factors(float(scale), mode, axis), axis=axis)
 
 

@@ -40,13 +40,15 @@ __all__ = ["AdaptOptions", "SliceProfile", "slice_profile", "super_resolve_adapt
 @dataclass
 class AdaptOptions:
     """How to adapt: a budget (``minutes`` of wall time and/or ``steps``; default by device), the slice
-    profile (``thickness_mm`` overrides the header; ``profile`` gaussian or box), a seed, and where to
-    save the tuned weights (``save_adapted``; nothing is saved without it)."""
+    profile (``thickness_mm`` overrides the header; without either it is estimated from the volume
+    unless ``estimate`` is False; ``profile`` gaussian or box), a seed, and where to save the tuned
+    weights (``save_adapted``; nothing is saved without it)."""
 
     minutes: Optional[float] = None
     steps: Optional[int] = None
     thickness_mm: Optional[float] = None
     profile: str = "gaussian"
+    estimate: bool = True
     seed: int = 0
     save_adapted: Optional[str] = None
 
@@ -60,7 +62,7 @@ def options_from(adapt) -> AdaptOptions:
             return AdaptOptions(**adapt)
         except TypeError as exc:
             raise MedSRError(f"unknown adaptation option in {sorted(adapt)}: {exc}; known: minutes, steps, "
-                             "thickness_mm, profile, seed") from None
+                             "thickness_mm, profile, estimate, seed") from None
     if adapt is True:
         return AdaptOptions()
     if isinstance(adapt, (int, float)) and not isinstance(adapt, bool):
@@ -118,7 +120,7 @@ def super_resolve_adapted(volume: Volume, options, progress=None, cancel=None) -
     if volume.array.shape[2 - a] < 2:
         raise MedSRError(f"adaptation needs at least two slices along axis {axis}")
     factor = geometry.effective_factors(volume, factors)[a]
-    profile = slice_profile(volume, axis, factor, opts.thickness_mm, opts.profile)
+    profile = slice_profile(volume, axis, factor, opts.thickness_mm, opts.profile, opts.estimate)
     dev = resolve_device(options.device)
     budget = Budget(minutes=opts.minutes if opts.minutes is not None or opts.steps is not None
                     else DEFAULT_MINUTES["cpu" if dev.type == "cpu" else "gpu"], steps=opts.steps)

@@ -4,8 +4,10 @@ A through-plane factor f turns slices spaced ``s`` mm apart into slices spaced `
 acquired slice integrated the body over its thickness ``t`` mm (FWHM of a Gaussian profile, or the
 width of a box). In output voxels that is a profile of width ``t·f/s`` every ``f`` voxels: a gap of
 ``f - t·f/s`` voxels (negative for overlap). The thickness comes, in this order, from the caller,
-from the file's header (``Volume.meta["thickness_ijk"]``, see ``core.slice_header``), or is assumed
-equal to the spacing (contiguous slices) and reported as assumed.
+from the file's header (``Volume.meta["thickness_ijk"]``, see ``core.slice_header``), from the volume
+itself (``profile_estimate``: what makes its in-plane data look like its through-plane data), or, when
+the volume cannot tell either, is assumed equal to the spacing (contiguous slices). The profile says
+which it used.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from typing import Optional
 from MedSRExtension.core.degradations import PROFILES
 from MedSRExtension.core.errors import MedSRError
 from MedSRExtension.core.volume import AXES, Volume
+from MedSRExtension.training.adapt.profile_estimate import estimate_thickness
 
 
 @dataclass(frozen=True)
@@ -25,7 +28,7 @@ class SliceProfile:
     factor: float
     thickness: float
     shape: str = "gaussian"
-    source: str = "assumed contiguous (no thickness in the header)"
+    source: str = "assumed contiguous (no thickness in the header, none estimated)"
     thickness_mm: float = math.nan
     spacing_mm: float = math.nan
 
@@ -43,8 +46,9 @@ class SliceProfile:
 
 
 def slice_profile(volume: Volume, axis: str, factor: float, thickness_mm: Optional[float] = None,
-                  shape: str = "gaussian") -> SliceProfile:
-    """The profile of ``volume``'s slices along ``axis`` for an output ``factor`` times finer."""
+                  shape: str = "gaussian", estimate: bool = True) -> SliceProfile:
+    """The profile of ``volume``'s slices along ``axis`` for an output ``factor`` times finer
+    (``estimate=False``: assume contiguous slices rather than estimate when no header tells)."""
     if shape not in PROFILES:
         raise MedSRError(f"slice profile must be one of {', '.join(PROFILES)}, got '{shape}'")
     if not (math.isfinite(factor) and factor > 1):
@@ -55,8 +59,11 @@ def slice_profile(volume: Volume, axis: str, factor: float, thickness_mm: Option
         source = "the caller"
     else:
         known = (volume.meta.get("thickness_ijk") or (None, None, None))[a]
+        guess = estimate_thickness(volume, axis, shape) if known is None and estimate else None
         if known is not None:
             thickness_mm, source = float(known), volume.meta.get("thickness_source", "the file header")
+        elif guess is not None:
+            thickness_mm, source = guess, "estimated from the volume (no thickness in the header)"
         else:
             thickness_mm, source = spacing, SliceProfile.source
     if not (math.isfinite(thickness_mm) and thickness_mm > 0):
