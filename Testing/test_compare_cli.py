@@ -76,6 +76,8 @@ def test_bad_input_fails_with_one_line_and_writes_nothing(hr_file, tmp_path):
     (["--degradation", "thickslice", "--mode", "inplane"], "use --mode throughplane"),
     (["--crop", "0,0,0,48,48,99"], "does not fit"),
     (["--scale", "0.5"], "scale must be a number > 1"),
+    (["--slice-thickness", "3"], "add --degradation thickslice"),
+    (["--degradation", "thickslice", "--slice-thickness", "-1"], "positive number of mm"),
 ])
 def test_more_bad_inputs_in_process(hr_file, tmp_path, capsys, args, message):
     out = tmp_path / "report"
@@ -92,6 +94,19 @@ def test_a_given_lr_gives_the_same_numbers_as_the_degradation(hr, tmp_path):
     for key in ("psnr", "ssim", "dice_mean", "hd95_mean", "dice_1", "dice_2"):
         assert a[0][key] == pytest.approx(b[0][key], rel=1e-6), key
     assert hr.array.shape == (24, 48, 48)  # the caller's volume is untouched
+
+
+def test_thinner_simulated_slices_leave_a_gap_and_say_so(hr, tmp_path):
+    """--slice-thickness 1.5 at x2 along k: 1.5 mm slices every 2 mm; the LR carries the thickness as a
+    header would (so an adapted method uses it) and keeps more detail than contiguous 2 mm slices."""
+    from MedSRExtension.evaluation.compare import make_lr
+    gap = make_lr(hr, "thickslice", 2.0, "throughplane", "k", thickness_mm=1.5)
+    full = make_lr(hr, "thickslice", 2.0, "throughplane", "k")
+    assert gap.meta["thickness_ijk"] == (None, None, 1.5) and full.meta["thickness_ijk"] == (None, None, 2.0)
+    assert np.abs(np.diff(gap.array, axis=0)).mean() > np.abs(np.diff(full.array, axis=0)).mean()
+    run_comparison(hr, degradation="thickslice", thickness_mm=1.5, scale=2, models=["linear"], seg=None,
+                   out_dir=tmp_path / "g")
+    assert "thickslice x2 (1.5 mm slices)" in (tmp_path / "g" / "metrics.md").read_text(encoding="utf-8")
 
 
 def test_off_grid_results_are_resampled_onto_the_reference(hr, tmp_path):

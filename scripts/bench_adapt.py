@@ -46,7 +46,7 @@ def main() -> int:
     rng = float(hr.max() - hr.min())
     print(f"256x256x40 -> {out.array.shape[0]} slices x4 through-plane, adapt: {total:.1f} s total "
           f"({info['seconds']:.1f} s fine-tune, {info['steps']} steps, from {info['start_weights']}); "
-          f"PSNR vs reference {psnr(out.array, hr, data_range=rng):.2f} dB")
+          f"PSNR vs reference {psnr(out.array, hr, data_range=rng):.2f} dB; {info['profile']}")
     return 0
 
 

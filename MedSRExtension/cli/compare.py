@@ -29,6 +29,9 @@ def register(sub) -> None:
                    help=f"how to make the LR from the reference (default {DEFAULT_DEGRADATION})")
     p.add_argument("--scale", type=float, default=None,
                    help="degradation and SR factor (default 2; with --lr: from the spacings)")
+    p.add_argument("--slice-thickness", type=float, default=None, metavar="MM",
+                   help="thickslice: the simulated slices' thickness in mm (default: their spacing; "
+                        "less is a gap, more an overlap)")
     p.add_argument("--mode", default=None, choices=MODES,
                    help="default: throughplane for thickslice, inplane otherwise (with --lr: from the spacings)")
     p.add_argument("--axis", default="auto", choices=("auto", "i", "j", "k"),
@@ -95,7 +98,8 @@ def run(args) -> int:
 
     try:
         rows = run_comparison(hr, lr=lr, models=models, out_dir=out, progress=progress if bar is not None else None,
-                              degradation=args.degradation, scale=args.scale, mode=args.mode, axis=args.axis,
+                              degradation=args.degradation, thickness_mm=args.slice_thickness, scale=args.scale,
+                              mode=args.mode, axis=args.axis,
                               seg=seg, mask=args.mask, device=args.device, save_volumes=args.save_volumes)
     finally:
         if bar is not None:

@@ -210,18 +210,26 @@ def _mode_for_lr(scale, mode: str | None, axis: str, lr: Volume) -> tuple[str, s
     return mode, axis
 
 
-def make_lr(hr: Volume, degradation: str, scale: float, mode: str, axis: str) -> Volume:
-    """The reference degraded by ``degradation`` at ``scale`` on the axes ``mode`` scales."""
+def make_lr(hr: Volume, degradation: str, scale: float, mode: str, axis: str,
+            thickness_mm: float | None = None) -> Volume:
+    """The reference degraded by ``degradation`` at ``scale`` on the axes ``mode`` scales
+    (thickslice: slices ``thickness_mm`` thick, default as thick as they are spaced)."""
     if degradation not in DEGRADATIONS:
         raise MedSRError(f"degradation must be one of {', '.join(DEGRADATIONS)}, got '{degradation}'; use one of those")
+    if thickness_mm is not None and degradation != "thickslice":
+        raise MedSRError("a slice thickness is for the thickslice degradation; add --degradation thickslice")
     if degradation == "thickslice":
         if mode != "throughplane":
             raise MedSRError("the thickslice degradation makes thick slices along the axis; use --mode throughplane")
-        lr = degrade(hr, degradation, float(scale), axis=axis)
-        # what a header would say of this acquisition: contiguous slices as thick as they are spaced
         a = AXES.index(axis)
-        thickness = tuple(float(lr.spacing[a]) if b == a else None for b in range(3))
-        lr.meta.update(thickness_ijk=thickness, thickness_source="the simulated acquisition (thickslice)")
+        if thickness_mm is not None and not (math.isfinite(thickness_mm) and thickness_mm > 0):
+            raise MedSRError(f"slice thickness must be a positive number of mm, got {thickness_mm:g}")
+        kw = {} if thickness_mm is None else {"thickness": thickness_mm / float(hr.spacing[a])}
+        lr = degrade(hr, degradation, float(scale), axis=axis, **kw)
+        # what a header would say of this acquisition (the NRRD thicknesses field, DICOM Slice Thickness)
+        known = float(lr.spacing[a]) if thickness_mm is None else float(thickness_mm)
+        lr.meta.update(thickness_ijk=tuple(known if b == a else None for b in range(3)),
+                       thickness_source="the simulated acquisition (thickslice)")
         return lr
     return degrade(hr, degradation, mode_factors(float(scale), mode, axis), axis=axis)
 
@@ -239,6 +247,8 @@ class CompareOptions(JsonOptions):
             from the spacings.
         mode: None: throughplane for the thickslice degradation, else inplane (with a given LR:
             from the factors).
+        thickness_mm: thickslice only: the slice thickness (default: the LR spacing, contiguous);
+            less than the spacing is a gap, more an overlap.
         axis: "auto" is the reference's largest-spacing axis (k when isotropic).
         seg: segmentation method (``segmentation.METHODS``); None skips the segmentation columns.
         mask: None, or "foreground" (PSNR/SSIM over reference > its 2-class Otsu threshold).
@@ -249,6 +259,7 @@ class CompareOptions(JsonOptions):
     degradation: str = DEFAULT_DEGRADATION
     scale: float | tuple | None = None
     mode: str | None = None
+    thickness_mm: float | None = None
     axis: str = "auto"
     seg: str | None = "otsu3"
     mask: str | None = None
@@ -289,7 +300,8 @@ def _setup(hr: Volume, lr: Volume | None, opts: CompareOptions) -> _Setup:
     mode = opts.mode or ("throughplane" if opts.degradation == "thickslice" else "inplane")
     axis = hr.largest_spacing_axis() if opts.axis == "auto" else opts.axis
     hr = fit_to_scale(hr, mode_factors(float(scale), mode, axis))
-    return _Setup(hr, make_lr(hr, opts.degradation, float(scale), mode, axis), float(scale), mode, axis, False)
+    lr = make_lr(hr, opts.degradation, float(scale), mode, axis, opts.thickness_mm)
+    return _Setup(hr, lr, float(scale), mode, axis, False)
 
 
 def run_comparison(hr: Volume, lr: Volume | None = None, models: Sequence[str] = ("bicubic",),
@@ -372,7 +384,8 @@ def _settings(setup: _Setup, opts: CompareOptions, data_range: float, masked: bo
     hr, lr = setup.hr, setup.lr
     return {
         "reference": f"{'x'.join(map(str, hr.shape_ijk))} voxels, spacing {_fmt_tuple(hr.spacing)} mm",
-        "low resolution": ("given" if setup.lr_given else f"{opts.degradation} x{float(setup.sr_scale):g}")
+        "low resolution": ("given" if setup.lr_given else f"{opts.degradation} x{float(setup.sr_scale):g}"
+                           + (f" ({opts.thickness_mm:g} mm slices)" if opts.thickness_mm is not None else ""))
         + f", {'x'.join(map(str, lr.shape_ijk))} voxels, spacing {_fmt_tuple(lr.spacing)} mm",
         "super-resolution": f"mode {setup.mode}, axis {setup.axis}",
         "image metrics": f"data range {data_range:.4g} (reference max - min), "
