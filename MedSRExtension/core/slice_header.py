@@ -12,7 +12,7 @@ averages. They differ for a gap (thickness < spacing, common in 2D multi-slice M
 
 ``read_thickness`` returns ``{"thickness_ijk": (ti, tj, tk), "thickness_source": "..."}`` with
 ``None`` for unknown axes, or ``{}`` when nothing is known. The thickness of DICOM and BIDS is that of
-the slice axis, k.
+the slice axis, k. ``dicom_file_thickness`` reads one DICOM file of any name (Slicer's DICOM database).
 """
 from __future__ import annotations
 
@@ -47,10 +47,15 @@ def _dicom_first_file(path: Path) -> Optional[str]:
 
 def _dicom(path: Path) -> dict:
     first = _dicom_first_file(path)
-    if first is None:
-        return {}
+    return {} if first is None else dicom_file_thickness(first)
+
+
+def dicom_file_thickness(path: os.PathLike) -> dict:
+    """Slice Thickness of one DICOM file, whatever its name (a DICOM database stores files without an
+    extension), as the k thickness; ``{}`` when the file is unreadable or has none."""
     reader = sitk.ImageFileReader()
-    reader.SetFileName(first)
+    reader.SetImageIO("GDCMImageIO")
+    reader.SetFileName(str(path))
     try:
         reader.ReadImageInformation()
     except RuntimeError:

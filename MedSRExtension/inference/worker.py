@@ -8,12 +8,16 @@ driver fault) cannot take the application down.
 Protocol (one request folder, private to one run):
 
 - ``input.npy``: the voxels [k, j, i] (saved without pickle); ``request.json``: the geometry
-  (spacing, origin, direction in LPS, written with ``repr`` so it round-trips exactly) and the
-  ``InferenceOptions.to_dict()`` (an unknown key is a bad-input error).
+  (spacing, origin, direction in LPS, written with ``repr`` so it round-trips exactly), the
+  ``InferenceOptions.to_dict()`` (an unknown key is a bad-input error) and, when known, ``meta`` with
+  the slice thickness (``thickness_ijk``, ``thickness_source``: see ``core.slice_header``; absent or
+  malformed = unknown, so older requests still run).
 - The worker prints events as lines ``MEDSR-EVENT {json}`` on stdout: ``progress`` (done, total),
   ``log`` (message), ``result`` (the result files are complete), ``error`` (kind, message). Any
   other output (warnings, library messages) is log text.
-- On success ``result.npy`` and ``result.json`` exist (written under temporary names and renamed).
+- On success ``result.npy`` and ``result.json`` exist (written under temporary names and renamed);
+  ``result.json`` holds the geometry and, after an adapted run, ``adapt`` (what the adaptation used:
+  the slice profile and its source, steps, loss, seconds), read back into ``Volume.meta["adapt"]``.
 
 Run as ``python -m MedSRExtension.inference.worker FOLDER``. Never imports slicer, vtk or qt.
 """
@@ -42,8 +46,30 @@ def _geometry(volume: Volume) -> dict:
             "direction": np.asarray(volume.direction, dtype=float).tolist()}
 
 
-def _volume(array: np.ndarray, meta: dict) -> Volume:
-    return Volume(array, tuple(meta["spacing"]), tuple(meta["origin"]), np.array(meta["direction"], dtype=float))
+def _volume(array: np.ndarray, meta: dict, extra: Optional[dict] = None) -> Volume:
+    return Volume(array, tuple(meta["spacing"]), tuple(meta["origin"]), np.array(meta["direction"], dtype=float),
+                  dict(extra or {}))
+
+
+def _thickness(meta: Any) -> dict:
+    """The slice-thickness entries of a Volume's meta as plain JSON values; ``{}`` when absent or malformed."""
+    if not isinstance(meta, dict):
+        return {}
+    values = meta.get("thickness_ijk")
+    if not isinstance(values, (list, tuple)) or len(values) != 3:
+        return {}
+    try:
+        ijk = tuple(None if v is None else float(v) for v in values)
+    except (TypeError, ValueError):
+        return {}
+    if all(v is None for v in ijk) or any(v is not None and not (np.isfinite(v) and v > 0) for v in ijk):
+        return {}
+    return {"thickness_ijk": ijk, "thickness_source": str(meta.get("thickness_source") or "the file header")}
+
+
+def _plain(value: Any) -> Any:
+    """JSON for what ``json`` does not know (numpy scalars in a result's meta)."""
+    return value.item() if isinstance(value, np.generic) else str(value)
 
 
 def _save_npy(folder: str, name: str, array: np.ndarray) -> None:
@@ -54,13 +80,18 @@ def _save_npy(folder: str, name: str, array: np.ndarray) -> None:
 
 
 def _save_json(folder: str, name: str, data: dict) -> None:
-    atomic.write_text(os.path.join(folder, name), json.dumps(data))
+    atomic.write_text(os.path.join(folder, name), json.dumps(data, default=_plain))
 
 
 def write_request(folder: str, volume: Volume, options: dict) -> None:
     """Write ``volume`` (exact geometry) and the JSON-serialisable ``options`` into ``folder``."""
+    body = {"geometry": _geometry(volume), "options": options}
+    thickness = _thickness(volume.meta)
+    if thickness:
+        body["meta"] = {"thickness_ijk": list(thickness["thickness_ijk"]),
+                        "thickness_source": thickness["thickness_source"]}
     try:  # serialised before the voxels are written, so a bad option costs nothing
-        request = json.dumps({"geometry": _geometry(volume), "options": options})
+        request = json.dumps(body)
     except TypeError as exc:
         raise MedSRError(f"a run option cannot be passed to the worker process ({exc}); use plain values") from None
     _save_npy(folder, INPUT, volume.array)
@@ -68,10 +99,21 @@ def write_request(folder: str, volume: Volume, options: dict) -> None:
 
 
 def read_result(folder: str) -> Volume:
-    """The result Volume of a finished run in ``folder``."""
+    """The result Volume of a finished run in ``folder`` (``meta["adapt"]`` after an adapted run)."""
     with open(os.path.join(folder, RESULT_META), encoding="utf-8") as f:
         meta = json.load(f)
-    return _volume(np.load(os.path.join(folder, RESULT), allow_pickle=False), meta["geometry"])
+    extra = {"adapt": meta["adapt"]} if isinstance(meta.get("adapt"), dict) else {}
+    return _volume(np.load(os.path.join(folder, RESULT), allow_pickle=False), meta["geometry"], extra)
+
+
+def read_request(folder: str) -> tuple[Volume, dict]:
+    """The input Volume (with its slice thickness in ``meta`` when the request has one) and the options
+    dict of the request in ``folder``."""
+    with open(os.path.join(folder, REQUEST), encoding="utf-8") as f:
+        request = json.load(f)
+    volume = _volume(np.load(os.path.join(folder, INPUT), allow_pickle=False), request["geometry"],
+                     _thickness(request.get("meta")))
+    return volume, request["options"]
 
 
 def parse_event(line: str) -> Optional[dict]:
@@ -103,11 +145,9 @@ def run(folder: str) -> int:
     """Serve the request in ``folder``; returns the process exit status (0, 2 bad input, 1 failure)."""
     warnings.showwarning = _show_warning
     try:
-        with open(os.path.join(folder, REQUEST), encoding="utf-8") as f:
-            request = json.load(f)
-        volume = _volume(np.load(os.path.join(folder, INPUT), allow_pickle=False), request["geometry"])
+        volume, request_options = read_request(folder)
         from MedSRExtension.inference.options import InferenceOptions
-        options = InferenceOptions.from_dict(request["options"])
+        options = InferenceOptions.from_dict(request_options)
         import torch
 
         from MedSRExtension.inference.devices import describe, resolve_device
@@ -120,7 +160,10 @@ def run(folder: str) -> int:
         result = run_inference(volume, options,
                                progress=lambda done, total: emit("progress", done=done, total=total))
         _save_npy(folder, RESULT, result.array)
-        _save_json(folder, RESULT_META, {"geometry": _geometry(result)})
+        result_meta = {"geometry": _geometry(result)}
+        if isinstance(result.meta.get("adapt"), dict):
+            result_meta["adapt"] = dict(result.meta["adapt"])
+        _save_json(folder, RESULT_META, result_meta)
         emit("log", message=f"done in {time.perf_counter() - start:.1f} s: "
                             f"{_size(result)} voxels")
         emit("result")

@@ -18,6 +18,8 @@ from MedSRExtension.core import validation
 from MedSRExtension.core.errors import MedSRError
 from MedSRExtension.core.volume import Volume
 
+from .node_thickness import thickness_of
+
 RAS_FROM_LPS = np.diag([-1.0, -1.0, 1.0])
 ORTHOGONALITY_TOLERANCE = 1e-5
 
@@ -108,13 +110,16 @@ def matrix_from_volume(volume: Volume) -> np.ndarray:
 
 
 def volume_from_node(node) -> Volume:
-    """A copy of the node's voxels ([k, j, i]) with its world geometry in LPS; the node is untouched."""
+    """A copy of the node's voxels ([k, j, i]) with its world geometry in LPS and, in ``meta``, the slice
+    thickness its source file gives (``node_thickness``); the node is untouched."""
     check_input_node(node)
     spacing, origin, direction = geometry_from_matrix(world_ijk_to_ras(node))
     if node.GetImageData().GetPointData().GetScalars() is None:
         raise MedSRError(f"'{node.GetName()}' has no voxel values; load image data into it first")
     array = np.array(slicer.util.arrayFromVolume(node), copy=True)
     volume = Volume(array, spacing, origin, direction)
+    volume.meta.update({key: value for key, value in thickness_of(node).items()
+                        if key in ("thickness_ijk", "thickness_source")})
     validation.check_volume(volume, f"'{node.GetName()}'")
     return volume
 

@@ -86,6 +86,7 @@ class Outcome:
     output_node: object = None
     baseline_node: object = None
     comparison: Optional[dict] = None
+    adapt: Optional[dict] = None  # what an adapted run used (the worker's ``result.meta["adapt"]``)
     error: Optional[BaseException] = None
     detail: str = ""           # a traceback, for errors that are not MedSRError
     reported: bool = False     # set by a GUI once it has shown ``detail`` (a dialog shows once)
@@ -100,11 +101,14 @@ class SuperResolvePanel:
         show: called to show the result side by side (the Logic's ``showSideBySide``); None: don't.
         records: the model records (default: the engine's ``list_models()``), for tests.
         torch_ready: whether PyTorch can be imported (default: checked without importing it).
+        adapt_budget: the ``adapt`` option of an adapted run: True (the engine's default budget: a few
+            minutes on a CPU, under one on a GPU), minutes, or ``AdaptOptions`` fields as a dict.
     """
 
     def __init__(self, params, scene, show: Optional[ShowCallback] = None, records: Optional[list] = None,
-                 torch_ready: Optional[Callable[[], bool]] = None):
+                 torch_ready: Optional[Callable[[], bool]] = None, adapt_budget=True):
         self.params, self.scene, self._show = params, scene, show
+        self.adapt_budget = adapt_budget
         self._records = records
         self._torch_ready = torch_ready or device_info.torch_installed
         self.state = State.IDLE
@@ -304,7 +308,7 @@ class SuperResolvePanel:
         options = dict(model=step.model, scale=float(p.scale), mode=p.mode,
                        axis=choices.effective_axis(p.mode, p.axis), device=p.device, tile=int(p.tileSize) or None)
         if step.role == "result" and p.adapt and p.mode == "throughplane":
-            options["adapt"] = True  # the engine's default budget: a few minutes on a CPU, under one on a GPU
+            options["adapt"] = self.adapt_budget
         if step.role == "result" and p.customWeights:
             from MedSRExtension.zoo.custom_weights import check_custom_weights
             options["preset"] = check_custom_weights(p.customWeights, step.model, float(p.scale))
@@ -379,6 +383,10 @@ class SuperResolvePanel:
         out = self.outcome.output_node
         self.state = State.DONE
         self.status = f"Created '{out.GetName()}'."
+        self.outcome.adapt = self._adapt_of(self._steps[0])
+        adapted = self._adapt_line(self.outcome.adapt)
+        if adapted:
+            self.status = f"Created '{out.GetName()}', adapted to the volume: {adapted}."
         self._log(self.status)
         p = self.params
         plan = None
@@ -397,6 +405,20 @@ class SuperResolvePanel:
                 self._show(self.outcome.baseline_node, out, plan=plan)
             else:
                 self._show(p.inputVolume, out, p.referenceVolume, mode=p.mode, axis=p.axis)
+
+    @staticmethod
+    def _adapt_of(step: _Step) -> Optional[dict]:
+        result = step.runner.result if step.runner is not None else None
+        adapt = result.meta.get("adapt") if result is not None else None
+        return adapt if isinstance(adapt, dict) else None
+
+    @staticmethod
+    def _adapt_line(adapt: Optional[dict]) -> str:
+        """What an adapted run used (its slice profile, where the thickness came from, steps), or ""."""
+        if not adapt or not adapt.get("profile"):
+            return ""
+        steps = adapt.get("steps")
+        return str(adapt["profile"]) + (f"; {steps} tuning steps" if steps is not None else "")
 
     def _compare(self) -> dict:
         from . import comparison
