@@ -12,7 +12,7 @@ slab() {  # slab NAME SCALE MODELS [extra args]
     --models "$models" --out "out/study16_$name" "$@"
   echo "== $name"; sed -n '/^| method/,/^$/p' "out/study16_$name/metrics.md"
 }
-slab x4 4 bspline,lanczos,edsr,lgsr,iconet,pfmdn,pfmdn+adapt
+slab x4 4 bspline,lanczos,edsr,iconet,pfmdn,pfmdn+adapt
 slab x2 2 bspline,lanczos,edsr,iconet,pfmdn,pfmdn+adapt
 slab x3 3 bspline,lanczos,pfmdn,pfmdn+adapt
 slab x5 5 bspline,lanczos,pfmdn,pfmdn+adapt
