@@ -97,10 +97,11 @@ class ChannelAttention(nn.Module):
         d = c // self.heads
         t = self.qkv(x).permute(0, 2, 3, 1).reshape(n, h * w, 3 * c)  # pixels-last: a free view
         with torch.autocast(device_type=x.device.type, enabled=False):  # sums over all pixels: float32
-            qk = t[:, :, :2 * c].float()
-            gram = qk.transpose(1, 2) @ qk  # (n, 2C, 2C): q·k products and the squared norms, one matmul
-            sq = gram.diagonal(dim1=1, dim2=2).clamp_min(1e-24).sqrt()  # ||q_i||, ||k_j|| over pixels
-            cos = gram[:, :c, c:] / (sq[:, :c, None] * sq[:, None, c:])  # (n, C, C) normalised q̂·k̂
+            q, k = t[:, :, :c].float(), t[:, :, c:2 * c].float()
+            qk = q.transpose(1, 2) @ k  # (n, C, C) q·k products: a quarter of the full (2C, 2C) Gram matrix
+            nq = q.square().sum(dim=1).clamp_min(1e-24).sqrt()  # ||q_i|| over pixels, (n, C)
+            nk = k.square().sum(dim=1).clamp_min(1e-24).sqrt()
+            cos = qk / (nq[:, :, None] * nk[:, None, :])  # (n, C, C) normalised q̂·k̂
             heads = cos.reshape(n, self.heads, d, self.heads, d).diagonal(dim1=1, dim2=3).permute(0, 3, 1, 2)
             attn = torch.softmax(heads * self.temperature.float(), dim=-1)  # (n, heads, d, d)
         # block-diagonal (C, C): heads do not mix; built by broadcasting (no boolean scatter, so it exports)
