@@ -225,7 +225,11 @@ class LGSR(nn.Module):
             raise ValueError(f"unknown upsampler '{upsampler}'")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        f = self.head(self.shift(x))
+        # the head runs without autocast, so the residual stream it starts stays float32 under bf16
+        # autocast (every group adds onto it); measured: the bf16 cost on the validation regions fell
+        # from -0.117 to -0.017 dB, the branches still compute in bf16
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            f = self.head(self.shift(x))
         f = f + self.body_conv(self.body(f))
         return self.up(f) + bicubic(x, self.scale)
 

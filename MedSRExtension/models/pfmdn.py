@@ -256,7 +256,8 @@ class GradientBranch(nn.Module):
         self.act = activation(act)
 
     def forward(self, grad_lr: torch.Tensor, sr_features: Sequence[torch.Tensor]) -> torch.Tensor:
-        g = self.embed(grad_lr)
+        with torch.autocast(device_type=grad_lr.device.type, enabled=False):  # a float32 stream (see PFMDN)
+            g = self.embed(grad_lr)
         for take, mix, f in zip(self.take, self.mix, sr_features):
             g = g + self.act(mix(torch.cat([g, take(f)], dim=1)))
         return g
@@ -403,7 +404,11 @@ class PFMDN(nn.Module):
             raise MedSRError(f"PFMDN expects (N, 1, H, W) images, got shape {tuple(x.shape)}")
         s = self.scale if scale is None else _check_scale(as_pair(scale))
         # channels_last: 2-6x faster grouped/large-kernel convs and box filters on CPU (oneDNN), same results.
-        f0 = self.head(self.shift(x)).contiguous(memory_format=torch.channels_last)
+        # The head runs without autocast, so the residual stream it starts (every block adds onto it)
+        # stays float32 under bf16 autocast while the blocks compute in bf16; the same for the gradient
+        # branch's stream.
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            f0 = self.head(self.shift(x)).contiguous(memory_format=torch.channels_last)
         outs = []
         f = f0
         for blk in self.blocks:
