@@ -190,3 +190,17 @@ def test_gradient_branch_output_tracks_the_gradient_map_of_the_sr_image():
     flat = model(torch.full((1, 1, 12, 12), 0.4), scale=2)
     assert torch.equal(gradient_map(torch.full((1, 1, 24, 24), 0.4)), torch.zeros(1, 1, 24, 24))
     assert torch.isfinite(flat["grad"]).all()
+
+
+@pytest.mark.parametrize("scale", [(2.0, 2.0), (2.5, 1.0), (1.0, 3.0)])
+def test_bf16_autocast_keeps_the_float32_stream_and_stays_close(light, scale):
+    """The engine's bf16 fast path: the head starts a float32 stream the bf16 branches add onto, at
+    integer, fractional (offset classes) and one-axis factors alike; the image stays within a few
+    grey levels of float32."""
+    x = torch.rand(1, 1, 12, 16)
+    with torch.no_grad():
+        ref = light(x, scale)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = light(x, scale)
+    assert low.shape == ref.shape and torch.isfinite(low).all()
+    assert (low.float() - ref).abs().max() <= 0.05

@@ -350,12 +350,14 @@ class MetaUpsampler(nn.Module):
         o, a, b = self.out_channels, len(uh), len(uw)
         wt = self._cached(("filters",) + key, lambda: self.filters(uh, uw, scale, feat))  # (a, b, o, c, k, k)
         dev = feat.device
-        out = feat.new_empty(n, o, len(qh), len(qw))
+        out = None  # made on the first class, in the dtype the conv computes (bf16 under autocast)
         col_cls, col_q = iw.to(dev), qw.to(dev)
         for cls in range(a):
             rows = torch.nonzero(ih == cls).flatten()
             y = F.conv2d(feat, wt[cls].reshape(b * o, c, self.kernel, self.kernel), padding=self.kernel // 2)
             y = y.view(n, b, o, h, w)[:, :, :, qh[rows].to(dev)]  # (n, b, o, R, w)
+            if out is None:
+                out = y.new_empty(n, o, len(qh), len(qw))
             out[:, :, rows.to(dev)] = y.permute(0, 2, 3, 1, 4)[:, :, :, col_cls, col_q]  # (n, o, R, ow)
         return out
 
