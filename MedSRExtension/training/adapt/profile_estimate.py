@@ -91,11 +91,11 @@ def estimate_thickness(volume: Volume, axis: str, shape: str = "gaussian") -> Op
     array = array[_foreground_box(array)]
     if array.shape[n] < MIN_SLICES:
         return None
-    x = np.moveaxis(array, n, 0).astype(np.float64)
-    neighbours = float(np.mean((x[1:] - x[:-1]) ** 2))
+    x = np.moveaxis(array, n, 0)  # float32 temporaries, float64 sums: a large CT stays within memory
+    neighbours = float(np.mean(np.square(x[1:] - x[:-1]), dtype=np.float64))
     if not neighbours > 0:  # no structure between slices: nothing to measure
         return None
-    measured = float(np.mean((x[2:] - x[:-2]) ** 2)) / neighbours
+    measured = float(np.mean(np.square(x[2:] - x[:-2]), dtype=np.float64)) / neighbours
     simulated = []
     for b in (c for c in range(3) if c != a):
         d = float(volume.spacing[b])
