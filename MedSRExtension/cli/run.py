@@ -8,7 +8,6 @@ an extension) is written as a DICOM series derived from a DICOM series input.
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from pathlib import Path
 
@@ -93,8 +92,7 @@ def options_from_args(args) -> InferenceOptions:
     if thickness is not None:
         if adapt is None:
             raise MedSRError("--slice-thickness is for --adapt; add --adapt")
-        if not (math.isfinite(thickness) and thickness > 0):
-            raise MedSRError(f"--slice-thickness takes a positive number of mm, got {thickness:g}")
+        validation.check_thickness_mm(thickness, "--slice-thickness")
         adapt = {"thickness_mm": thickness, **({} if adapt is True else {"minutes": adapt})}
     default = "pfmdn" if adapt is not None else default_model(scale if scale is not None else 2.0)
     return InferenceOptions(model=args.model or default, scale=scale, adapt=adapt, save_adapted=save_adapted,

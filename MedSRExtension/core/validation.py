@@ -495,6 +495,12 @@ def check_positive_int(value: Optional[int], what: str) -> None:
         raise MedSRError(f"{what} must be a positive whole number, got {value}; leave it out for the automatic size")
 
 
+def check_thickness_mm(value: Optional[float], what: str = "slice thickness") -> None:
+    """A slice thickness: None (unknown) or a finite number of mm above 0."""
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise MedSRError(f"{what} must be a positive number of mm, got {value:g}")
+
+
 OUT_DTYPES = ("float32", "input")
 
 

@@ -38,7 +38,7 @@ from MedSRExtension.core.geometry import mode_factors
 from MedSRExtension.core.volume import AXES, Volume
 from MedSRExtension.evaluation import labelmetrics
 from MedSRExtension.evaluation import segmentation
-from MedSRExtension.core import atomic
+from MedSRExtension.core import atomic, validation
 from MedSRExtension.evaluation.metrics import compare_volumes
 from MedSRExtension.inference.options import InferenceOptions, JsonOptions, as_tuple
 from MedSRExtension.models.registry import get_spec
@@ -222,8 +222,7 @@ def make_lr(hr: Volume, degradation: str, scale: float, mode: str, axis: str,
         if mode != "throughplane":
             raise MedSRError("the thickslice degradation makes thick slices along the axis; use --mode throughplane")
         a = AXES.index(axis)
-        if thickness_mm is not None and not (math.isfinite(thickness_mm) and thickness_mm > 0):
-            raise MedSRError(f"slice thickness must be a positive number of mm, got {thickness_mm:g}")
+        validation.check_thickness_mm(thickness_mm)
         kw = {} if thickness_mm is None else {"thickness": thickness_mm / float(hr.spacing[a])}
         lr = degrade(hr, degradation, float(scale), axis=axis, **kw)
         # what a header would say of this acquisition (the NRRD thicknesses field, DICOM Slice Thickness)

@@ -88,8 +88,7 @@ def write_request(folder: str, volume: Volume, options: dict) -> None:
     body = {"geometry": _geometry(volume), "options": options}
     thickness = _thickness(volume.meta)
     if thickness:
-        body["meta"] = {"thickness_ijk": list(thickness["thickness_ijk"]),
-                        "thickness_source": thickness["thickness_source"]}
+        body["meta"] = thickness
     try:  # serialised before the voxels are written, so a bad option costs nothing
         request = json.dumps(body)
     except TypeError as exc:

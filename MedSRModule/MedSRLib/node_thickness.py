@@ -59,7 +59,7 @@ def _from_file(node, path: str) -> dict:
     if not found:
         return {}
     dims = tuple(node.GetImageData().GetDimensions())
-    size = _file_size(path) if os.path.isfile(path) else None
+    size = _file_size(path)  # None for a folder or an unreadable file
     if size is None:
         return {}
     # a DICOM file is one slice of the series (k is the stacking axis): compare its i and j only

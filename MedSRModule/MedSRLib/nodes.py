@@ -118,8 +118,7 @@ def volume_from_node(node) -> Volume:
         raise MedSRError(f"'{node.GetName()}' has no voxel values; load image data into it first")
     array = np.array(slicer.util.arrayFromVolume(node), copy=True)
     volume = Volume(array, spacing, origin, direction)
-    volume.meta.update({key: value for key, value in thickness_of(node).items()
-                        if key in ("thickness_ijk", "thickness_source")})
+    volume.meta.update(thickness_of(node))
     validation.check_volume(volume, f"'{node.GetName()}'")
     return volume
 

@@ -17,6 +17,7 @@ from typing import Optional
 
 from MedSRExtension.core.degradations import PROFILES
 from MedSRExtension.core.errors import MedSRError
+from MedSRExtension.core.validation import check_thickness_mm
 from MedSRExtension.core.volume import AXES, Volume
 from MedSRExtension.training.adapt.profile_estimate import estimate_thickness
 
@@ -66,7 +67,6 @@ def slice_profile(volume: Volume, axis: str, factor: float, thickness_mm: Option
             thickness_mm, source = guess, "estimated from the volume (no thickness in the header)"
         else:
             thickness_mm, source = spacing, SliceProfile.source
-    if not (math.isfinite(thickness_mm) and thickness_mm > 0):
-        raise MedSRError(f"slice thickness must be a positive number of mm, got {thickness_mm}")
+    check_thickness_mm(thickness_mm)
     thickness = thickness_mm * factor / spacing
     return SliceProfile(float(factor), float(thickness), shape, source, float(thickness_mm), spacing)
