@@ -86,3 +86,15 @@ def test_bad_shapes_are_rejected():
         deform_conv2d(x, torch.zeros(1, 17, 8, 8), None, w)
     with pytest.raises(ValueError):
         deform_conv2d(x, torch.zeros(1, 18, 4, 4), None, w)
+
+
+def test_taps_far_outside_the_image_read_zeros():
+    x = _rand(1, 3, 7, 9)
+    w = _rand(2, 3, 3, 3, seed=1)
+    b = _rand(2, seed=2)
+    mask = torch.ones(1, 9, 7, 9, dtype=torch.float64)
+    for dy, dx in ((50.0, 0.0), (0.0, -50.0), (-9.0, 0.0), (0.0, 12.0)):
+        off = torch.zeros(1, 18, 7, 9, dtype=torch.float64)
+        off[:, 0::2], off[:, 1::2] = dy, dx
+        out = deform_conv2d(x + 1, off, mask, w, b)
+        torch.testing.assert_close(out, b.view(1, 2, 1, 1).expand_as(out), rtol=0, atol=1e-12)

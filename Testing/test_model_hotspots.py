@@ -1,5 +1,6 @@
 """The fast paths of the two CPU hot spots give the reference results on the shipped weights and real slices:
-LGSR's deformable sampling (channels-last grid_sample + one GEMM) against the plain algorithm
+LGSR's deformable sampling (CPU: weighted embedding bags + one GEMM; CUDA and export: channels-last
+grid_sample + one GEMM) against the plain algorithm
 (grid_sample on NCHW + 1x1 convolution over the sampled taps), and PFMDN's per-offset-class Meta-SR head
 (filters cached per scale and slice size) against the per-pixel filter path."""
 from __future__ import annotations
@@ -39,8 +40,11 @@ def _slice(h: int, w: int) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(normalize(mni[40:40 + h, 30:30 + w])[0], dtype=np.float32))[None, None]
 
 
+@pytest.mark.parametrize("gather", [True, False], ids=["embedding-bag", "grid-sample"])
 @pytest.mark.parametrize("groups,offset_groups,dilation", [(1, 1, 1), (2, 2, 1), (1, 3, 2)])
-def test_deform_matches_reference_with_random_offsets(groups, offset_groups, dilation):
+def test_deform_matches_reference_with_random_offsets(monkeypatch, groups, offset_groups, dilation, gather):
+    # the CPU's embedding-bag path, and the grid_sample path CUDA and the ONNX export take
+    monkeypatch.setattr(deform, "_gather_path", lambda x: gather)
     g = torch.Generator().manual_seed(0)
     x = torch.rand(2, 6, 13, 11, generator=g, dtype=torch.float64)
     w = torch.rand(4, 6 // groups, 3, 3, generator=g, dtype=torch.float64) - 0.5
