@@ -23,7 +23,7 @@ test: $(STAMP)
 	$(PY) -m pytest -n 2 -q
 
 bench: $(STAMP)
-	$(PY) -m MedSRExtension bench
+	$(PY) -m MedSRExtension bench --memory-slices 50,300
 	$(PY) scripts/bench_worker.py
 	$(PY) scripts/bench_batch.py
 

@@ -85,3 +85,24 @@ def test_info_describes_geometry(tmp_path):
     assert "36 x 40 x 12" in r.stdout
     assert "(oblique)" in r.stdout
     assert "--axis k --mode throughplane" in r.stdout
+
+
+def test_bench_reports_every_configuration_and_memory_by_slice_count():
+    # tiny volume and random weights: what is checked is the report, not the speed (that is `make bench`)
+    r = medsr("bench", "--slices", "2", "--size", "32", "--networks", "edsr", "--weights", "random", "--json",
+              "--memory-slices", "1,3")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    edsr = report["models"]["edsr"]
+    for kind in ("naive", "engine-fp32", "engine"):
+        assert edsr[kind]["seconds"] > 0 and edsr[kind]["slices_per_s"] > 0, edsr[kind]
+        assert edsr[kind]["output_mb"] == pytest.approx(2 * 64 * 64 * 4 / 2**20)  # 2 slices of 64² float32
+    assert edsr["engine_vs_naive"] > 0 and "seconds" in report["sitk_bspline"]
+    assert sorted(edsr["above_io_mb_by_slices"], key=int) == ["1", "2", "3"]
+    assert all(isinstance(v, float) for v in edsr["above_io_mb_by_slices"].values())
+    assert edsr["fast_path"] and isinstance(edsr["psnr_delta_db"], float)
+
+
+def test_bench_refuses_bad_slice_counts():
+    r = medsr("bench", "--memory-slices", "50,lots")
+    assert r.returncode == 2 and "--memory-slices" in r.stderr and "Traceback" not in r.stderr

@@ -476,6 +476,14 @@ def parse_numbers(text: Optional[str], what: str, allowed: Sequence[int] = (1, 3
     return values[0] if len(values) == 1 else tuple(values)
 
 
+def parse_counts(text: str, what: str) -> list[int]:
+    """'50,300' -> [50, 300]: comma-separated whole numbers of at least 1 (slice counts and the like)."""
+    parts = [v.strip() for v in str(text).split(",")]
+    if not all(p.isdigit() and int(p) >= 1 for p in parts):
+        raise MedSRError(f"{what} takes comma-separated whole numbers of at least 1, got '{text}'; e.g. {what} 50,300")
+    return [int(p) for p in parts]
+
+
 def parse_component(text: Optional[str]) -> Union[None, int, str]:
     """--component: None, 'luminance', or a channel index (0, 1, ...)."""
     if text is None:

@@ -6,7 +6,8 @@ one of four ways (``kind``): ``engine`` (``super_resolve`` with its measured CPU
 ``engine-fp32`` (the engine with ``fast=False``), ``naive`` (the loop a user writes by hand around the
 same shipped network: one slice per call, fp32, no batching or tiling) or ``sitk-bspline`` (SimpleITK's
 cubic B-spline resampler over the whole volume). Prints one JSON line: seconds, slices_per_s, peak_mb
-(ru_maxrss minus the footprint after imports and loading the input).
+(ru_maxrss minus the footprint after imports and loading the input), output_mb (the result array) and
+above_io_mb (peak_mb minus output_mb: the working memory beyond input and output).
 """
 from __future__ import annotations
 
@@ -68,14 +69,17 @@ def main(cfg: dict) -> dict:
     kind, model = cfg["kind"], cfg["model"]
     start = time.perf_counter()
     if kind == "naive":
-        naive_loop(volume, model, cfg.get("weights", "auto"))
+        out = naive_loop(volume, model, cfg.get("weights", "auto"))
     elif kind == "sitk-bspline":
-        sitk_bspline(volume)
+        out = sitk_bspline(volume)
     else:
-        super_resolve(volume, model=model, scale=2, mode="inplane", axis="k", device=cfg["device"],
-                      weights=cfg.get("weights", "auto"), tile=cfg.get("tile"), fast=kind == "engine")
+        out = super_resolve(volume, model=model, scale=2, mode="inplane", axis="k", device=cfg["device"],
+                            weights=cfg.get("weights", "auto"), tile=cfg.get("tile"), fast=kind == "engine").array
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "slices_per_s": cfg["slices"] / seconds, "peak_mb": peak_mb() - base}
+    peak, output_mb = peak_mb() - base, out.nbytes / 2**20
+    # above_io_mb: the working memory beyond the input (in the footprint already) and the output array
+    return {"seconds": seconds, "slices_per_s": cfg["slices"] / seconds, "peak_mb": peak,
+            "output_mb": output_mb, "above_io_mb": peak - output_mb}
 
 
 if __name__ == "__main__":
