@@ -29,20 +29,35 @@ def normalize(array: np.ndarray, window: tuple[float, float] | None = None):
     """Map ``array`` linearly so the robust range becomes [0, 1] (values outside are kept, not
     clipped: negative HU and bright spots survive). Returns (float32 array, (lo, hi))."""
     lo, hi = window if window is not None else robust_range(array)
-    out = (np.asarray(array, dtype=np.float32) - np.float32(lo)) / np.float32(hi - lo)
-    return out, (lo, hi)
+    return normalize_into(np.array(array, dtype=np.float32), (lo, hi)), (lo, hi)
 
 
-def denormalize(array: np.ndarray, window: tuple[float, float]) -> np.ndarray:
-    """Inverse of ``normalize``: back to the input's units, float32."""
+def normalize_into(array: np.ndarray, window: tuple[float, float]) -> np.ndarray:
+    """``normalize`` of a float32 array the caller owns, in place (no temporary): returns ``array``."""
     lo, hi = window
-    return (np.asarray(array, dtype=np.float32) * np.float32(hi - lo) + np.float32(lo)).astype(np.float32)
+    array -= np.float32(lo)
+    array /= np.float32(hi - lo)
+    return array
 
 
-def cast_like(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """Round and clip float voxels into an integer ``dtype`` (or cast to a float dtype)."""
+def denormalize(array: np.ndarray, window: tuple[float, float], inplace: bool = False) -> np.ndarray:
+    """Inverse of ``normalize``: back to the input's units, float32. ``inplace``: overwrite ``array`` (a
+    float32 array the caller owns) instead of allocating the result: no volume-sized temporaries."""
+    lo, hi = window
+    out = array if inplace else np.array(array, dtype=np.float32)
+    out *= np.float32(hi - lo)
+    out += np.float32(lo)
+    return out
+
+
+def cast_like(array: np.ndarray, dtype: np.dtype, inplace: bool = False) -> np.ndarray:
+    """Round and clip float voxels into an integer ``dtype`` (or cast to a float dtype). ``inplace``: round
+    and clip in ``array`` itself (a float array the caller owns), so only the result is allocated."""
     dtype = np.dtype(dtype)
     if np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
-        return np.clip(np.rint(array), info.min, info.max).astype(dtype)
+        work = array if inplace else np.array(array, dtype=np.result_type(array.dtype, np.float32))
+        np.rint(work, out=work)
+        np.clip(work, info.min, info.max, out=work)
+        return work.astype(dtype)
     return np.asarray(array).astype(dtype)

@@ -252,18 +252,29 @@ class _Runner:
         self.spec.check_size(rows, cols)
         return math.ceil(shape[p.slab] / self.batch_size(rows, cols))
 
-    def run_pass(self, array: np.ndarray, p: _Pass) -> np.ndarray:
-        """Apply the model to every slice of ``array`` across axis ``p.slab``."""
+    def run_pass(self, array: np.ndarray, p: _Pass, window: Optional[tuple[float, float]] = None,
+                 into: Optional[np.ndarray] = None) -> np.ndarray:
+        """Apply the model to every slice of ``array`` across axis ``p.slab``: a new float32 array, or
+        added into ``into`` (a pass averaged with others). ``window``: ``array`` is in file units and
+        each batch is normalised as it is read, so no normalised copy of the volume is ever made."""
         slices = np.moveaxis(array, p.slab, 0)
         n, rows, cols = slices.shape
         out_hw = (geometry.scaled_count(rows, p.scale[0]), geometry.scaled_count(cols, p.scale[1]))
-        out = np.empty((n,) + out_hw, dtype=np.float32)
+        out = np.empty((n,) + out_hw, dtype=np.float32) if into is None else np.moveaxis(into, p.slab, 0)
+        if out.shape != (n,) + out_hw:
+            raise MedSRError(f"internal error: pass output {out.shape} does not match {(n,) + out_hw}")
         step = self.batch_size(rows, cols)
         starts = range(0, n, step)
 
         def run_batch(start: int) -> None:
-            x = torch.from_numpy(np.ascontiguousarray(slices[start:start + step], dtype=np.float32))[:, None]
-            out[start:start + step] = self.forward_batch(x, p.scale, out_hw)[:, 0]
+            batch = np.array(slices[start:start + step], dtype=np.float32)  # this batch only, C-ordered
+            if window is not None:
+                intensity.normalize_into(batch, window)
+            y = self.forward_batch(torch.from_numpy(batch)[:, None], p.scale, out_hw)[:, 0]
+            if into is None:
+                out[start:start + step] = y
+            else:
+                out[start:start + step] += y
 
         workers = self.slice_workers(len(starts))
         if workers == 1:
@@ -284,7 +295,7 @@ class _Runner:
                 while pending:
                     pending.popleft().result()
                     self.tick()
-        return np.moveaxis(out, 0, p.slab)
+        return np.moveaxis(out, 0, p.slab) if into is None else into
 
     def slice_workers(self, batches: int) -> int:
         """Batches to run at once: the measured slice workers on a CPU with threads to split, else 1."""
@@ -351,24 +362,34 @@ def run_inference(volume: Volume, options: InferenceOptions, progress: Progress 
                          f"limit of {MAX_OUTPUT_VOXELS:,}; lower the scale, crop the input, or force it (--force)")
     runner = _Runner(spec, options, progress, cancel, network)
     groups = _passes(factors, axis)
-    array, window = intensity.normalize(volume.array)
-    shape_now = array.shape
+    window = intensity.robust_range(volume.array)
+    shape_now = volume.array.shape
     for group in groups:  # count batches before running, for an honest progress total
         runner.total += sum(runner.count(shape_now, p) for p in group)
         shape_now = tuple(geometry.scaled_count(n, f) for n, f in
                           zip(shape_now, _group_factors(group, shape_now)))
+    # memory: the input is read batch by batch (normalised per batch), each group writes one new array
+    # (averaged passes add into it), and the result is put back into file units in place
+    array, normalised = volume.array, False
     with fastpath.large_blocks_reused(), fastpath.denormals_flushed(runner.fast.flush_denormals):
         for group in groups:
-            results = [runner.run_pass(array, p) for p in group]
-            array = results[0] if len(results) == 1 else np.mean(results, axis=0, dtype=np.float32)
+            source_window = None if normalised else window
+            result = runner.run_pass(array, group[0], source_window)
+            for p in group[1:]:
+                runner.run_pass(array, p, source_window, into=result)
+            if len(group) > 1:
+                result /= np.float32(len(group))
+            array, normalised = result, True
     runner.check_cancel()
+    if not normalised:  # no pass (every factor 1): the result is a float32 copy of the input
+        array = intensity.normalize(volume.array, window)[0]
     if array.shape != tuple(shape):
         raise MedSRError(f"internal error: model produced {array.shape}, expected {tuple(shape)}")
-    out = intensity.denormalize(array, window)
+    out = intensity.denormalize(array, window, inplace=True)  # the engine's own buffer
     if options.out_dtype == "input":
-        out = intensity.cast_like(out, volume.array.dtype)
+        out = intensity.cast_like(out, volume.array.dtype, inplace=True)
     elif options.out_dtype != "float32":
-        out = intensity.cast_like(out, np.dtype(options.out_dtype))
+        out = intensity.cast_like(out, np.dtype(options.out_dtype), inplace=True)
     return Volume(out, out_spacing, origin, direction)
 
 
