@@ -8,6 +8,8 @@ so we add analytic counts for them (``_EXTRA``), keeping the number honest:
 * CPU ``scaled_dot_product_attention`` (flash kernel for CPU): Sq·Sk·(Dqk + Dv) MACs per batch·head
   (Q·Kᵀ plus attention·V), the same formula torch uses for the CUDA kernels;
 * ``grid_sample`` (deformable convolution): 4 MACs per output element for bilinear, 16 for bicubic;
+  the CPU's weighted ``embedding_bag`` form of the same sampling: one MAC per gathered row element
+  (4 corners × C per sample), the same count;
 * bilinear / bicubic ``interpolate`` (global residuals, upsamplers): 4 / 16 MACs per output element.
 
 Element-wise work (activations, normalisation, softmax, masks) is not counted, as is customary for
@@ -44,6 +46,10 @@ def _grid_sample_flops(inp, grid, interpolation_mode=0, *args, out_shape=None, *
     return 2 * taps * _numel(out_shape)
 
 
+def _embedding_bag_flops(weight, indices, *args, out_shape=None, **kwargs) -> int:
+    return 2 * _numel(indices) * int(weight[-1])
+
+
 def _bilinear_flops(*args, out_shape=None, **kwargs) -> int:
     return 2 * 4 * _numel(out_shape)
 
@@ -54,6 +60,8 @@ def _bicubic_flops(*args, out_shape=None, **kwargs) -> int:
 
 _EXTRA = {
     aten.grid_sampler_2d: _grid_sample_flops,
+    aten._embedding_bag: _embedding_bag_flops,
+    aten._embedding_bag_forward_only: _embedding_bag_flops,
     aten.upsample_bilinear2d: _bilinear_flops,
     aten.upsample_bicubic2d: _bicubic_flops,
 }
