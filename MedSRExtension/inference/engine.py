@@ -370,18 +370,18 @@ def run_inference(volume: Volume, options: InferenceOptions, progress: Progress 
                           zip(shape_now, _group_factors(group, shape_now)))
     # memory: the input is read batch by batch (normalised per batch), each group writes one new array
     # (averaged passes add into it), and the result is put back into file units in place
-    array, normalised = volume.array, False
+    array = volume.array
     with fastpath.large_blocks_reused(), fastpath.denormals_flushed(runner.fast.flush_denormals):
-        for group in groups:
-            source_window = None if normalised else window
+        for i, group in enumerate(groups):
+            source_window = window if i == 0 else None  # later groups read the normalised result
             result = runner.run_pass(array, group[0], source_window)
             for p in group[1:]:
                 runner.run_pass(array, p, source_window, into=result)
             if len(group) > 1:
                 result /= np.float32(len(group))
-            array, normalised = result, True
+            array = result
     runner.check_cancel()
-    if not normalised:  # no pass (every factor 1): the result is a float32 copy of the input
+    if not groups:  # no pass (every factor 1): the result is a float32 copy of the input
         array = intensity.normalize(volume.array, window)[0]
     if array.shape != tuple(shape):
         raise MedSRError(f"internal error: model produced {array.shape}, expected {tuple(shape)}")
