@@ -33,6 +33,8 @@ def register(sub) -> None:
     p = sub.add_parser("info", help="describe an image: size, spacing, orientation, range")
     p.add_argument("file")
     p.add_argument("--component", default=None, help="channel of a colour/vector image: index or 'luminance'")
+    p.add_argument("--series", default=None, metavar="UID", help="the SeriesInstanceUID to read from a DICOM folder "
+                                                                 "that holds several")
     p.set_defaults(func=run)
 
 
@@ -53,9 +55,11 @@ def run(args) -> int:
             print_file()
             print(f"size:         {' x '.join(map(str, header.get_data_shape()))}  ({header.get_data_dtype()})")
             _refuse_geometry(args.file, problems)
-    v = load_volume(args.file, component=parse_component(args.component), check_geometry=False)
+    v = load_volume(args.file, component=parse_component(args.component), check_geometry=False, series=args.series)
     a = v.array
     print_file()
+    if "dicom_series" in v.meta:
+        print(f"series:       {v.meta['dicom_series']}")
     print(f"size (i,j,k): {' x '.join(map(str, v.shape_ijk))}  ({a.dtype})")
     print(f"intensity:    {float(a.min()):.6g} .. {float(a.max()):.6g}")
     problems = validation.geometry_problems(v.spacing, v.origin, v.direction)
@@ -69,13 +73,13 @@ def run(args) -> int:
     print(f"origin (LPS): {', '.join(f'{o:.4g}' for o in v.origin)}")
     print(f"orientation:  {orientation_code(v.direction)}{' (oblique)' if is_oblique(v.direction) else ''}")
     print(f"suggested:    --axis {axis} --mode {mode}" + (f"  (spacing ratio {ratio:.2g})" if ratio > 1 else ""))
-    _print_provenance(args.file)
+    _print_provenance(args.file, args.series)
     return 0
 
 
-def _print_provenance(path: str) -> None:
+def _print_provenance(path: str, series=None) -> None:
     """What made the image, when MedSR did (core.provenance); an acquired image has no record."""
-    record = read_provenance(path)
+    record = read_provenance(path, series)
     if not record:
         print("provenance:   none recorded (not a MedSR result)")
         return

@@ -39,6 +39,8 @@ def register(sub) -> None:
                         "else estimated from the volume)")
     p.add_argument("--save-adapted", default=None, metavar="FILE",
                    help="with --adapt: also write the tuned weights to FILE (.safetensors)")
+    p.add_argument("--series", default=None, metavar="UID",
+                   help="the SeriesInstanceUID to read when the INPUT folder holds several DICOM series")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=run)
 
@@ -109,24 +111,25 @@ def check_output(output: str, input_path: str, replace: bool = False) -> tuple[P
 
 
 def superresolve_file(input_path: str, output: str, options: InferenceOptions, component=None, progress=None,
-                      replace: bool = False) -> dict:
+                      replace: bool = False, series: str | None = None) -> dict:
     """The single-input pipeline: check the output against the input, read, super-resolve with
     ``options``, record provenance and write atomically (a DICOM series for a folder output).
 
     Returns {"output", "provenance", "shape", "spacing", "seconds", "adapt"} (adapt: what the
     adaptation used, or None). ``replace`` lets a batch redo its
-    own DICOM output folder; a file output is always replaced atomically."""
+    own DICOM output folder; a file output is always replaced atomically. ``series`` picks the
+    SeriesInstanceUID of a DICOM folder that holds several."""
     from MedSRExtension.inference.engine import run_inference
     from MedSRExtension.inference.provenance import describe_run
 
     start = time.perf_counter()
-    out, series = check_output(output, input_path, replace=replace)
-    volume = load_volume(input_path, component=component)
+    out, series_out = check_output(output, input_path, replace=replace)
+    volume = load_volume(input_path, component=component, series=series)
     result = run_inference(volume, options, progress=progress)
     record = describe_run(volume, result, options.to_dict(), source=input_path)
-    if series:
+    if series_out:
         from MedSRExtension.core.dicom_out import write_dicom_series
-        write_dicom_series(result, out, input_path, record, replace=replace)
+        write_dicom_series(result, out, input_path, record, replace=replace, series=series)
     else:
         save_volume(result, out, provenance=record)
     return {"output": str(out), "provenance": record, "shape": result.shape_ijk, "spacing": result.spacing,
@@ -140,7 +143,8 @@ def run(args) -> int:
     component = parse_component(args.component)
     update, close = progress_bar(args.quiet, options.model)
     try:
-        done = superresolve_file(args.input, args.output, options, component=component, progress=update)
+        done = superresolve_file(args.input, args.output, options, component=component, progress=update,
+                                 series=args.series)
     finally:
         close()
     if not args.quiet:

@@ -26,6 +26,7 @@ from typing import Optional
 import numpy as np
 
 from MedSRExtension.core import atomic
+from MedSRExtension.core.dicom_series import series_files
 from MedSRExtension.core.errors import MedSRError
 from MedSRExtension.core.provenance import derivation_text, short_scale
 from MedSRExtension.core.volume import Volume
@@ -37,17 +38,6 @@ _PER_INSTANCE = ("PixelData", "SOPInstanceUID", "InstanceNumber", "ImagePosition
                  "RescaleSlope", "RescaleIntercept", "RescaleType", "AcquisitionTime", "ContentTime",
                  "ImageComments", "NumberOfFrames", "PixelPaddingValue", "LossyImageCompression",
                  "ReferencedImageSequence", "SourceImageSequence", "IconImageSequence")
-
-
-def source_files(reference: os.PathLike | str) -> list[str]:
-    """The files of the DICOM series at ``reference`` (a folder, or one file of the series)."""
-    from MedSRExtension.core.volume_io import dicom_series_files
-    path = Path(reference)
-    folder = path if path.is_dir() else path.parent
-    files = dicom_series_files(folder)
-    if not files:
-        raise MedSRError(f"no DICOM series in {folder}; DICOM output needs the source DICOM series as reference")
-    return files
 
 
 def _rescale(array: np.ndarray) -> tuple[np.ndarray, float, float]:
@@ -76,7 +66,8 @@ def _series_description(provenance: dict) -> str:
 
 
 def write_dicom_series(volume: Volume, folder: os.PathLike | str, reference: os.PathLike | str,
-                       provenance: Optional[dict] = None, replace: bool = False) -> list[Path]:
+                       provenance: Optional[dict] = None, replace: bool = False,
+                       series: Optional[str] = None) -> list[Path]:
     """Write ``volume`` as a new DICOM series in ``folder`` (created; must not exist or be empty),
     derived from the DICOM series at ``reference``. Returns the written files, one per slice.
 
@@ -88,6 +79,7 @@ def write_dicom_series(volume: Volume, folder: os.PathLike | str, reference: os.
         provenance: what made the result (MedSR version, model, scale, weights sha256, ...).
         replace: replace a non-empty ``folder`` (a batch redoing its own output) once the new series
             is complete; otherwise such a folder is refused.
+        series: the SeriesInstanceUID of the source when its folder holds several.
     """
     import pydicom
     from pydicom.dataset import FileMetaDataset
@@ -98,7 +90,7 @@ def write_dicom_series(volume: Volume, folder: os.PathLike | str, reference: os.
     folder = Path(folder)
     if folder.exists() and (not folder.is_dir() or (any(folder.iterdir()) and not replace)):
         raise MedSRError(f"DICOM output folder {folder} exists and is not empty; choose a new folder")
-    files = source_files(reference)
+    files = series_files(reference, series)
     template = pydicom.dcmread(files[0], stop_before_pixels=True)
     if "StudyInstanceUID" not in template:
         raise MedSRError(f"the reference {files[0]} has no StudyInstanceUID; it is not a usable DICOM image")

@@ -124,11 +124,11 @@ def _from_nifti(path: Path) -> Optional[dict]:
     return None
 
 
-def _from_dicom(path: Path) -> Optional[dict]:
+def _from_dicom(path: Path, series: Optional[str] = None) -> Optional[dict]:
     import SimpleITK as sitk
-    from MedSRExtension.core.dicom_out import source_files
+    from MedSRExtension.core.dicom_series import series_files
     reader = sitk.ImageFileReader()
-    reader.SetFileName(source_files(path)[0] if path.is_dir() else str(path))
+    reader.SetFileName(series_files(path, series)[0])
     reader.ReadImageInformation()
     tag = "0008|2111"  # DerivationDescription
     return parse_derivation(reader.GetMetaData(tag)) if reader.HasMetaDataKey(tag) else None
@@ -143,12 +143,13 @@ def _from_itk_header(path: Path) -> Optional[dict]:
     return record or None
 
 
-def read_provenance(path: PathLike) -> Optional[dict]:
-    """The MedSR record of the image at ``path`` (file or DICOM folder), or None when it has none."""
+def read_provenance(path: PathLike, series: Optional[str] = None) -> Optional[dict]:
+    """The MedSR record of the image at ``path`` (file or DICOM folder, or its series ``series``), or None
+    when it has none."""
     path = Path(path)
     ext = extension_of(path)
     if path.is_dir() or ext == ".dcm":
-        return _from_dicom(path)
+        return _from_dicom(path, series)
     if ext in NIFTI:
         return _from_nifti(path)
     if ext in IMAGE_FORMATS:

@@ -24,6 +24,9 @@ from typing import Optional
 
 import SimpleITK as sitk
 
+from MedSRExtension.core.dicom_series import series_files
+from MedSRExtension.core.errors import MedSRError
+
 DICOM_THICKNESS = "0018|0050"
 _NRRD_MAX_HEADER = 1 << 16
 
@@ -36,18 +39,12 @@ def _positive(value) -> Optional[float]:
     return v if math.isfinite(v) and v > 0 else None
 
 
-def _dicom_first_file(path: Path) -> Optional[str]:
-    """The first file of the series ``load_volume`` reads (the longest series of a folder)."""
-    if not path.is_dir():
-        return str(path)
-    from MedSRExtension.core.volume_io import dicom_series_files
-    files = dicom_series_files(path)
-    return files[0] if files else None
-
-
-def _dicom(path: Path) -> dict:
-    first = _dicom_first_file(path)
-    return {} if first is None else dicom_file_thickness(first)
+def _dicom(path: Path, series: Optional[str] = None) -> dict:
+    try:
+        files = series_files(path, series)
+    except MedSRError:
+        return {}
+    return dicom_file_thickness(files[0])
 
 
 def dicom_file_thickness(path: os.PathLike) -> dict:
@@ -103,12 +100,13 @@ def _nifti(path: Path) -> dict:
     return {"thickness_ijk": (None, None, t), "thickness_source": f"BIDS sidecar {sidecar.name} SliceThickness"}
 
 
-def read_thickness(path: os.PathLike) -> dict:
-    """What the file (or DICOM folder) says about slice thickness; ``{}`` when it says nothing."""
+def read_thickness(path: os.PathLike, series: Optional[str] = None) -> dict:
+    """What the file (or DICOM folder, or its series ``series``) says about slice thickness; ``{}`` when
+    it says nothing."""
     path = Path(path)
     name = path.name.lower()
     if path.is_dir() or name.endswith(".dcm"):
-        return _dicom(path)
+        return _dicom(path, series)
     if name.endswith((".nrrd", ".nhdr")):
         return _nrrd(path)
     if name.endswith((".nii", ".nii.gz")):

@@ -20,11 +20,11 @@ from typing import Iterable, Optional, Sequence, Union
 
 import numpy as np
 
+from MedSRExtension.core.dicom_series import looks_like_dicom
 from MedSRExtension.core.errors import MedSRError
 
 PathLike = Union[str, os.PathLike]
 NIFTI = (".nii", ".nii.gz")
-DICOM_PREAMBLE = 128
 _PIXEL_DATA_TAGS = (b"\xe0\x7f\x10\x00", b"\x7f\xe0\x00\x10")  # (7FE0,0010) little / big endian
 _META_TYPES = {"MET_CHAR": 1, "MET_UCHAR": 1, "MET_SHORT": 2, "MET_USHORT": 2, "MET_INT": 4, "MET_UINT": 4,
                "MET_LONG": 4, "MET_ULONG": 4, "MET_LONG_LONG": 8, "MET_ULONG_LONG": 8, "MET_FLOAT": 4,
@@ -256,29 +256,20 @@ def _check_nrrd(path: Path) -> None:
                              f"keep it beside the header in {path.parent}")
 
 
-def _looks_like_dicom(path: Path) -> bool:
-    try:
-        with open(path, "rb") as f:
-            head = f.read(DICOM_PREAMBLE + 4)
-    except OSError:
-        return False
-    return head[DICOM_PREAMBLE:DICOM_PREAMBLE + 4] == b"DICM"
-
-
 def _has_pixel_data(path: Path) -> bool:
     data = path.read_bytes()
     return any(tag in data for tag in _PIXEL_DATA_TAGS)
 
 
 def _check_dicom_file(path: Path) -> None:
-    if (_looks_like_dicom(path) or extension_of(path) == ".dcm") and not _has_pixel_data(path):
+    if looks_like_dicom(path) and not _has_pixel_data(path):
         raise MedSRError(f"{path} is a DICOM file without pixel data (a report, structured set or header only); "
                          "give an image series")
 
 
 def check_dicom_folder(path: Path) -> None:
     """Called when ITK finds no series: say whether the folder holds DICOM files without pixel data."""
-    files = [p for p in sorted(path.iterdir()) if p.is_file() and (_looks_like_dicom(p) or extension_of(p) == ".dcm")]
+    files = [p for p in sorted(path.iterdir()) if p.is_file() and looks_like_dicom(p)]
     if files and not any(_has_pixel_data(p) for p in files):
         raise MedSRError(f"the {len(files)} DICOM file(s) in {path} hold no pixel data (reports or structured sets); "
                          "point to a folder with an image series")
@@ -304,7 +295,7 @@ def check_input_file(path: PathLike, geometry: bool = True) -> None:
         _check_metaimage(path)
     elif ext in (".nrrd", ".nhdr"):
         _check_nrrd(path)
-    elif ext == ".dcm" or _looks_like_dicom(path):
+    elif looks_like_dicom(path):
         _check_dicom_file(path)
 
 
@@ -400,9 +391,9 @@ def is_dicom_series(path: PathLike) -> bool:
     """A DICOM file, or a folder holding DICOM files (by extension or by the DICM preamble)."""
     path = Path(path)
     if path.is_file():
-        return extension_of(path) == ".dcm" or _looks_like_dicom(path)
+        return looks_like_dicom(path)
     if path.is_dir():
-        return any(p.is_file() and (extension_of(p) == ".dcm" or _looks_like_dicom(p)) for p in path.iterdir())
+        return any(p.is_file() and looks_like_dicom(p) for p in path.iterdir())
     return False
 
 

@@ -12,9 +12,10 @@ from typing import Optional, Union
 import numpy as np
 import SimpleITK as sitk
 
-from MedSRExtension.core import atomic, validation
+from MedSRExtension.core import atomic, dicom_series, validation
 from MedSRExtension.core import provenance as prov
 from MedSRExtension.core.errors import MedSRError
+from MedSRExtension.core.slice_header import read_thickness
 from MedSRExtension.core.validation import extension_of
 from MedSRExtension.core.volume import Volume
 
@@ -38,25 +39,22 @@ def _itk_quiet():
         sitk.ProcessObject.SetGlobalWarningDisplay(previous)
 
 
-def _read_image(path: Path) -> sitk.Image:
+def _read_image(path: Path, checked: Optional[dicom_series.DicomSeries] = None) -> sitk.Image:
     with _itk_quiet():
-        return _read_image_quietly(path)
+        return _read_image_quietly(path, checked)
 
 
-def dicom_series_files(folder: PathLike) -> list[str]:
-    """The files of the longest DICOM series in ``folder``, the one ``load_volume`` reads; [] when none."""
-    series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
-    return list(max((sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), s) for s in series),
-                    key=len)) if series else []
+def check_series(path: Path, series: Optional[str] = None) -> dicom_series.DicomSeries:
+    """The folder's one checked DICOM series (core.dicom_series), or the reason it has none."""
+    if not dicom_series.image_series(path):
+        validation.check_dicom_folder(path)
+    return dicom_series.read_series(path, series)
 
 
-def _read_image_quietly(path: Path) -> sitk.Image:
-    if path.is_dir():
-        files = dicom_series_files(path)
-        if not files:
-            validation.check_dicom_folder(path)
+def _read_image_quietly(path: Path, checked: Optional[dicom_series.DicomSeries]) -> sitk.Image:
+    if checked is not None:
         reader = sitk.ImageSeriesReader()
-        reader.SetFileNames(files)
+        reader.SetFileNames(checked.files)
     else:
         ext = extension_of(path)
         if ext not in SUPPORTED:
@@ -135,22 +133,25 @@ def volume_to_image(volume: Volume, as_2d: bool = False) -> sitk.Image:
     return image
 
 
-def load_volume(path: PathLike, component=None, check_geometry: bool = True) -> Volume:
+def load_volume(path: PathLike, component=None, check_geometry: bool = True, series: Optional[str] = None) -> Volume:
     """Read a file or DICOM folder into a Volume, refusing what core.validation refuses (incomplete
     files, NaN/Inf voxels, and with ``check_geometry`` an invalid geometry; ``medsr info`` reads
     without it to report the geometry). ``component`` picks one channel of a colour or vector image
-    (an index or "luminance"); without it such images are refused."""
+    (an index or "luminance"); without it such images are refused. A DICOM folder must hold one series
+    that makes a volume (core.dicom_series), or ``series`` names the SeriesInstanceUID to read."""
     path = Path(path)
     validation.check_input_file(path, geometry=check_geometry)
-    image = _select_component(_read_image(path), component)
+    checked = check_series(path, series) if path.is_dir() else None
+    image = _select_component(_read_image(path, checked), component)
     if 0 in image.GetSize():
         raise MedSRError(f"{path} holds an empty image (size {image.GetSize()}); give an image with voxels")
     volume = image_to_volume(image)
     validation.check_array(volume.array, str(path))
     if check_geometry:
         validation.check_geometry(volume.spacing, volume.origin, volume.direction, str(path))
-    from MedSRExtension.core.slice_header import read_thickness
-    volume.meta.update(read_thickness(path))
+    volume.meta.update(read_thickness(path, series))
+    if checked is not None:
+        volume.meta.update(dicom_series=checked.summary(), series_uid=checked.uid)
     return volume
 
 
