@@ -72,3 +72,45 @@ def test_non_empty_output_folder_is_refused_and_nothing_written(source, tmp_path
     with pytest.raises(MedSRError, match="not empty"):
         write_dicom_series(lr, out, folder)
     assert [p.name for p in out.iterdir()] == ["keep.txt"] and len(list(tmp_path.iterdir())) == 1
+
+
+def test_cli_writes_into_an_existing_empty_folder(source, tmp_path):
+    import subprocess
+    import sys
+    folder, _, _ = source
+    (tmp_path / "out").mkdir()
+    done = subprocess.run([sys.executable, "-m", "MedSRExtension", "run", str(folder), "out/", "--model", "bicubic",
+                           "--mode", "throughplane", "--quiet"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert len(list((tmp_path / "out").iterdir())) == 12 and load_volume(tmp_path / "out").shape_ijk == (64, 64, 12)
+
+
+def test_a_redo_replaces_a_damaged_medsr_series_and_never_a_users_file(source, tmp_path):
+    folder, _, _ = source
+    lr = load_volume(folder)
+    out = tmp_path / "sr"
+    files = write_dicom_series(lr, out, folder, {"model": "bicubic"})
+    files[0].unlink()  # damaged: one instance lost, one cut short
+    files[1].write_bytes(files[1].read_bytes()[:2000])
+    again = write_dicom_series(lr, out, folder, {"model": "bicubic"}, replace=True)
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in again) and len(again) == 6
+    assert load_volume(out).shape_ijk == lr.shape_ijk
+    (out / "notes.txt").write_text("the radiologist's notes", encoding="utf-8")
+    with pytest.raises(MedSRError, match="did not write \\(notes.txt\\)"):
+        write_dicom_series(lr, out, folder, {"model": "bicubic"}, replace=True)
+    assert (out / "notes.txt").read_text(encoding="utf-8") == "the radiologist's notes"
+    assert len(list(out.iterdir())) == 7 and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_outputs_follow_the_umask(source, tmp_path):
+    import os
+    import stat
+    folder, _, _ = source
+    old = os.umask(0o027)
+    try:
+        files = write_dicom_series(load_volume(folder), tmp_path / "sr", folder, {"model": "bicubic"})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "sr").stat().st_mode) == 0o750
+    assert stat.S_IMODE(files[0].stat().st_mode) == 0o640

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 
 import numpy as np
 import onnxruntime as ort
@@ -51,6 +52,8 @@ def test_export_matches_torch_on_a_real_slice_with_sha256_and_card(tmp_path, mod
     card = os.path.join(zoo.models_dir(), entry["card"])
     assert (tmp_path / f"{model}.md").read_text(encoding="utf-8") == open(card, encoding="utf-8").read()
     assert sorted(os.listdir(tmp_path)) == sorted(f"{model}{ext}" for ext in (".onnx", ".json", ".md"))
+    modes = {ext: stat.S_IMODE((tmp_path / f"{model}{ext}").stat().st_mode) for ext in (".onnx", ".json", ".md")}
+    assert len(set(modes.values())) == 1, modes  # the model file follows the umask as its companions do
 
 
 def test_dynamic_export_runs_any_slice_size(tmp_path):

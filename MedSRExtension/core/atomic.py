@@ -3,13 +3,21 @@
 A file is written under a temporary name in the output's own folder (so the final rename never
 crosses file systems) and renamed onto its name only when the writer has finished. Any failure,
 a ``Cancelled`` run or Ctrl-C removes the temporary file and leaves the target as it was: either
-the old file or nothing, never half a file.
+the old file or nothing, never half a file (the CLI turns SIGTERM into the same clean-up).
+
+Every temporary name starts ``.medsr-HOST-PID-``: what a killed process (SIGKILL, power loss) leaves
+behind is recognisably MedSR's and its owner's, and ``sweep_stale`` removes exactly those whose process
+on this host is gone, never anything else. Outputs follow the umask as any other program's files do;
+a write that runs out of disk says so in one line (``check_free_space``, ``disk_full``).
 """
 from __future__ import annotations
 
+import errno
 import itertools
 import os
+import re
 import shutil
+import socket
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,15 +27,85 @@ from MedSRExtension.core.errors import MedSRError
 
 PathLike = Union[str, os.PathLike]
 _COUNTER = itertools.count()
+PREFIX = ".medsr-"
+_OWNED = re.compile(r"^\.medsr-(?P<host>.+)-(?P<pid>\d+)-")
+_MB = 1 << 20
 
 
-def _suffix(name: str) -> str:
-    """The extension a writer chooses its format by ('.nii.gz' counted as one)."""
-    lower = name.lower()
-    for double in (".nii.gz", ".tar.gz"):
-        if lower.endswith(double):
-            return name[-len(double):]
-    return Path(name).suffix
+def owner_prefix() -> str:
+    """The start of every temporary name this process makes: ``.medsr-HOST-PID-``."""
+    return f"{PREFIX}{socket.gethostname()}-{os.getpid()}-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale(folder: PathLike) -> list[str]:
+    """Remove the temporary files and folders in ``folder`` that a MedSR process of this host left
+    when it was killed (its PID no longer runs); returns their names. Nothing else is touched."""
+    host, removed = socket.gethostname(), []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        m = _OWNED.match(entry.name)
+        if not m or m["host"] != host or _alive(int(m["pid"])):
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            os.unlink(entry.path)
+        removed.append(entry.name)
+    return removed
+
+
+def umask_mode(directory: bool) -> int:
+    """The mode the umask gives a new file (0666) or folder (0777), as open() and mkdir() would."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return (0o777 if directory else 0o666) & ~mask
+
+
+def follow_umask(path: PathLike) -> None:
+    """Give a file or folder made by ``tempfile`` (0600/0700) the mode the umask asks for."""
+    os.chmod(path, umask_mode(os.path.isdir(path)))
+
+
+def check_free_space(folder: PathLike, nbytes: int, target: PathLike) -> None:
+    """Refuse before writing when ``folder``'s file system has less than ``nbytes`` free."""
+    try:
+        free = shutil.disk_usage(folder if str(folder) else ".").free
+    except OSError:
+        return
+    if free < nbytes:
+        raise disk_full(target, nbytes, free)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """An error of a writer that ran out of space (OSError ENOSPC, or what ITK, nibabel and gzip say then)."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(exc)
+    return any(s in text for s in ("No space left", "wrote only", "Compressed file ended", "Expected "))
+
+
+def disk_full(target: PathLike, nbytes: int, free: int | None = None) -> MedSRError:
+    """The one-line refusal for a write that does not fit."""
+    if free is None:
+        try:
+            free = shutil.disk_usage(Path(target).parent if str(Path(target).parent) else ".").free
+        except OSError:
+            free = 0
+    return MedSRError(f"no space left on device: {target} needs ~{max(1, round(nbytes / _MB))} MB, "
+                      f"{free / _MB:.0f} MB free there; free some space or write to another folder")
 
 
 def _commit(src: PathLike, dst: Path) -> None:
@@ -46,7 +124,7 @@ def atomic_path(path: PathLike) -> Iterator[str]:
     renamed onto ``path``, on any exception (also KeyboardInterrupt) it is removed."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
-    tmp = folder / f".{path.name}.{os.getpid()}.{next(_COUNTER)}.tmp{_suffix(path.name)}"
+    tmp = folder / f"{owner_prefix()}{next(_COUNTER)}.{path.name}"
     try:
         yield str(tmp)
         _commit(tmp, path)
@@ -80,7 +158,7 @@ def staging_folder(folder: PathLike) -> Iterator[Path]:
     renamed into ``folder`` (for writers that make companion files, as .mhd makes .raw). The
     staging folder is removed in every case."""
     folder = Path(folder) if str(folder) else Path(".")
-    stage = Path(tempfile.mkdtemp(prefix=".medsr-", dir=folder))
+    stage = Path(tempfile.mkdtemp(prefix=owner_prefix(), dir=folder))
     try:
         yield stage
         for produced in sorted(stage.iterdir()):
@@ -96,12 +174,13 @@ def new_folder(folder: PathLike, replace: bool = False) -> Iterator[Path]:
     any exception it is removed with everything in it."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    stage = Path(tempfile.mkdtemp(prefix=f"{owner_prefix()}{folder.name}.", dir=folder.parent))
+    follow_umask(stage)
     old = None
     try:
         yield stage
         if folder.exists() and replace and folder.is_dir() and any(folder.iterdir()):
-            old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old.", dir=folder.parent))
+            old = Path(tempfile.mkdtemp(prefix=f"{owner_prefix()}{folder.name}.old.", dir=folder.parent))
             os.replace(folder, old / folder.name)
         elif folder.exists():
             folder.rmdir()  # refuses a non-empty folder: nothing of the user's is replaced

@@ -20,6 +20,7 @@ from typing import Iterable, Optional, Sequence, Union
 
 import numpy as np
 
+from MedSRExtension.core import series_owner
 from MedSRExtension.core.dicom_series import looks_like_dicom
 from MedSRExtension.core.errors import MedSRError
 
@@ -410,12 +411,25 @@ def check_output_series(folder: PathLike, source: PathLike, replace: bool = Fals
         raise MedSRError(f"output folder does not exist: {parent}; create it first")
     if out.exists() and not out.is_dir():
         raise MedSRError(f"the DICOM output {out} is a file; give a new folder name")
-    if out.is_dir() and any(out.iterdir()) and not replace:
-        raise MedSRError(f"DICOM output folder {out} exists and is not empty; choose a new folder")
-    if _same_file(out, source) or (Path(source).is_file() and _same_file(out, Path(source).parent)):
+    if out.is_dir() and any(out.iterdir()):
+        check_replaceable_series(out, replace)
+    source = Path(source)
+    if _same_file(out, source) or (source.is_file() and _same_file(out, source.parent)):
         raise MedSRError(f"the output {out} is the input series; choose another folder (the input is never "
                          "overwritten)")
     return out
+
+
+def check_replaceable_series(out: Path, replace: bool) -> None:
+    """A non-empty DICOM output folder may be replaced only by a redo (``replace``) and only when it
+    holds nothing but a series MedSR wrote (core.series_owner)."""
+    if not replace:
+        raise MedSRError(f"DICOM output folder {out} exists and is not empty; choose a new folder")
+    foreign = series_owner.foreign_files(out)
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (" ..." if len(foreign) > 3 else "")
+        raise MedSRError(f"DICOM output folder {out} holds files MedSR did not write ({shown}); move them or "
+                         "choose a new folder (they are never deleted)")
 
 
 def check_weights_file(path: PathLike) -> None:

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from MedSRExtension.core import atomic
 from MedSRExtension.core.errors import MedSRError
 
 FORMATS = ("onnx",)
@@ -147,8 +148,10 @@ def export_onnx(model: str, scale: float, out: Optional[str] = None, preset: Opt
                 3: torch.export.Dim("width", min=min_size, max=16384)}
         kwargs["dynamic_shapes"] = {"x": dims}
     stem = os.path.splitext(os.path.abspath(out))[0]
-    tmp = tempfile.NamedTemporaryFile(dir=folder, prefix=".medsr-export-", suffix=".onnx", delete=False)
+    tmp = tempfile.NamedTemporaryFile(dir=folder, prefix=atomic.owner_prefix() + "export-", suffix=".onnx",
+                                      delete=False)
     tmp.close()
+    atomic.follow_umask(tmp.name)  # tempfile makes it 0600; the .json and .md beside it follow the umask
     written: list[str] = [tmp.name]
     try:
         with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
