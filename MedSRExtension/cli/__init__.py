@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 
 from MedSRExtension.core.errors import MedSRError
 
@@ -26,17 +28,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler or ``kill`` ending the run), raised as Ctrl-C is, so that every clean-up of
+    a half-written output runs exactly as it does for Ctrl-C."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the console script: bad input prints one line on stderr and exits 2."""
+    """Entry point of the console script: bad input prints one line on stderr and exits 2; Ctrl-C
+    (130) and SIGTERM (143) stop the command with one line, leaving no half-written file."""
     args = build_parser().parse_args(argv)
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main else None
     try:
         return int(args.func(args) or 0)
     except MedSRError as exc:
         print(f"medsr {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except Terminated:
+        print(f"medsr {args.command}: terminated (SIGTERM); nothing half-written was left", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print(f"medsr {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

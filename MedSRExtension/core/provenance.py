@@ -83,28 +83,32 @@ def parse_derivation(text: str) -> Optional[dict]:
     return out
 
 
-def add_to_nifti(path: PathLike, provenance: dict) -> None:
-    """Rewrite the NIfTI file at ``path`` (a temporary file of ``save_volume``) with the record as a
-    header extension and in ``descrip``; voxels, qform and sform stay exactly as written."""
-    import nibabel as nib
-    import numpy as np
+def nifti_with_record(source: PathLike, target: PathLike, provenance: dict) -> None:
+    """Copy the uncompressed NIfTI ``source`` (as ITK wrote it) to ``target`` (``.nii`` or ``.nii.gz``)
+    with the record as a header extension and in ``descrip``, in one streamed pass: the voxels are
+    copied block by block, never held in memory; qform, sform and scaling stay exactly as written."""
+    import gzip
+    import shutil
 
-    image = nib.load(os.fspath(path))
-    header = image.header.copy()
-    body = json.dumps({"MedSR": clean(provenance)}, sort_keys=False).encode()
-    header.extensions.append(nib.nifti1.Nifti1Extension(NIFTI_ECODE_COMMENT, body))
-    header["descrip"] = descrip(provenance).encode()[:80]
-    data = np.asanyarray(image.dataobj.get_unscaled())
-    out = image.__class__(data, None, header=header)
-    out.header["scl_slope"], out.header["scl_inter"] = header["scl_slope"], header["scl_inter"]
-    del image  # the mapped file is read before it is replaced
-    tmp = f"{os.fspath(path)}.x{extension_of(path)}"
-    try:
-        nib.save(out, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    import nibabel as nib
+
+    with open(source, "rb") as src:
+        header = nib.Nifti1Header.from_fileobj(src, check=False)
+        data_start = int(header["vox_offset"])
+        header.extensions.clear()
+        body = json.dumps({"MedSR": clean(provenance)}, sort_keys=False).encode()
+        header.extensions.append(nib.nifti1.Nifti1Extension(NIFTI_ECODE_COMMENT, body))
+        header["descrip"] = descrip(provenance).encode()[:80]
+        offset = 352 + header.extensions.get_sizeondisk()
+        offset += -offset % 16
+        header.set_data_offset(offset)
+        opener = (lambda p: gzip.open(p, "wb", compresslevel=1)) if extension_of(target) == ".nii.gz" else \
+            (lambda p: open(p, "wb"))
+        with opener(target) as out:
+            header.write_to(out)
+            out.write(b"\0" * (offset - out.tell()))
+            src.seek(data_start)
+            shutil.copyfileobj(src, out, 16 << 20)
 
 
 def _from_nifti(path: Path) -> Optional[dict]:

@@ -177,20 +177,36 @@ def save_volume(volume: Volume, path: PathLike, compress: bool = True, provenanc
     as_2d = ext in IMAGE_EXTENSIONS
     if as_2d:
         volume = Volume(_image_dtype_for(volume.array, ext), volume.spacing, volume.origin, volume.direction)
+    needed = volume.array.size * volume.array.dtype.itemsize * (2 if provenance and ext in validation.NIFTI else 1)
+    atomic.check_free_space(parent, needed + (1 << 20), path)
     image = volume_to_image(volume, as_2d=as_2d)
     if provenance:
-        if ext in validation.NIFTI:
-            image.SetMetaData("ITK_FileNotes", prov.descrip(provenance))  # ITK writes it as descrip
-        elif not as_2d:
+        if not as_2d and ext not in validation.NIFTI:
             for key, value in prov.header_fields(provenance).items():
                 image.SetMetaData(key, value)
     try:
         with atomic.staging_folder(parent) as stage:
-            sitk.WriteImage(image, str(stage / path.name), compress and ext not in IMAGE_EXTENSIONS)
-            if provenance and ext in validation.NIFTI:
-                prov.add_to_nifti(stage / path.name, provenance)
-            elif provenance and as_2d:
-                (stage / (path.name + prov.SIDECAR_SUFFIX)).write_text(prov.sidecar_text(provenance), encoding="utf-8")
-    except RuntimeError as exc:
-        raise MedSRError(f"cannot write {path}: {_itk_reason(exc)}") from None
+            _write_staged(image, stage, path.name, ext, compress, provenance)
+    except (RuntimeError, OSError, EOFError) as exc:
+        if atomic.is_disk_full(exc):
+            raise atomic.disk_full(path, needed) from None
+        if isinstance(exc, RuntimeError):
+            raise MedSRError(f"cannot write {path}: {_itk_reason(exc)}") from None
+        raise
     return path
+
+
+def _write_staged(image: sitk.Image, stage: Path, name: str, ext: str, compress: bool,
+                  provenance: Optional[dict]) -> None:
+    """Write ``image`` as ``stage/name``: NIfTI with a record goes through one uncompressed file that
+    is streamed into its final form with the record (core.provenance); the rest ITK writes directly."""
+    if provenance and ext in validation.NIFTI:
+        raw = stage / "itk.nii"
+        sitk.WriteImage(image, str(raw), False)
+        del image
+        prov.nifti_with_record(raw, stage / name, provenance)
+        raw.unlink()
+        return
+    sitk.WriteImage(image, str(stage / name), compress and ext not in IMAGE_EXTENSIONS)
+    if provenance and ext in IMAGE_EXTENSIONS:
+        (stage / (name + prov.SIDECAR_SUFFIX)).write_text(prov.sidecar_text(provenance), encoding="utf-8")
