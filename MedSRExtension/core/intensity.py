@@ -50,6 +50,15 @@ def denormalize(array: np.ndarray, window: tuple[float, float], inplace: bool = 
     return out
 
 
+def clamp_to_input(array: np.ndarray, source: np.ndarray) -> str:
+    """Clip ``array`` in place into ``source``'s value range (a result cannot hold values its input never
+    had: a CT below its air value, an MR below 0); returns what was done, for the provenance."""
+    lo, hi = float(np.min(source)), float(np.max(source))
+    outside = int(np.count_nonzero((array < lo) | (array > hi)))
+    np.clip(array, lo, hi, out=array)
+    return f"clamped to the input range {lo:.6g}..{hi:.6g} ({outside} voxels)"
+
+
 def cast_like(array: np.ndarray, dtype: np.dtype, inplace: bool = False) -> np.ndarray:
     """Round and clip float voxels into an integer ``dtype`` (or cast to a float dtype). ``inplace``: round
     and clip in ``array`` itself (a float array the caller owns), so only the result is allocated."""

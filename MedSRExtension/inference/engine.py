@@ -22,7 +22,7 @@ from MedSRExtension.core import intensity
 from MedSRExtension.core.errors import Cancelled, MedSRError
 from MedSRExtension.core.geometry import MODES, mode_factors
 from MedSRExtension.core.volume import AXES, Volume
-from MedSRExtension.inference import fastpath, fusion
+from MedSRExtension.inference import fastpath, fusion, memory
 from MedSRExtension.inference.devices import amp_dtype, resolve_device
 from MedSRExtension.inference.options import InferenceOptions
 from MedSRExtension.inference.tiling import run_tiled
@@ -360,8 +360,9 @@ def run_inference(volume: Volume, options: InferenceOptions, progress: Progress 
     if int(np.prod(shape, dtype=np.int64)) > MAX_OUTPUT_VOXELS and not options.force:
         raise MedSRError(f"output would have {np.prod(shape, dtype=np.int64):,} voxels {shape[::-1]}, over the "
                          f"limit of {MAX_OUTPUT_VOXELS:,}; lower the scale, crop the input, or force it (--force)")
-    runner = _Runner(spec, options, progress, cancel, network)
     groups = _passes(factors, axis)
+    memory.check_run_fits(volume.array.shape, _group_shapes(groups, volume.array.shape))
+    runner = _Runner(spec, options, progress, cancel, network)
     window = intensity.robust_range(volume.array)
     shape_now = volume.array.shape
     for group in groups:  # count batches before running, for an honest progress total
@@ -386,11 +387,21 @@ def run_inference(volume: Volume, options: InferenceOptions, progress: Progress 
     if array.shape != tuple(shape):
         raise MedSRError(f"internal error: model produced {array.shape}, expected {tuple(shape)}")
     out = intensity.denormalize(array, window, inplace=True)  # the engine's own buffer
+    values = intensity.clamp_to_input(out, volume.array) if options.clamp == "input" else "raw network output"
     if options.out_dtype == "input":
         out = intensity.cast_like(out, volume.array.dtype, inplace=True)
     elif options.out_dtype != "float32":
         out = intensity.cast_like(out, np.dtype(options.out_dtype), inplace=True)
-    return Volume(out, out_spacing, origin, direction)
+    return Volume(out, out_spacing, origin, direction, meta={"values": values})
+
+
+def _group_shapes(groups: list[list[_Pass]], shape: tuple[int, int, int]) -> list[tuple[int, int, int]]:
+    """The array shape each group of passes writes, in order (the last is the output's)."""
+    out = []
+    for group in groups:
+        shape = tuple(geometry.scaled_count(n, f) for n, f in zip(shape, _group_factors(group, shape)))
+        out.append(shape)
+    return out
 
 
 def _group_factors(group: list[_Pass], shape: tuple[int, int, int]) -> tuple[float, float, float]:

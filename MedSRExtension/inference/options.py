@@ -16,6 +16,7 @@ from MedSRExtension.core import validation
 from MedSRExtension.core.errors import MedSRError
 
 ScaleArg = Union[float, Sequence[float], None]
+CLAMPS = ("input", "none")
 
 
 class JsonOptions:
@@ -69,6 +70,9 @@ class InferenceOptions(JsonOptions):
         adapt: throughplane only: True (the default budget) or minutes, or ``AdaptOptions`` fields as a
             dict: fine-tune the network on this volume first (``training.adapt``); None: no adaptation.
         save_adapted: with adapt, a .safetensors path for the tuned weights (nothing is saved without it).
+        clamp: "input" (default) keeps the result inside the input's value range, as an acquired image's
+            values are (a CT never below its air value; a network's overshoot at sharp edges removed);
+            "none" keeps the raw network output. What was done is recorded in the provenance.
     """
 
     model: str = "bicubic"
@@ -86,6 +90,7 @@ class InferenceOptions(JsonOptions):
     fast: bool = True
     adapt: Union[bool, float, dict, None] = None
     save_adapted: Optional[str] = None
+    clamp: str = "input"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "scale", as_tuple(self.scale))
@@ -94,3 +99,5 @@ class InferenceOptions(JsonOptions):
             object.__setattr__(self, "weights", os.fspath(self.weights))
         for name in ("tile", "batch"):
             validation.check_positive_int(getattr(self, name), name)
+        if self.clamp not in CLAMPS:
+            raise MedSRError(f"clamp must be one of {', '.join(CLAMPS)}, got '{self.clamp}'; use input or none")

@@ -56,6 +56,7 @@ def describe_run(volume: Volume, result: Volume, options: dict, source: Optional
         "mode": options.get("mode", "inplane"),
         "axis": axis,
         "adapt": str(options.get("adapt") or "off"),
+        "values": result.meta.get("values", "raw network output"),
         "device": str(resolve_device(options.get("device", "auto"))),
         "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
