@@ -53,7 +53,8 @@ def manifest_rows(outdir):
 def test_cohort_with_a_corrupt_input_gives_five_outputs_and_one_listed_failure(tmp_path, capsys):
     paths = cohort(tmp_path / "in")
     out = tmp_path / "out"
-    code = main(["batch", str(tmp_path / "in"), str(out), "--workers", "2", "--model", "pfmdn", "--quiet"])
+    code = main(["batch", str(tmp_path / "in"), str(out), "--workers", "2", "--model", "pfmdn", "--mode", "inplane",
+                 "--quiet"])
     text = capsys.readouterr().out
     assert code == 1
     assert "5 done, 0 skipped, 1 failed" in text
@@ -77,7 +78,7 @@ def test_weights_are_read_once_per_worker(tmp_path):
     cohort(tmp_path / "in", corrupt=False)
     tasks = collect(str(tmp_path / "in"), tmp_path / "out")
     for t in tasks:
-        t.options = {"model": "pfmdn"}
+        t.options = {"model": "pfmdn", "mode": "inplane"}
     with open_client(workers=2) as (client, resources):
         rows = run_batch(tasks, tmp_path / "out", client, resources, quiet=True)
     assert [r["status"] for r in rows] == ["done"] * 6
@@ -98,7 +99,7 @@ def test_resume_after_a_killed_run_finishes_the_rest_without_redoing_verified_ou
     cohort(tmp_path / "in", corrupt=False, shape=(8, 64, 56))
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": ROOT}
-    args = [tmp_path / "in", out, "--workers", "1", "--model", "pfmdn", "--quiet"]
+    args = [tmp_path / "in", out, "--workers", "1", "--model", "pfmdn", "--mode", "inplane", "--quiet"]
     first = _batch_process(args, env)
     done = []
     try:
@@ -143,7 +144,7 @@ def test_csv_manifest_with_per_row_options_and_a_dicom_series(tmp_path, capsys):
                      "data/gone.nii.gz,,bicubic,,\n"
                      "data/scan0.nii.gz,bad.nii.gz,bicubic,two,\n", encoding="utf-8")
     out = tmp_path / "out"
-    code = main(["batch", str(sheet), str(out), "--workers", "2", "--scale", "4", "--quiet"])
+    code = main(["batch", str(sheet), str(out), "--workers", "2", "--scale", "4", "--mode", "inplane", "--quiet"])
     text = capsys.readouterr().out
     assert code == 1 and "3 done, 0 skipped, 2 failed" in text
     assert "not found" in text and "--scale must be a number" in text  # medsr run's own refusals

@@ -115,7 +115,8 @@ def test_full_disk_is_refused_in_one_line_and_leaves_nothing(small_disk, tmp_pat
     folder = tmp_path / "src"
     write_source_series(folder, mni_array()[70:78, 40:200, 30:190].astype(np.int16), (1.0, 1.0, 4.0),
                         np.zeros(3), np.eye(3))  # x2 in-plane: 8 x 320 x 320 float32, ~3.3 MB raw, x4 for the DICOM
-    args = ["run", str(folder), str(small_disk / name), "--model", "bicubic", "--scale", "2" if "series" not in name
+    args = ["run", str(folder), str(small_disk / name), "--model", "bicubic", "--mode", "inplane",
+            "--scale", "2" if "series" not in name
             else "4", "--quiet"]
     (small_disk / "filler").write_bytes(b"\0" * (4 << 20))  # 2 MB left
     proc = _medsr(args, cwd=tmp_path)

@@ -36,9 +36,9 @@ def register(sub) -> None:
 
 def command_line_options(args) -> dict:
     """The run options given on the command line, as ``medsr run`` arguments (the tasks' defaults)."""
-    defaults = vars(argparse.Namespace(model=None, scale=None, spacing=None, mode="inplane", axis="auto",
-                                       device="auto", tile=None, batch=None, preset=None, weights="auto",
-                                       component=None, dtype="float32", force=False))
+    probe = argparse.ArgumentParser(add_help=False)
+    add_run_options(probe)  # the defaults of `medsr run`, from the one place that declares them
+    defaults = vars(probe.parse_args([]))
     return {k: getattr(args, k) for k in OPTION_NAMES if getattr(args, k) != defaults[k]}
 
 

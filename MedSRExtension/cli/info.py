@@ -7,6 +7,7 @@ import numpy as np
 
 from MedSRExtension.core import validation
 from MedSRExtension.core.errors import MedSRError
+from MedSRExtension.core.geometry import default_mode
 from MedSRExtension.core.provenance import read_provenance
 from MedSRExtension.core.volume_io import load_volume
 from .common import parse_component
@@ -65,14 +66,11 @@ def run(args) -> int:
     problems = validation.geometry_problems(v.spacing, v.origin, v.direction)
     if problems:
         _refuse_geometry(args.file, problems)
-    axis = v.largest_spacing_axis()
-    sp = np.asarray(v.spacing)
-    ratio = sp.max() / sp.min() if a.shape[0] > 1 else 1.0
-    mode = "throughplane" if ratio >= 1.5 else "inplane"
+    mode, axis, why = default_mode(v)
     print(f"spacing (mm): {', '.join(f'{s:.4g}' for s in v.spacing)}")
     print(f"origin (LPS): {', '.join(f'{o:.4g}' for o in v.origin)}")
     print(f"orientation:  {orientation_code(v.direction)}{' (oblique)' if is_oblique(v.direction) else ''}")
-    print(f"suggested:    --axis {axis} --mode {mode}" + (f"  (spacing ratio {ratio:.2g})" if ratio > 1 else ""))
+    print(f"suggested:    --mode {mode}" + (f" --axis {axis}" if axis != "auto" else "") + f"  ({why})")
     _print_provenance(args.file, args.series)
     return 0
 

@@ -8,6 +8,7 @@ an extension) is written as a DICOM series derived from a DICOM series input.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -57,7 +58,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--scale", default=None, help="factor F, or per-axis FI,FJ,FK (default 2)")
     g.add_argument("--spacing", default=None, help="target spacing in mm: MM or MI,MJ,MK")
-    p.add_argument("--mode", default="inplane", choices=MODES)
+    p.add_argument("--mode", default="auto", choices=("auto",) + MODES,
+                   help="auto (default): throughplane along the thick axis when the slice spacing is at least "
+                        "1.5x the in-plane spacing, else inplane; the choice is printed")
     p.add_argument("--axis", default="auto", choices=("auto", "i", "j", "k"),
                    help="slice axis (auto: the largest spacing; k when isotropic)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
@@ -91,7 +94,7 @@ def options_from_args(args) -> InferenceOptions:
     adapt, save_adapted = getattr(args, "adapt", None), getattr(args, "save_adapted", None)  # medsr run only
     if save_adapted and adapt is None:
         raise MedSRError("--save-adapted needs --adapt")
-    if adapt is not None and args.mode != "throughplane":
+    if adapt is not None and args.mode not in ("throughplane", "auto"):
         raise MedSRError("--adapt is for --mode throughplane; add --mode throughplane")
     thickness = getattr(args, "slice_thickness", None)
     if thickness is not None:
@@ -114,20 +117,24 @@ def check_output(output: str, input_path: str, replace: bool = False) -> tuple[P
 
 
 def superresolve_file(input_path: str, output: str, options: InferenceOptions, component=None, progress=None,
-                      replace: bool = False, series: str | None = None) -> dict:
+                      replace: bool = False, series: str | None = None, say=None) -> dict:
     """The single-input pipeline: check the output against the input, read, super-resolve with
     ``options``, record provenance and write atomically (a DICOM series for a folder output).
 
     Returns {"output", "provenance", "shape", "spacing", "seconds", "adapt"} (adapt: what the
     adaptation used, or None). ``replace`` lets a batch redo its
     own DICOM output folder; a file output is always replaced atomically. ``series`` picks the
-    SeriesInstanceUID of a DICOM folder that holds several."""
+    SeriesInstanceUID of a DICOM folder that holds several; ``say(line)`` hears the mode chosen for
+    mode "auto" before the run starts."""
     from MedSRExtension.inference.engine import run_inference
     from MedSRExtension.inference.provenance import describe_run
 
     start = time.perf_counter()
     out, series_out = check_output(output, input_path, replace=replace)
     volume = load_volume(input_path, component=component, series=series)
+    options, chosen = options.for_volume(volume)
+    if chosen and say:
+        say(chosen)
     result = run_inference(volume, options, progress=progress)
     record = describe_run(volume, result, options.to_dict(), source=input_path)
     if series_out:
@@ -139,6 +146,10 @@ def superresolve_file(input_path: str, output: str, options: InferenceOptions, c
             "seconds": time.perf_counter() - start, "adapt": result.meta.get("adapt")}
 
 
+def _say(line: str) -> None:
+    print(f"medsr run: {line}; give --mode to choose", file=sys.stderr)
+
+
 def run(args) -> int:
     # every option is checked before the input is read, and the output may never be an input
     check_output(args.output, args.input)
@@ -147,7 +158,7 @@ def run(args) -> int:
     update, close = progress_bar(args.quiet, options.model)
     try:
         done = superresolve_file(args.input, args.output, options, component=component, progress=update,
-                                 series=args.series)
+                                 series=args.series, say=None if args.quiet else _say)
     finally:
         close()
     if not args.quiet:

@@ -54,8 +54,23 @@ def parse_axis(volume: Volume, axis: str) -> str:
     return axis
 
 
-
 MODES = ("inplane", "throughplane", "volumetric")
+#: The slice spacing, as a multiple of the in-plane spacing, from which a volume is thick-sliced.
+THICK_SLICE_RATIO = 1.5
+
+
+def default_mode(volume: Volume) -> tuple[str, str, str]:
+    """The mode a volume's geometry asks for: (mode, axis, why). A volume whose largest spacing is at
+    least ``THICK_SLICE_RATIO`` times the other two is thick-sliced: through-plane along that axis; an
+    isotropic, in-plane-anisotropic or one-slice volume stays in-plane."""
+    axis = volume.largest_spacing_axis()
+    sp = dict(zip(AXES, volume.spacing))
+    others = [sp[a] for a in AXES if a != axis]
+    ratio = sp[axis] / max(others)
+    if volume.array.shape[AXES[::-1].index(axis)] > 1 and ratio >= THICK_SLICE_RATIO:
+        return "throughplane", axis, (f"slices {sp[axis]:.4g} mm apart along {axis}, {ratio:.2g}x the in-plane "
+                                      f"{max(others):.4g} mm: thick slices")
+    return "inplane", "auto", f"spacing ratio {ratio:.2g} < {THICK_SLICE_RATIO}: not thick-sliced"
 
 
 def mode_factors(factors: Union[float, Sequence[float]], mode: str, axis: str) -> tuple[float, float, float]:

@@ -349,6 +349,7 @@ def run_inference(volume: Volume, options: InferenceOptions, progress: Progress 
     check_volume(volume, "input volume")  # before any geometry is derived from it
     check_inference_options(tile=options.tile, batch=options.batch, out_dtype=options.out_dtype,
                             weights=options.weights)
+    options = options.for_volume(volume)[0]
     if options.adapt not in (None, False) and network is None:
         from MedSRExtension.training.adapt import super_resolve_adapted
         return super_resolve_adapted(volume, options, progress=progress, cancel=cancel)

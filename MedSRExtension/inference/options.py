@@ -54,7 +54,8 @@ class InferenceOptions(JsonOptions):
         model: registry name of the model (a network or a classical baseline).
         scale: one factor for the axes ``mode`` scales, or per-axis (fi, fj, fk); None with ``spacing``.
         spacing: target spacing in mm instead of a scale: one number, or (si, sj, sk).
-        mode: "inplane", "throughplane" or "volumetric" (DESIGN.md "Modes").
+        mode: "inplane", "throughplane" or "volumetric" (DESIGN.md "Modes"), or "auto": from the
+            volume's geometry (``core.geometry.default_mode``: thick slices -> throughplane).
         axis: the slice axis "i", "j", "k", or "auto" (the largest spacing; k when isotropic).
         device: "auto", "cpu", "cuda", "cuda:N" or "mps".
         tile: tile side in LR pixels (bounds memory); None: the engine's default for networks.
@@ -91,6 +92,19 @@ class InferenceOptions(JsonOptions):
     adapt: Union[bool, float, dict, None] = None
     save_adapted: Optional[str] = None
     clamp: str = "input"
+
+    def for_volume(self, volume) -> tuple["InferenceOptions", Optional[str]]:
+        """These options with mode "auto" decided from ``volume``'s geometry, and why (None when the
+        mode was given)."""
+        if self.mode != "auto":
+            return self, None
+        from MedSRExtension.core.geometry import default_mode
+        mode, axis, why = default_mode(volume)
+        chosen = self.replace(mode=mode, axis=self.axis if self.axis != "auto" else axis)
+        if chosen.adapt not in (None, False) and mode != "throughplane":
+            raise MedSRError(f"--adapt is for throughplane, and this volume is not thick-sliced ({why}); "
+                             "give --mode throughplane to adapt anyway")
+        return chosen, f"mode {mode}" + (f" along {chosen.axis}" if mode == "throughplane" else "") + f" ({why})"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "scale", as_tuple(self.scale))
