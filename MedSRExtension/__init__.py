@@ -11,7 +11,7 @@ _PUBLIC = {
     "Volume": "MedSRExtension.core.volume",
     "load_volume": "MedSRExtension.core.volume_io",
     "save_volume": "MedSRExtension.core.volume_io",
-    "super_resolve": "MedSRExtension.inference.engine",
+    "super_resolve": "MedSRExtension.pipeline",
     "list_models": "MedSRExtension.zoo.catalog",
     "Cancelled": "MedSRExtension.core.errors",
     "MedSRError": "MedSRExtension.core.errors",

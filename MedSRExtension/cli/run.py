@@ -126,7 +126,7 @@ def superresolve_file(input_path: str, output: str, options: InferenceOptions, c
     own DICOM output folder; a file output is always replaced atomically. ``series`` picks the
     SeriesInstanceUID of a DICOM folder that holds several; ``say(line)`` hears the mode chosen for
     mode "auto" before the run starts."""
-    from MedSRExtension.inference.engine import run_inference
+    from MedSRExtension.pipeline import run_pipeline
     from MedSRExtension.inference.provenance import describe_run
 
     start = time.perf_counter()
@@ -135,7 +135,7 @@ def superresolve_file(input_path: str, output: str, options: InferenceOptions, c
     options, chosen = options.for_volume(volume)
     if chosen and say:
         say(chosen)
-    result = run_inference(volume, options, progress=progress)
+    result = run_pipeline(volume, options, progress=progress)
     record = describe_run(volume, result, options.to_dict(), source=input_path)
     if series_out:
         from MedSRExtension.core.dicom_out import write_dicom_series

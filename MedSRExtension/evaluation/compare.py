@@ -367,14 +367,14 @@ def run_comparison(hr: Volume, lr: Volume | None = None, models: Sequence[str] =
 def _super_resolve_timed(lr: Volume, options: InferenceOptions, n: int, total: int, progress: Progress,
                          cancel) -> tuple[Volume, float]:
     """Method ``n`` of ``total`` on the LR image, and its seconds; progress runs to 0.9 of the method."""
-    from MedSRExtension.inference.engine import run_inference  # lazy: torch is heavy
+    from MedSRExtension.pipeline import run_pipeline  # lazy: torch is heavy
 
     def step(done, tot):
         if progress is not None:
             progress(n + 0.9 * done / max(tot, 1), total, options.model)
     step(0, 1)
     start = time.perf_counter()
-    sr = run_inference(lr, options, progress=step, cancel=cancel)
+    sr = run_pipeline(lr, options, progress=step, cancel=cancel)
     return sr, time.perf_counter() - start
 
 

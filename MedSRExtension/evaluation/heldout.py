@@ -135,7 +135,7 @@ def upscale_like_users(method: str, lr: np.ndarray, scale: Union[float, tuple[fl
                        weights: str = "auto", device: str = "cpu") -> np.ndarray:
     """``super_resolve`` of a 2D image held as a one-slice Volume (the path users get); ``scale``: one
     factor, or (rows, cols) factors such as a through-plane (f, 1)."""
-    from MedSRExtension.inference.engine import super_resolve
+    from MedSRExtension.pipeline import super_resolve
     from MedSRExtension.core.volume import Volume
     if np.ndim(scale):
         scale = (float(scale[1]), float(scale[0]), 1.0)  # (i, j, k): columns, rows, the one slice

@@ -29,7 +29,7 @@ from MedSRExtension.inference.tiling import run_tiled
 from MedSRExtension.models.descriptor import ModelDescriptor
 from MedSRExtension.models.registry import ModelSpec, get_spec
 
-__all__ = ["MODES", "InferenceOptions", "resolve_factors", "run_inference", "super_resolve"]
+__all__ = ["MODES", "InferenceOptions", "resolve_factors", "run_inference"]
 MAX_OUTPUT_VOXELS = 2**30  # 4 GiB of float32; larger outputs need force=True (--force)
 # LR pixels per batch for networks: on the CPU one 256² slice at a time keeps activations in cache
 # (measured 1.65x faster than 4 slices per batch); GPUs want more work per launch.
@@ -321,25 +321,6 @@ def _passes(factors_ijk: Sequence[float], axis: str) -> list[list[_Pass]]:
     return groups
 
 
-def super_resolve(volume: Volume, model: str = "bicubic", scale: Union[float, Sequence[float], None] = 2,
-                  mode: str = "inplane", axis: str = "auto", device: str = "auto", progress: Progress = None,
-                  cancel: Cancel = None, **options) -> Volume:
-    """Super-resolve ``volume`` with ``model`` and return a new Volume on the upsampled grid.
-
-    Args:
-        volume: the input; never modified.
-        model, scale, mode, axis, device: as in ``InferenceOptions`` (scale: one factor for the axes
-            the mode scales, or (fi, fj, fk)).
-        progress: ``progress(done, total)`` after each batch.
-        cancel: checked before each batch; returning True raises ``Cancelled``.
-        **options: the other ``InferenceOptions`` fields by name: tile, batch, preset, weights,
-            out_dtype, spacing (mm, instead of ``scale``), force; adapt (throughplane: True or minutes,
-            fine-tune the network on this volume first, ``training.adapt``) and save_adapted.
-    """
-    return run_inference(volume, InferenceOptions(model=model, scale=scale, mode=mode, axis=axis, device=device,
-                                                  **options), progress=progress, cancel=cancel)
-
-
 def run_inference(volume: Volume, options: InferenceOptions, progress: Progress = None,
                   cancel: Cancel = None, network: Optional[torch.nn.Module] = None) -> Volume:
     """Run the engine as ``options`` say (see ``super_resolve``); the callbacks stay beside the options
@@ -351,8 +332,8 @@ def run_inference(volume: Volume, options: InferenceOptions, progress: Progress 
                             weights=options.weights)
     options = options.for_volume(volume)[0]
     if options.adapt not in (None, False) and network is None:
-        from MedSRExtension.training.adapt import super_resolve_adapted
-        return super_resolve_adapted(volume, options, progress=progress, cancel=cancel)
+        raise MedSRError("adaptation runs in the pipeline: call MedSRExtension.pipeline.run_pipeline "
+                         "(or super_resolve) instead of run_inference")
     spec = get_spec(options.model)
     factors, axis = resolve_factors(volume, options.mode, options.axis,
                                     scale=None if options.spacing is not None else options.scale,

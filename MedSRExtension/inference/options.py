@@ -74,6 +74,8 @@ class InferenceOptions(JsonOptions):
         clamp: "input" (default) keeps the result inside the input's value range, as an acquired image's
             values are (a CT never below its air value; a network's overshoot at sharp edges removed);
             "none" keeps the raw network output. What was done is recorded in the provenance.
+        gate: through-plane networks: keep the network's result only when it beats cubic B-spline on
+            held-out pairs of the volume (``pipeline.gate``), else return the B-spline result and say so.
     """
 
     model: str = "bicubic"
@@ -92,6 +94,7 @@ class InferenceOptions(JsonOptions):
     adapt: Union[bool, float, dict, None] = None
     save_adapted: Optional[str] = None
     clamp: str = "input"
+    gate: bool = True
 
     def for_volume(self, volume) -> tuple["InferenceOptions", Optional[str]]:
         """These options with mode "auto" decided from ``volume``'s geometry, and why (None when the

@@ -27,12 +27,14 @@ def describe_run(volume: Volume, result: Volume, options: dict, source: Optional
     from MedSRExtension.models.registry import get_spec
     from MedSRExtension.zoo import weights as zoo
 
-    model = options.get("model", "bicubic")
+    requested = options.get("model", "bicubic")
+    model = result.meta.get("model_used", requested)  # the do-no-harm gate may have chosen B-spline
+    weights_option = options.get("weights", "auto") if model == requested else "auto"
     spacing = options.get("spacing")
     factors, axis = resolve_factors(volume, options.get("mode", "inplane"), options.get("axis", "auto"),
                                     scale=None if spacing is not None else options.get("scale", 2.0), spacing=spacing)
     spec = get_spec(model)
-    weights = os.fspath(options.get("weights", "auto"))
+    weights = os.fspath(weights_option)
     used = zoo.weights_used(model, model_scales(model, factors, axis), options.get("preset"), weights) \
         if spec.kind == "network" else []
     if spec.kind != "network":
@@ -57,9 +59,12 @@ def describe_run(volume: Volume, result: Volume, options: dict, source: Optional
         "axis": axis,
         "adapt": str(options.get("adapt") or "off"),
         "values": result.meta.get("values", "raw network output"),
+        "gate": result.meta.get("gate", "-"),
         "device": str(resolve_device(options.get("device", "auto"))),
         "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
+    if model != requested:
+        record["requested_model"] = requested
     if source:
         record["source"] = os.path.basename(os.path.normpath(source))
     return record

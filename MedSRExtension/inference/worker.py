@@ -150,18 +150,21 @@ def run(folder: str) -> int:
         import torch
 
         from MedSRExtension.inference.devices import describe, resolve_device
-        from MedSRExtension.inference.engine import run_inference
+        from MedSRExtension.pipeline import run_pipeline
         emit("log", message=f"worker pid {os.getpid()}, torch {torch.__version__}, "
                             f"device {describe(resolve_device(options.device))}")
         emit("log", message=f"model {options.model}, scale {options.scale}, mode "
                             f"{options.mode}, input {_size(volume)} voxels")
         start = time.perf_counter()
-        result = run_inference(volume, options,
+        result = run_pipeline(volume, options,
                                progress=lambda done, total: emit("progress", done=done, total=total))
         _save_npy(folder, RESULT, result.array)
         result_meta = {"geometry": _geometry(result)}
         if isinstance(result.meta.get("adapt"), dict):
             result_meta["adapt"] = dict(result.meta["adapt"])
+        for key in ("gate", "values", "model_used"):
+            if key in result.meta:
+                result_meta[key] = result.meta[key]
         _save_json(folder, RESULT_META, result_meta)
         emit("log", message=f"done in {time.perf_counter() - start:.1f} s: "
                             f"{_size(result)} voxels")

@@ -55,7 +55,7 @@ class SuperResolveJob:
 
     def compute(self, progress: Progress = None, cancel: Cancel = None) -> Volume:
         """Run the engine on the copied volume in this process (no MRML access)."""
-        from MedSRExtension.inference.engine import super_resolve
+        from MedSRExtension.pipeline import super_resolve
         self.result = super_resolve(self.volume, progress=progress, cancel=cancel, **self.engine_call_options())
         return self.result
 

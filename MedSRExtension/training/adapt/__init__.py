@@ -14,6 +14,7 @@ weights live only in memory unless ``save_adapted`` names a .safetensors file. T
 """
 from __future__ import annotations
 
+import copy
 import math
 import os
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from MedSRExtension.core.volume import AXES, Volume
 from MedSRExtension.training.adapt.finetune import Budget, FitReport, fine_tune, warm_start
 from MedSRExtension.training.adapt.pairs import PairSampler
 from MedSRExtension.training.adapt.profile import SliceProfile, slice_profile
+from MedSRExtension.pipeline.gate import held_out_indices
 
 DEFAULT_MINUTES = {"cpu": 3.0, "gpu": 0.75}
 TRAIN_SHARE = 800  # progress units of the fine-tune; the engine's passes share the remaining 200
@@ -97,6 +99,22 @@ def _save(net, path: str, profile: SliceProfile, report: FitReport, model: str) 
                                          "slice_profile": profile.describe(), "steps": report.steps})
 
 
+def _keep_better(volume: Volume, run, axis: str, factor: float, profile: SliceProfile, tuned, start):
+    """The tuned network when it beats its start on the held-out pairs (pipeline.gate), else the start:
+    a tuning that overfits or learns the wrong profile must not make the result worse. Returns
+    (network, what was kept, the kept network's check against B-spline or None)."""
+    from MedSRExtension.pipeline.gate import self_check
+    after = self_check(volume, run, axis, factor, profile.thickness, profile.shape, network=tuned,
+                       label=f"{run.model}+adapt")
+    if after is None:
+        return tuned, "tuned weights (no held-out pairs to check them on)", None
+    before = self_check(volume, run, axis, factor, profile.thickness, profile.shape, network=start,
+                        label=f"{run.model} (start weights)")
+    if after.psnr >= before.psnr:
+        return tuned, f"tuned weights ({after.psnr:.2f} dB vs start {before.psnr:.2f} dB on held-out pairs)", after
+    return start, f"start weights (tuned {after.psnr:.2f} dB < start {before.psnr:.2f} dB on held-out pairs)", before
+
+
 def super_resolve_adapted(volume: Volume, options, progress=None, cancel=None) -> Volume:
     """Adapt ``options.model`` to ``volume`` and super-resolve it through-plane (see the module
     docstring); ``options`` is the run's ``InferenceOptions`` with ``adapt`` set."""
@@ -130,8 +148,11 @@ def super_resolve_adapted(volume: Volume, options, progress=None, cancel=None) -
     # the engine runs (f, 1) on planes whose rows are the axis, (1, f) where it is the columns (axis i)
     orientations = {"k": (False,), "j": (False, True), "i": (True,)}[axis]
     n_lr = volume.array.shape[2 - a]
-    sampler = PairSampler(planes, profile, rows=min(24, n_lr), transposed=orientations, seed=opts.seed)
+    held_out = held_out_indices(planes.shape[0])  # the self-check's slices: never trained on
+    train_planes = np.delete(planes, held_out, axis=0) if planes.shape[0] > len(held_out) else planes
+    sampler = PairSampler(train_planes, profile, rows=min(24, n_lr), transposed=orientations, seed=opts.seed)
     net, start = warm_start(model, (sampler.scale, 1.0), options.weights, options.preset)
+    start_net = copy.deepcopy(net)
     report = FitReport(start_weights=start)
 
     def train_progress(fraction: float) -> None:
@@ -146,11 +167,15 @@ def super_resolve_adapted(volume: Volume, options, progress=None, cancel=None) -
 
     run = options.replace(model=model, scale=factors, spacing=None, mode="throughplane", axis=axis,
                           adapt=None, save_adapted=None)
-    result = engine.run_inference(volume, run, progress=run_progress, cancel=cancel, network=net.eval())
+    net, kept, check = _keep_better(volume, run, axis, factor, profile, net.eval(), start_net.eval())
+    result = engine.run_inference(volume, run, progress=run_progress, cancel=cancel, network=net)
     first, last = report.loss_drop()
     result.meta["adapt"] = {"profile": profile.describe(), "start_weights": report.start_weights,
                             "steps": report.steps, "seconds": round(report.seconds, 1),
-                            "loss_first": first, "loss_last": last, "train_factor": sampler.scale}
+                            "loss_first": first, "loss_last": last, "train_factor": sampler.scale,
+                            "kept": kept}
+    if check is not None:
+        result.meta["gate_report"] = check
     if save_path is not None:
         _save(net, str(save_path), profile, report, model)
     return result

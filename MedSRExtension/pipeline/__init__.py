@@ -1,0 +1,95 @@
+"""The pipeline: what one super-resolution run does around the engine's passes, the one entry point
+of the CLI, the batch tasks, the worker process (Slicer, web) and the Python API.
+
+``run_pipeline(volume, options)``: mode "auto" decided from the geometry; adaptation to the volume
+(``training.adapt``) when asked; the engine (``inference.run_inference``, a pure pass runner); then,
+for a through-plane network result, the do-no-harm gate (``pipeline.gate``): the network is kept only
+when it beats cubic B-spline on held-out pairs of this very volume, else the B-spline result is
+returned and the result says so (``meta["gate"]``, the provenance, the log).
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional, Sequence, Union
+
+from MedSRExtension.core import geometry
+from MedSRExtension.core.volume import AXES, Volume
+from MedSRExtension.inference.options import InferenceOptions
+
+Progress = Optional[Callable[[int, int], None]]
+Cancel = Optional[Callable[[], bool]]
+
+__all__ = ["run_pipeline", "super_resolve"]
+
+
+def _gate_profile(volume: Volume, options: InferenceOptions):
+    """(axis, factor, profile) of a through-plane run, for the self-check; None when not through-plane."""
+    from MedSRExtension.inference.engine import resolve_factors
+    from MedSRExtension.training.adapt.profile import slice_profile
+    factors, axis = resolve_factors(volume, "throughplane", options.axis,
+                                    scale=None if options.spacing is not None else options.scale,
+                                    spacing=options.spacing)
+    factor = geometry.effective_factors(volume, factors)[AXES.index(axis)]
+    if factor <= 1 or volume.array.shape[2 - AXES.index(axis)] < 2:
+        return None
+    adapt = options.adapt if isinstance(options.adapt, dict) else {}
+    return axis, factor, slice_profile(volume, axis, factor, adapt.get("thickness_mm"), estimate=False)
+
+
+def _gated(volume: Volume, options: InferenceOptions, result: Volume, progress: Progress,
+           cancel: Cancel) -> Volume:
+    from MedSRExtension.inference.engine import run_inference
+    from MedSRExtension.models.registry import get_spec
+    from MedSRExtension.pipeline.gate import self_check
+    if not options.gate or options.mode != "throughplane" or get_spec(options.model).kind != "network":
+        return result
+    if "gate_report" in result.meta:  # the adaptation already checked its own network
+        report = result.meta.pop("gate_report")
+    else:
+        found = _gate_profile(volume, options)
+        if found is None:
+            return result
+        axis, factor, profile = found
+        report = self_check(volume, options, axis, factor, profile.thickness, profile.shape)
+    if report is None:
+        return result
+    if report.passed:
+        result.meta["gate"] = report.describe()
+        return result
+    fallback = run_inference(volume, options.replace(model="bspline", adapt=None, save_adapted=None),
+                             progress=progress, cancel=cancel)
+    fallback.meta.update({k: v for k, v in result.meta.items() if k not in ("values",)})
+    fallback.meta["gate"] = report.describe()
+    fallback.meta["model_used"] = "bspline"
+    return fallback
+
+
+def run_pipeline(volume: Volume, options: InferenceOptions, progress: Progress = None,
+                 cancel: Cancel = None) -> Volume:
+    """One run as ``options`` say (see the module docstring); the input is never modified."""
+    from MedSRExtension.inference.engine import run_inference
+    options = options.for_volume(volume)[0]
+    if options.adapt not in (None, False):
+        from MedSRExtension.training.adapt import super_resolve_adapted
+        result = super_resolve_adapted(volume, options, progress=progress, cancel=cancel)
+    else:
+        result = run_inference(volume, options, progress=progress, cancel=cancel)
+    return _gated(volume, options, result, progress, cancel)
+
+
+def super_resolve(volume: Volume, model: str = "bicubic", scale: Union[float, Sequence[float], None] = 2,
+                  mode: str = "inplane", axis: str = "auto", device: str = "auto", progress: Progress = None,
+                  cancel: Cancel = None, **options) -> Volume:
+    """Super-resolve ``volume`` with ``model`` and return a new Volume on the upsampled grid.
+
+    Args:
+        volume: the input; never modified.
+        model, scale, mode, axis, device: as in ``InferenceOptions`` (scale: one factor for the axes
+            the mode scales, or (fi, fj, fk); mode "auto": from the geometry).
+        progress: ``progress(done, total)`` after each batch.
+        cancel: checked before each batch; returning True raises ``Cancelled``.
+        **options: the other ``InferenceOptions`` fields by name: tile, batch, preset, weights,
+            out_dtype, spacing (mm, instead of ``scale``), force, clamp, gate; adapt (throughplane: True
+            or minutes, fine-tune the network on this volume first) and save_adapted.
+    """
+    return run_pipeline(volume, InferenceOptions(model=model, scale=scale, mode=mode, axis=axis, device=device,
+                                                 **options), progress=progress, cancel=cancel)

@@ -1,0 +1,60 @@
+"""Do no harm: a through-plane network result is kept only when the network beats cubic B-spline on
+held-out in-plane pairs of the same volume; otherwise the B-spline result is returned and the result
+says so. An adaptation keeps its tuned weights only when they beat their start on those pairs."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from MedSRExtension import Volume, super_resolve
+from MedSRExtension.inference.options import InferenceOptions
+from MedSRExtension.inference.provenance import describe_run
+from MedSRExtension.models.registry import build
+from MedSRExtension.pipeline.gate import held_out_indices
+from MedSRExtension.training.adapt import _keep_better
+from MedSRExtension.training.adapt.finetune import warm_start
+from MedSRExtension.training.adapt.profile import slice_profile
+from sample_volumes import mni_array
+
+
+@pytest.fixture(scope="module")
+def thick():
+    """Real MNI slices 4 mm apart (every 4th 1 mm slice of the template's held-out region)."""
+    return Volume(mni_array()[60:140:4, 60:170, 50:150].copy(), (1.0, 1.0, 4.0), (0.0, 0.0, 0.0), np.eye(3))
+
+
+def test_a_network_that_loses_to_bspline_is_replaced_and_the_result_says_so(thick):
+    bad = super_resolve(thick, model="pfmdn", mode="throughplane", scale=4, weights="random")
+    plain = super_resolve(thick, model="bspline", mode="throughplane", scale=4)
+    np.testing.assert_array_equal(bad.array, plain.array)
+    assert "replaced by B-spline" in bad.meta["gate"] and bad.meta["model_used"] == "bspline"
+    record = describe_run(thick, bad, InferenceOptions(model="pfmdn", mode="throughplane", scale=4,
+                                                       weights="random").to_dict())
+    assert record["model"] == "bspline" and record["requested_model"] == "pfmdn" and "replaced" in record["gate"]
+
+
+def test_the_shipped_network_is_kept_where_it_beats_bspline(thick):
+    good = super_resolve(thick, model="pfmdn", mode="throughplane", scale=4)
+    assert "kept" in good.meta["gate"] and "model_used" not in good.meta
+    gain = float(good.meta["gate"].split("(")[1].split(")")[0])
+    assert gain > 1.0, good.meta["gate"]
+    off = super_resolve(thick, model="pfmdn", mode="throughplane", scale=4, gate=False)
+    np.testing.assert_array_equal(good.array, off.array)
+    assert "gate" not in off.meta
+
+
+def test_adaptation_keeps_its_start_when_the_tuned_weights_are_worse(thick):
+    options = InferenceOptions(model="pfmdn", mode="throughplane", scale=4.0, axis="k")
+    profile = slice_profile(thick, "k", 4.0, estimate=False)
+    start, _ = warm_start("pfmdn", (4.0, 1.0))
+    worse = build("pfmdn", "light", (4.0, 1.0))  # what a tuning gone wrong could leave: untrained
+    net, kept, check = _keep_better(thick, options, "k", 4.0, profile, worse.eval(), start.eval())
+    assert net is start and kept.startswith("start weights") and check.candidate.endswith("(start weights)")
+    net, kept, _ = _keep_better(thick, options, "k", 4.0, profile, start.eval(), worse.eval())
+    assert net is start and kept.startswith("tuned weights")
+
+
+def test_held_out_slices_lie_inside_the_volume_and_apart():
+    assert held_out_indices(2) == [] and held_out_indices(10) == [1, 3, 6, 8]
+    idx = held_out_indices(100)
+    assert len(idx) == 4 and min(idx) >= 10 and max(idx) < 90 and len(set(np.diff(idx))) <= 2
