@@ -70,7 +70,7 @@ def run(args) -> int:
     print(f"spacing (mm): {', '.join(f'{s:.4g}' for s in v.spacing)}")
     print(f"origin (LPS): {', '.join(f'{o:.4g}' for o in v.origin)}")
     print(f"orientation:  {orientation_code(v.direction)}{' (oblique)' if is_oblique(v.direction) else ''}")
-    print(f"suggested:    --mode {mode}" + (f" --axis {axis}" if axis != "auto" else "") + f"  ({why})")
+    print("suggested:    " + (f"--axis {axis} " if axis != "auto" else "") + f"--mode {mode}  ({why})")
     _print_provenance(args.file, args.series)
     return 0
 

@@ -134,6 +134,9 @@ def superresolve_file(input_path: str, output: str, options: InferenceOptions, c
     volume = load_volume(input_path, component=component, series=series)
     options, chosen = options.for_volume(volume)
     if chosen and say:
+        from MedSRExtension.inference.engine import resolve_factors
+        resolve_factors(volume, options.mode, options.axis, scale=None if options.spacing is not None
+                        else options.scale, spacing=options.spacing)  # a bad scale is the only line said
         say(chosen)
     result = run_pipeline(volume, options, progress=progress)
     record = describe_run(volume, result, options.to_dict(), source=input_path)
