@@ -31,7 +31,7 @@ def small(tmp_path):
 @pytest.mark.parametrize("ext", [".nii.gz", ".nrrd", ".mha", ".nii"])
 def test_every_volume_format_records_what_made_it(small, tmp_path, ext):
     out = tmp_path / f"out{ext}"
-    assert main(["run", str(small), str(out), "--model", "pfmdn", "--scale", "2", "--quiet"]) == 0
+    assert main(["run", str(small), str(out), "--model", "pfmdn", "--scale", "2", "--mode", "inplane", "--quiet"]) == 0
     record = read_provenance(out)
     entry = zoo.find_weights("pfmdn", (2.0, 2.0))
     assert record["model"] == "pfmdn" and record["preset"] == entry["preset"]
