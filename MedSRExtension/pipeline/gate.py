@@ -88,23 +88,33 @@ def _psnr(pairs: list) -> float:
     return float("inf") if err == 0 else 10 * np.log10(1.0 / err)
 
 
-def _upsample(lr: np.ndarray, factor: float, options, network, model: str) -> np.ndarray:
-    """The 2D (f, 1) pass of the engine over a stack of LR images (one slice each)."""
+#: The orientation the engine runs a through-plane pass in, per axis (True: the factor on the columns,
+#: (1, f)), as ``training.adapt`` trains for: k -> rows; j -> rows and columns; i -> columns.
+ORIENTATIONS = {"k": (False,), "j": (False, True), "i": (True,)}
+
+
+def _upsample(lr: np.ndarray, factor: float, options, network, model: str, on_columns: bool) -> np.ndarray:
+    """The engine's 2D pass over a stack of LR images degraded along their rows: at (f, 1), or with
+    ``on_columns`` turned so the factor lies on the columns, (1, f), and turned back."""
     from MedSRExtension.inference.engine import run_inference
-    stack = Volume(lr, (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), np.eye(3))
-    run = options.replace(model=model, scale=(1.0, factor, 1.0), spacing=None, mode="inplane", axis="k",
-                          adapt=None, save_adapted=None, clamp="none", out_dtype="float32",
-                          weights=options.weights if model == options.model else "auto")
-    return run_inference(stack, run, network=network if model == options.model else None).array
+    stack = np.ascontiguousarray(np.swapaxes(lr, 1, 2)) if on_columns else lr
+    vol = Volume(stack, (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), np.eye(3))
+    run = options.replace(model=model, scale=(factor, 1.0, 1.0) if on_columns else (1.0, factor, 1.0),
+                          spacing=None, mode="inplane", axis="k", adapt=None, save_adapted=None, clamp="none",
+                          out_dtype="float32", weights=options.weights if model == options.model else "auto")
+    out = run_inference(vol, run, network=network if model == options.model else None).array
+    return np.swapaxes(out, 1, 2) if on_columns else out
 
 
 def self_check(volume: Volume, options, axis: str, factor: float, thickness: float, shape: str = "gaussian",
                network=None, label: Optional[str] = None) -> Optional[GateReport]:
-    """Measure ``options.model`` (or the in-memory ``network``) against B-spline on the held-out pairs;
-    None when the volume is too small to hold any."""
+    """Measure ``options.model`` as the engine runs it (or the in-memory ``network``) against B-spline
+    on the held-out pairs, in the orientations the engine uses along ``axis``; None when the volume is
+    too small to hold any."""
     lrs, hrs, f = _pairs(volume, axis, factor, thickness, shape)
     if not lrs:
         return None
-    sr = [(_upsample(lr, f, options, network, options.model), hr) for lr, hr in zip(lrs, hrs)]
-    bs = [(_upsample(lr, f, options, None, "bspline"), hr) for lr, hr in zip(lrs, hrs)]
+    turns = [ORIENTATIONS[axis][n % len(ORIENTATIONS[axis])] for n in range(len(lrs))]
+    sr = [(_upsample(lr, f, options, network, options.model, t), hr) for lr, hr, t in zip(lrs, hrs, turns)]
+    bs = [(_upsample(lr, f, options, None, "bspline", t), hr) for lr, hr, t in zip(lrs, hrs, turns)]
     return GateReport(label or options.model, _psnr(sr), _psnr(bs), sum(hr.shape[0] for hr in hrs))

@@ -14,7 +14,6 @@ weights live only in memory unless ``save_adapted`` names a .safetensors file. T
 """
 from __future__ import annotations
 
-import copy
 import math
 import os
 from dataclasses import dataclass
@@ -99,20 +98,21 @@ def _save(net, path: str, profile: SliceProfile, report: FitReport, model: str) 
                                          "slice_profile": profile.describe(), "steps": report.steps})
 
 
-def _keep_better(volume: Volume, run, axis: str, factor: float, profile: SliceProfile, tuned, start):
-    """The tuned network when it beats its start on the held-out pairs (pipeline.gate), else the start:
-    a tuning that overfits or learns the wrong profile must not make the result worse. Returns
-    (network, what was kept, the kept network's check against B-spline or None)."""
+def _keep_better(volume: Volume, run, axis: str, factor: float, profile: SliceProfile, tuned):
+    """The tuned network when it beats its start, run as the engine runs the start's weights, on the
+    held-out pairs (pipeline.gate); else None: run the start weights. A tuning that overfits or learns
+    the wrong profile must not make the result worse. Returns (network or None, what was kept, the kept
+    one's check against B-spline, or None without held-out pairs)."""
     from MedSRExtension.pipeline.gate import self_check
     after = self_check(volume, run, axis, factor, profile.thickness, profile.shape, network=tuned,
                        label=f"{run.model}+adapt")
     if after is None:
         return tuned, "tuned weights (no held-out pairs to check them on)", None
-    before = self_check(volume, run, axis, factor, profile.thickness, profile.shape, network=start,
+    before = self_check(volume, run, axis, factor, profile.thickness, profile.shape,
                         label=f"{run.model} (start weights)")
     if after.psnr >= before.psnr:
         return tuned, f"tuned weights ({after.psnr:.2f} dB vs start {before.psnr:.2f} dB on held-out pairs)", after
-    return start, f"start weights (tuned {after.psnr:.2f} dB < start {before.psnr:.2f} dB on held-out pairs)", before
+    return None, f"start weights (tuned {after.psnr:.2f} dB < start {before.psnr:.2f} dB on held-out pairs)", before
 
 
 def super_resolve_adapted(volume: Volume, options, progress=None, cancel=None) -> Volume:
@@ -152,7 +152,6 @@ def super_resolve_adapted(volume: Volume, options, progress=None, cancel=None) -
     train_planes = np.delete(planes, held_out, axis=0) if planes.shape[0] > len(held_out) else planes
     sampler = PairSampler(train_planes, profile, rows=min(24, n_lr), transposed=orientations, seed=opts.seed)
     net, start = warm_start(model, (sampler.scale, 1.0), options.weights, options.preset)
-    start_net = copy.deepcopy(net)
     report = FitReport(start_weights=start)
 
     def train_progress(fraction: float) -> None:
@@ -167,8 +166,8 @@ def super_resolve_adapted(volume: Volume, options, progress=None, cancel=None) -
 
     run = options.replace(model=model, scale=factors, spacing=None, mode="throughplane", axis=axis,
                           adapt=None, save_adapted=None)
-    net, kept, check = _keep_better(volume, run, axis, factor, profile, net.eval(), start_net.eval())
-    result = engine.run_inference(volume, run, progress=run_progress, cancel=cancel, network=net)
+    chosen, kept, check = _keep_better(volume, run, axis, factor, profile, net.eval())
+    result = engine.run_inference(volume, run, progress=run_progress, cancel=cancel, network=chosen)
     first, last = report.loss_drop()
     result.meta["adapt"] = {"profile": profile.describe(), "start_weights": report.start_weights,
                             "steps": report.steps, "seconds": round(report.seconds, 1),
