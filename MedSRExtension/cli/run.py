@@ -40,6 +40,9 @@ def register(sub) -> None:
                         "else estimated from the volume)")
     p.add_argument("--save-adapted", default=None, metavar="FILE",
                    help="with --adapt: also write the tuned weights to FILE (.safetensors)")
+    p.add_argument("--confidence", default=None, metavar="FILE",
+                   help="throughplane: also write where the result is least supported by the data (how far the "
+                        "two orientations of planes disagree, in the input's units) to FILE")
     p.add_argument("--series", default=None, metavar="UID",
                    help="the SeriesInstanceUID to read when the INPUT folder holds several DICOM series")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
@@ -117,7 +120,8 @@ def check_output(output: str, input_path: str, replace: bool = False) -> tuple[P
 
 
 def superresolve_file(input_path: str, output: str, options: InferenceOptions, component=None, progress=None,
-                      replace: bool = False, series: str | None = None, say=None) -> dict:
+                      replace: bool = False, series: str | None = None, say=None,
+                      confidence: str | None = None) -> dict:
     """The single-input pipeline: check the output against the input, read, super-resolve with
     ``options``, record provenance and write atomically (a DICOM series for a folder output).
 
@@ -125,7 +129,7 @@ def superresolve_file(input_path: str, output: str, options: InferenceOptions, c
     adaptation used, or None). ``replace`` lets a batch redo its
     own DICOM output folder; a file output is always replaced atomically. ``series`` picks the
     SeriesInstanceUID of a DICOM folder that holds several; ``say(line)`` hears the mode chosen for
-    mode "auto" before the run starts."""
+    mode "auto" before the run starts; ``confidence`` names a file for the confidence volume."""
     from MedSRExtension.pipeline import run_pipeline
     from MedSRExtension.inference.provenance import describe_run
 
@@ -133,6 +137,12 @@ def superresolve_file(input_path: str, output: str, options: InferenceOptions, c
     out, series_out = check_output(output, input_path, replace=replace)
     volume = load_volume(input_path, component=component, series=series)
     options, chosen = options.for_volume(volume)
+    if confidence:
+        if options.mode != "throughplane":
+            raise MedSRError("--confidence needs a through-plane run (two orientations of planes to compare); "
+                             "add --mode throughplane or leave --confidence out")
+        validation.check_output_file(confidence, [input_path, output], WRITABLE)
+        options = options.replace(confidence=True)
     if chosen and say:
         from MedSRExtension.inference.engine import resolve_factors
         resolve_factors(volume, options.mode, options.axis, scale=None if options.spacing is not None
@@ -145,8 +155,16 @@ def superresolve_file(input_path: str, output: str, options: InferenceOptions, c
         write_dicom_series(result, out, input_path, record, replace=replace, series=series)
     else:
         save_volume(result, out, provenance=record)
+    if confidence:
+        _save_confidence(result, confidence, record)
     return {"output": str(out), "provenance": record, "shape": result.shape_ijk, "spacing": result.spacing,
             "seconds": time.perf_counter() - start, "adapt": result.meta.get("adapt")}
+
+
+def _save_confidence(result, path: str, record: dict) -> None:
+    """The confidence volume beside the result, with the result's provenance saying what it is."""
+    what = record["derived"] + " (confidence map: |difference| of the two plane orientations)"
+    save_volume(result.meta["confidence"], path, provenance={**record, "derived": what})
 
 
 def _say(line: str) -> None:
@@ -161,7 +179,8 @@ def run(args) -> int:
     update, close = progress_bar(args.quiet, options.model)
     try:
         done = superresolve_file(args.input, args.output, options, component=component, progress=update,
-                                 series=args.series, say=None if args.quiet else _say)
+                                 series=args.series, say=None if args.quiet else _say,
+                                 confidence=args.confidence)
     finally:
         close()
     if not args.quiet:

@@ -343,7 +343,8 @@ def run_inference(volume: Volume, options: InferenceOptions, progress: Progress 
         raise MedSRError(f"output would have {np.prod(shape, dtype=np.int64):,} voxels {shape[::-1]}, over the "
                          f"limit of {MAX_OUTPUT_VOXELS:,}; lower the scale, crop the input, or force it (--force)")
     groups = _passes(factors, axis)
-    memory.check_run_fits(volume.array.shape, _group_shapes(groups, volume.array.shape))
+    shapes = _group_shapes(groups, volume.array.shape)
+    memory.check_run_fits(volume.array.shape, shapes + (shapes[-1:] if options.confidence else []))
     runner = _Runner(spec, options, progress, cancel, network)
     window = intensity.robust_range(volume.array)
     shape_now = volume.array.shape
@@ -354,14 +355,20 @@ def run_inference(volume: Volume, options: InferenceOptions, progress: Progress 
     # memory: the input is read batch by batch (normalised per batch), each group writes one new array
     # (averaged passes add into it), and the result is put back into file units in place
     array = volume.array
+    spread = None
     with fastpath.large_blocks_reused(), fastpath.denormals_flushed(runner.fast.flush_denormals):
         for i, group in enumerate(groups):
             source_window = window if i == 0 else None  # later groups read the normalised result
             result = runner.run_pass(array, group[0], source_window)
+            first = result.copy() if options.confidence and len(group) == 2 and i == len(groups) - 1 else None
             for p in group[1:]:
                 runner.run_pass(array, p, source_window, into=result)
             if len(group) > 1:
                 result /= np.float32(len(group))
+            if first is not None:  # |a - b| of the two orientations = 2 |a - mean|
+                first -= result
+                spread = np.abs(first, out=first)
+                spread *= np.float32(2 * (window[1] - window[0]))
             array = result
     runner.check_cancel()
     if not groups:  # no pass (every factor 1): the result is a float32 copy of the input
@@ -374,7 +381,10 @@ def run_inference(volume: Volume, options: InferenceOptions, progress: Progress 
         out = intensity.cast_like(out, volume.array.dtype, inplace=True)
     elif options.out_dtype != "float32":
         out = intensity.cast_like(out, np.dtype(options.out_dtype), inplace=True)
-    return Volume(out, out_spacing, origin, direction, meta={"values": values})
+    meta = {"values": values}
+    if spread is not None:
+        meta["confidence"] = Volume(spread, out_spacing, origin, direction)
+    return Volume(out, out_spacing, origin, direction, meta=meta)
 
 
 def _group_shapes(groups: list[list[_Pass]], shape: tuple[int, int, int]) -> list[tuple[int, int, int]]:

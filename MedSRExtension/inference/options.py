@@ -76,6 +76,9 @@ class InferenceOptions(JsonOptions):
             "none" keeps the raw network output. What was done is recorded in the provenance.
         gate: through-plane networks: keep the network's result only when it beats cubic B-spline on
             held-out pairs of the volume (``pipeline.gate``), else return the B-spline result and say so.
+        confidence: through-plane: also return (``meta["confidence"]``, a Volume on the output grid, in
+            the input's units) how far the two orientations of planes disagree at each voxel: where
+            the result is least supported by the data, the two reconstructions differ most.
     """
 
     model: str = "bicubic"
@@ -95,6 +98,7 @@ class InferenceOptions(JsonOptions):
     save_adapted: Optional[str] = None
     clamp: str = "input"
     gate: bool = True
+    confidence: bool = False
 
     def for_volume(self, volume) -> tuple["InferenceOptions", Optional[str]]:
         """These options with mode "auto" decided from ``volume``'s geometry, and why (None when the

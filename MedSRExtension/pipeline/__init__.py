@@ -55,9 +55,11 @@ def _gated(volume: Volume, options: InferenceOptions, result: Volume, progress: 
     if report.passed:
         result.meta["gate"] = report.describe()
         return result
-    fallback = run_inference(volume, options.replace(model="bspline", adapt=None, save_adapted=None),
-                             progress=progress, cancel=cancel)
-    fallback.meta.update({k: v for k, v in result.meta.items() if k not in ("values",)})
+    # B-spline along one axis gives the same result in both plane orientations: its spread says
+    # nothing, so the network's (where the data leave the reconstruction open) stays the confidence
+    fallback = run_inference(volume, options.replace(model="bspline", adapt=None, save_adapted=None,
+                                                     confidence=False), progress=progress, cancel=cancel)
+    fallback.meta.update({k: v for k, v in result.meta.items() if k not in fallback.meta})
     fallback.meta["gate"] = report.describe()
     fallback.meta["model_used"] = "bspline"
     return fallback
