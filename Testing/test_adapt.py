@@ -1,4 +1,4 @@
-"""Self-supervised adaptation to one volume (training.adapt): slice profiles read from real files,
+"""Self-supervised adaptation to one volume (adapt): slice profiles read from real files,
 a real fine-tune of the shipped pfmdn on a small MNI crop, cancellation and the result's geometry."""
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import SimpleITK as sitk
 from MedSRExtension import Cancelled, MedSRError, Volume, load_volume, save_volume, super_resolve
 from MedSRExtension.core.degradations import thickslice
 from MedSRExtension.evaluation.metrics import psnr
-from MedSRExtension.training.adapt import AdaptOptions, slice_profile, split_method
+from MedSRExtension.adapt import AdaptOptions, slice_profile, split_method
 
 from sample_volumes import mni_array, oblique_direction
 

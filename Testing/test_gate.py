@@ -10,10 +10,10 @@ from MedSRExtension import Volume, super_resolve
 from MedSRExtension.inference.options import InferenceOptions
 from MedSRExtension.inference.provenance import describe_run
 from MedSRExtension.models.registry import build
-from MedSRExtension.pipeline.gate import held_out_indices
-from MedSRExtension.training.adapt import _keep_better
-from MedSRExtension.training.adapt.finetune import warm_start
-from MedSRExtension.training.adapt.profile import slice_profile
+from MedSRExtension.adapt.selfcheck import held_out_indices
+from MedSRExtension.adapt import _keep_better
+from MedSRExtension.adapt.finetune import warm_start
+from MedSRExtension.adapt.profile import slice_profile
 from sample_volumes import mni_array
 
 

@@ -1,4 +1,4 @@
-"""Slice thickness estimated from the volume itself when no header says it (training.adapt.profile_estimate)."""
+"""Slice thickness estimated from the volume itself when no header says it (adapt.profile_estimate)."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,8 +6,8 @@ import pytest
 
 from MedSRExtension import MedSRError, Volume, super_resolve
 from MedSRExtension.core.degradations import thickslice
-from MedSRExtension.training.adapt import AdaptOptions, slice_profile
-from MedSRExtension.training.adapt.profile_estimate import estimate_thickness
+from MedSRExtension.adapt import AdaptOptions, slice_profile
+from MedSRExtension.adapt.profile_estimate import estimate_thickness
 from sample_volumes import mni_array
 
 

@@ -147,7 +147,7 @@ def test_weights_used_names_each_file_a_volumetric_run_reads(thick_zoo):
 
 
 def test_adaptation_starts_from_the_weights_the_route_reads(thick_zoo):
-    from MedSRExtension.training.adapt.finetune import warm_start
+    from MedSRExtension.adapt.finetune import warm_start
     assert warm_start("pfmdn", (2.5, 1.0))[1] == thick_zoo["name"]
     assert warm_start("pfmdn", (4.0, 1.0))[1] == "pfmdn-light-x2-3-4"
     assert warm_start("pfmdn", (7.0, 1.0))[1] == "pfmdn-light-x2-3-4"  # no file serves 7: the bicubic one

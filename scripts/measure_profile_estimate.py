@@ -21,7 +21,7 @@ def main() -> int:
     from MedSRExtension import Volume
     from MedSRExtension.core.degradations import thickslice
     from MedSRExtension.data.corpus import mni_path
-    from MedSRExtension.training.adapt.profile_estimate import estimate_thickness
+    from MedSRExtension.adapt.profile_estimate import estimate_thickness
 
     brain = Volume(sitk.GetArrayFromImage(sitk.ReadImage(mni_path())).astype(np.float32), spacing=(1, 1, 1))
     print("| spacing (mm) | thickness (mm) | estimate k | estimate j | estimate i |")

@@ -148,8 +148,8 @@ def check_models(models: Sequence[str], weights: str = "auto", scale: float | No
 
 
 def _split_method(name: str):
-    """'pfmdn+adapt' -> ('pfmdn', True): a network fine-tuned on the LR volume first (training.adapt)."""
-    from MedSRExtension.training.adapt import split_method
+    """'pfmdn+adapt' -> ('pfmdn', True): a network fine-tuned on the LR volume first (adapt)."""
+    from MedSRExtension.adapt import split_method
     return split_method(name)
 
 

@@ -69,13 +69,13 @@ class InferenceOptions(JsonOptions):
             (``inference.fastpath``: channels_last, bf16 autocast, flushing denormals); False runs
             plain fp32 NCHW, the reference the fast paths are measured against.
         adapt: throughplane only: True (the default budget) or minutes, or ``AdaptOptions`` fields as a
-            dict: fine-tune the network on this volume first (``training.adapt``); None: no adaptation.
+            dict: fine-tune the network on this volume first (``adapt``); None: no adaptation.
         save_adapted: with adapt, a .safetensors path for the tuned weights (nothing is saved without it).
         clamp: "input" (default) keeps the result inside the input's value range, as an acquired image's
             values are (a CT never below its air value; a network's overshoot at sharp edges removed);
             "none" keeps the raw network output. What was done is recorded in the provenance.
         gate: through-plane networks: keep the network's result only when it beats cubic B-spline on
-            held-out pairs of the volume (``pipeline.gate``), else return the B-spline result and say so.
+            held-out pairs of the volume (``adapt.selfcheck``), else return the B-spline result and say so.
         confidence: through-plane: also return (``meta["confidence"]``, a Volume on the output grid, in
             the input's units) how far the two orientations of planes disagree at each voxel: where
             the result is least supported by the data, the two reconstructions differ most.

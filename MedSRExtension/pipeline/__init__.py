@@ -2,8 +2,8 @@
 of the CLI, the batch tasks, the worker process (Slicer, web) and the Python API.
 
 ``run_pipeline(volume, options)``: mode "auto" decided from the geometry; adaptation to the volume
-(``training.adapt``) when asked; the engine (``inference.run_inference``, a pure pass runner); then,
-for a through-plane network result, the do-no-harm gate (``pipeline.gate``): the network is kept only
+(``adapt``) when asked; the engine (``inference.run_inference``, a pure pass runner); then,
+for a through-plane network result, the do-no-harm gate (``adapt.selfcheck``): the network is kept only
 when it beats cubic B-spline on held-out pairs of this very volume, else the B-spline result is
 returned and the result says so (``meta["gate"]``, the provenance, the log).
 """
@@ -24,7 +24,7 @@ __all__ = ["run_pipeline", "super_resolve"]
 def _gate_profile(volume: Volume, options: InferenceOptions):
     """(axis, factor, profile) of a through-plane run, for the self-check; None when not through-plane."""
     from MedSRExtension.inference.engine import resolve_factors
-    from MedSRExtension.training.adapt.profile import slice_profile
+    from MedSRExtension.adapt.profile import slice_profile
     factors, axis = resolve_factors(volume, "throughplane", options.axis,
                                     scale=None if options.spacing is not None else options.scale,
                                     spacing=options.spacing)
@@ -39,7 +39,7 @@ def _gated(volume: Volume, options: InferenceOptions, result: Volume, progress: 
            cancel: Cancel) -> Volume:
     from MedSRExtension.inference.engine import run_inference
     from MedSRExtension.models.registry import get_spec
-    from MedSRExtension.pipeline.gate import self_check
+    from MedSRExtension.adapt.selfcheck import self_check
     if not options.gate or options.mode != "throughplane" or get_spec(options.model).kind != "network":
         return result
     if "gate_report" in result.meta:  # the adaptation already checked its own network
@@ -71,7 +71,7 @@ def run_pipeline(volume: Volume, options: InferenceOptions, progress: Progress =
     from MedSRExtension.inference.engine import run_inference
     options = options.for_volume(volume)[0]
     if options.adapt not in (None, False):
-        from MedSRExtension.training.adapt import super_resolve_adapted
+        from MedSRExtension.adapt import super_resolve_adapted
         result = super_resolve_adapted(volume, options, progress=progress, cancel=cancel)
     else:
         result = run_inference(volume, options, progress=progress, cancel=cancel)

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from MedSRExtension.zoo.safetensors_io import export_safetensors
 from MedSRExtension.core import atomic
 from MedSRExtension.core.errors import MedSRError
 from MedSRExtension.models.descriptor import ModelDescriptor
@@ -99,13 +100,6 @@ def _loss_fn(model_name: str) -> Callable:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-def export_safetensors(module: nn.Module, path: str, metadata: Optional[dict] = None) -> None:
-    """Write a module's state dict as safetensors (atomic; contiguous CPU float tensors)."""
-    from safetensors.torch import save_file
-    state = {k: v.detach().to("cpu").contiguous() for k, v in module.state_dict().items()}
-    atomic.write_with(path, lambda tmp: save_file(state, tmp, metadata={k: str(v) for k, v in (metadata or {}).items()}))
 
 
 class Validator:

@@ -2,7 +2,7 @@
 
 Inside Slicer the main thread holds the GIL while Qt idles, so work on a Python thread crawls;
 TotalSegmentator and MONAIAuto3DSeg run their inference in a process for the same reason. The
-runner writes the input to a private temporary folder (``MedSRExtension.inference.worker``'s
+runner writes the input to a private temporary folder (``MedSRExtension.worker.serve``'s
 protocol: exact geometry, no pickle), starts the worker (``PythonSlicer`` inside Slicer, this
 interpreter elsewhere) in its own process group, and reads its event lines on a small reader thread
 into a queue. Everything the caller sees (progress callback, log, result, error) is handled in
@@ -29,7 +29,7 @@ from typing import Callable, Optional
 
 from MedSRExtension.core.errors import Cancelled, MedSRError
 from MedSRExtension.core.volume import Volume
-from MedSRExtension.inference import worker as protocol
+from MedSRExtension.worker import serve as protocol
 
 Progress = Optional[Callable[[int, int], None]]
 
@@ -108,7 +108,7 @@ class WorkerRunner:
         try:
             protocol.write_request(self._folder, self._volume, self._options)
             self._volume = None  # the worker has its copy; do not keep a second one alive
-            command = [worker_python(), "-m", "MedSRExtension.inference.worker", self._folder]
+            command = [worker_python(), "-m", "MedSRExtension.worker.serve", self._folder]
             kwargs = {}
             if os.name == "nt":
                 kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP | getattr(subprocess, "CREATE_NO_WINDOW", 0)

@@ -19,7 +19,7 @@ import torch
 
 from MedSRExtension.core.degradations import slice_profile_weights
 from MedSRExtension.core.errors import MedSRError
-from MedSRExtension.training.adapt.profile import SliceProfile
+from MedSRExtension.adapt.profile import SliceProfile
 
 MAX_DENOMINATOR = 8
 MIN_STD = 0.02  # a patch flatter than this (in normalised units) is background; redrawn

@@ -19,7 +19,7 @@ from MedSRExtension.core.degradations import PROFILES
 from MedSRExtension.core.errors import MedSRError
 from MedSRExtension.core.validation import check_thickness_mm
 from MedSRExtension.core.volume import AXES, Volume
-from MedSRExtension.training.adapt.profile_estimate import estimate_thickness
+from MedSRExtension.adapt.profile_estimate import estimate_thickness
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,10 @@ import numpy as np
 from MedSRExtension.core import geometry, intensity
 from MedSRExtension.core.errors import MedSRError
 from MedSRExtension.core.volume import AXES, Volume
-from MedSRExtension.training.adapt.finetune import Budget, FitReport, fine_tune, warm_start
-from MedSRExtension.training.adapt.pairs import PairSampler
-from MedSRExtension.training.adapt.profile import SliceProfile, slice_profile
-from MedSRExtension.pipeline.gate import held_out_indices
+from MedSRExtension.adapt.finetune import Budget, FitReport, fine_tune, warm_start
+from MedSRExtension.adapt.pairs import PairSampler
+from MedSRExtension.adapt.profile import SliceProfile, slice_profile
+from MedSRExtension.adapt.selfcheck import held_out_indices
 
 DEFAULT_MINUTES = {"cpu": 3.0, "gpu": 0.75}
 TRAIN_SHARE = 800  # progress units of the fine-tune; the engine's passes share the remaining 200
@@ -88,7 +88,7 @@ def split_method(name: str) -> tuple[str, Optional[float | bool]]:
 
 
 def _save(net, path: str, profile: SliceProfile, report: FitReport, model: str) -> None:
-    from MedSRExtension.training.trainer import export_safetensors
+    from MedSRExtension.zoo.safetensors_io import export_safetensors
     if not str(path).endswith(".safetensors"):
         raise MedSRError(f"--save-adapted needs a .safetensors file name, got '{path}'")
     parent = os.path.dirname(os.path.abspath(path))
@@ -100,10 +100,10 @@ def _save(net, path: str, profile: SliceProfile, report: FitReport, model: str) 
 
 def _keep_better(volume: Volume, run, axis: str, factor: float, profile: SliceProfile, tuned):
     """The tuned network when it beats its start, run as the engine runs the start's weights, on the
-    held-out pairs (pipeline.gate); else None: run the start weights. A tuning that overfits or learns
+    held-out pairs (adapt.selfcheck); else None: run the start weights. A tuning that overfits or learns
     the wrong profile must not make the result worse. Returns (network or None, what was kept, the kept
     one's check against B-spline, or None without held-out pairs)."""
-    from MedSRExtension.pipeline.gate import self_check
+    from MedSRExtension.adapt.selfcheck import self_check
     after = self_check(volume, run, axis, factor, profile.thickness, profile.shape, network=tuned,
                        label=f"{run.model}+adapt")
     if after is None:

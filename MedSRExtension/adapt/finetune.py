@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 
 from MedSRExtension.core.errors import Cancelled, MedSRError
-from MedSRExtension.training.adapt.pairs import PairSampler
+from MedSRExtension.adapt.pairs import PairSampler
 
 LEARNING_RATE = 2e-4
 PIXELS_PER_BATCH = 24 * 48 * 8  # LR pixels per step: 8 patches of 24 x 48 (more, smaller ones when slabs are thin)

@@ -3,7 +3,7 @@ B-spline on held-out pairs of the same volume, and the better of the two is retu
 
 A thick-slice volume is sharp in-plane. A few of its in-plane slices, degraded along one in-plane
 direction with the assumed slice profile at the through-plane factor (the degradation the adaptation
-trains on, ``training.adapt.pairs``), are pairs whose truth is known. The network and B-spline both
+trains on, ``adapt.pairs``), are pairs whose truth is known. The network and B-spline both
 upsample them exactly as the engine runs a through-plane pass (a 2D (f, 1) pass); their PSNR against
 the truth, in the volume's normalised units, decides. The network is kept only when it beats B-spline
 by ``MARGIN_DB``: on data unlike its training (another contrast, a slice gap it was not trained for)
@@ -89,7 +89,7 @@ def _psnr(pairs: list) -> float:
 
 
 #: The orientation the engine runs a through-plane pass in, per axis (True: the factor on the columns,
-#: (1, f)), as ``training.adapt`` trains for: k -> rows; j -> rows and columns; i -> columns.
+#: (1, f)), as ``adapt`` trains for: k -> rows; j -> rows and columns; i -> columns.
 ORIENTATIONS = {"k": (False,), "j": (False, True), "i": (True,)}
 
 

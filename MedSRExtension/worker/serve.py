@@ -19,7 +19,7 @@ Protocol (one request folder, private to one run):
   ``result.json`` holds the geometry and, after an adapted run, ``adapt`` (what the adaptation used:
   the slice profile and its source, steps, loss, seconds), read back into ``Volume.meta["adapt"]``.
 
-Run as ``python -m MedSRExtension.inference.worker FOLDER``. Never imports slicer, vtk or qt.
+Run as ``python -m MedSRExtension.worker.serve FOLDER``. Never imports slicer, vtk or qt.
 """
 from __future__ import annotations
 
@@ -183,7 +183,7 @@ def run(folder: str) -> int:
 def main(argv: Optional[list] = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1 or not os.path.isdir(args[0]):
-        print("usage: python -m MedSRExtension.inference.worker REQUEST_FOLDER", file=sys.stderr)
+        print("usage: python -m MedSRExtension.worker.serve REQUEST_FOLDER", file=sys.stderr)
         return 2
     return run(args[0])
 
