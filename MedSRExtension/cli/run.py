@@ -51,7 +51,7 @@ def register(sub) -> None:
 
 #: The run options, as argparse names them (``medsr batch`` CSV columns use the same names).
 OPTION_NAMES = ("model", "scale", "spacing", "mode", "axis", "device", "tile", "batch", "preset", "weights",
-                "component", "dtype", "force", "clamp")
+                "component", "dtype", "force", "clamp", "ensemble")
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
@@ -75,6 +75,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", default="float32", choices=("float32", "input"),
                    help="output voxel type: float32, or the input's type (clipped and rounded)")
     p.add_argument("--force", action="store_true", help="allow outputs above the size limit")
+    p.add_argument("--ensemble", type=int, default=1, choices=(1, 2, 4, 8),
+                   help="average the network over N flipped/transposed copies (best quality, N times the time)")
     p.add_argument("--clamp", default="input", choices=("input", "none"),
                    help="input: keep the result inside the input's value range (default; recorded in the "
                         "provenance); none: the raw network output")
@@ -109,7 +111,7 @@ def options_from_args(args) -> InferenceOptions:
     return InferenceOptions(model=args.model or default, scale=scale, adapt=adapt, save_adapted=save_adapted,
                             spacing=spacing, mode=args.mode, axis=args.axis, device=args.device, tile=args.tile,
                             batch=args.batch, preset=args.preset, weights=args.weights, out_dtype=args.dtype,
-                            force=args.force, clamp=args.clamp)
+                            force=args.force, clamp=args.clamp, ensemble=args.ensemble)
 
 
 def check_output(output: str, input_path: str, replace: bool = False) -> tuple[Path, bool]:

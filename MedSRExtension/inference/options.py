@@ -17,6 +17,7 @@ from MedSRExtension.core.errors import MedSRError
 
 ScaleArg = Union[float, Sequence[float], None]
 CLAMPS = ("input", "none")
+ENSEMBLES = (1, 2, 4, 8)
 
 
 class JsonOptions:
@@ -79,6 +80,8 @@ class InferenceOptions(JsonOptions):
         confidence: through-plane: also return (``meta["confidence"]``, a Volume on the output grid, in
             the input's units) how far the two orientations of planes disagree at each voxel: where
             the result is least supported by the data, the two reconstructions differ most.
+        ensemble: 1, 2, 4 or 8: average the network over that many flipped/transposed copies
+            (``pipeline.ensemble``; "best quality"), at that many times the time.
     """
 
     model: str = "bicubic"
@@ -99,6 +102,7 @@ class InferenceOptions(JsonOptions):
     clamp: str = "input"
     gate: bool = True
     confidence: bool = False
+    ensemble: int = 1
 
     def for_volume(self, volume) -> tuple["InferenceOptions", Optional[str]]:
         """These options with mode "auto" decided from ``volume``'s geometry, and why (None when the
@@ -120,5 +124,8 @@ class InferenceOptions(JsonOptions):
             object.__setattr__(self, "weights", os.fspath(self.weights))
         for name in ("tile", "batch"):
             validation.check_positive_int(getattr(self, name), name)
+        if self.ensemble not in ENSEMBLES:
+            raise MedSRError(f"ensemble must be one of {', '.join(map(str, ENSEMBLES))}, got {self.ensemble}; "
+                             "use 8 for the best quality or 1 for none")
         if self.clamp not in CLAMPS:
             raise MedSRError(f"clamp must be one of {', '.join(CLAMPS)}, got '{self.clamp}'; use input or none")

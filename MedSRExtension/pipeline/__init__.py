@@ -73,6 +73,14 @@ def run_pipeline(volume: Volume, options: InferenceOptions, progress: Progress =
     if options.adapt not in (None, False):
         from MedSRExtension.adapt import super_resolve_adapted
         result = super_resolve_adapted(volume, options, progress=progress, cancel=cancel)
+    elif options.ensemble > 1:
+        from MedSRExtension.inference.engine import resolve_factors
+        from MedSRExtension.pipeline.ensemble import run_ensemble
+        factors, axis = resolve_factors(volume, options.mode, options.axis,
+                                        scale=None if options.spacing is not None else options.scale,
+                                        spacing=options.spacing)
+        result = run_ensemble(volume, options, factors, axis,
+                              lambda v, o, p, c: run_inference(v, o, progress=p, cancel=c), progress, cancel)
     else:
         result = run_inference(volume, options, progress=progress, cancel=cancel)
     return _gated(volume, options, result, progress, cancel)
