@@ -60,6 +60,7 @@ def describe_run(volume: Volume, result: Volume, options: dict, source: Optional
         "adapt": str(options.get("adapt") or "off"),
         "values": result.meta.get("values", "raw network output"),
         "gate": result.meta.get("gate", "-"),
+        "slice_profile": result.meta.get("profile") or (result.meta.get("adapt") or {}).get("profile") or "-",
         "device": str(resolve_device(options.get("device", "auto"))),
         "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }

@@ -49,6 +49,7 @@ def _gated(volume: Volume, options: InferenceOptions, result: Volume, progress: 
         if found is None:
             return result
         axis, factor, profile = found
+        result.meta["profile"] = profile.describe()
         report = self_check(volume, options, axis, factor, profile.thickness, profile.shape)
     if report is None:
         return result
