@@ -26,9 +26,9 @@ import SimpleITK as sitk
 
 from MedSRExtension.core.dicom_series import series_files
 from MedSRExtension.core.errors import MedSRError
+from MedSRExtension.core.nrrd_header import read_nrrd_header
 
 DICOM_THICKNESS = "0018|0050"
-_NRRD_MAX_HEADER = 1 << 16
 
 
 def _positive(value) -> Optional[float]:
@@ -66,21 +66,15 @@ def dicom_file_thickness(path: os.PathLike) -> dict:
 
 
 def _nrrd(path: Path) -> dict:
-    """Parse the ``thicknesses`` field of an NRRD/NHDR header (SimpleITK does not expose its values)."""
+    """The ``thicknesses`` field of an NRRD/NHDR header (SimpleITK does not expose its values)."""
     try:
-        with open(path, "rb") as f:
-            head = f.read(_NRRD_MAX_HEADER)
+        value = read_nrrd_header(path).get("thicknesses")
     except OSError:
         return {}
-    for raw in head.split(b"\n"):
-        line = raw.decode("latin-1").strip()
-        if not line:  # the blank line ends the header
-            break
-        key, sep, value = line.partition(":")
-        if sep and key.strip().lower() == "thicknesses":
-            values = [_positive(v) for v in value.replace("=", " ").split()]
-            if len(values) == 3 and any(v is not None for v in values):
-                return {"thickness_ijk": tuple(values), "thickness_source": "NRRD thicknesses field"}
+    if value:
+        values = [_positive(v) for v in value.split()]
+        if len(values) == 3 and any(v is not None for v in values):
+            return {"thickness_ijk": tuple(values), "thickness_source": "NRRD thicknesses field"}
     return {}
 
 

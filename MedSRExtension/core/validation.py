@@ -23,6 +23,7 @@ import numpy as np
 from MedSRExtension.core import series_owner
 from MedSRExtension.core.dicom_series import looks_like_dicom
 from MedSRExtension.core.errors import MedSRError
+from MedSRExtension.core.nrrd_header import read_nrrd_header
 
 PathLike = Union[str, os.PathLike]
 NIFTI = (".nii", ".nii.gz")
@@ -233,22 +234,8 @@ def _check_metaimage(path: Path) -> None:
         raise _incomplete(data_path, f"{path.name} promises {need:,} bytes of voxels, the file holds {have:,}")
 
 
-def _nrrd_header(path: Path) -> dict:
-    fields = {}
-    with open(path, "rb") as f:
-        for raw in f:
-            line = raw.decode("latin-1").rstrip("\r\n")
-            if not line:
-                break
-            if line.startswith("#") or ":" not in line:
-                continue
-            key, _, value = line.partition(":")
-            fields[key.strip().lower()] = value.lstrip("=").strip()
-    return fields
-
-
 def _check_nrrd(path: Path) -> None:
-    fields = _nrrd_header(path)
+    fields = read_nrrd_header(path)
     name = fields.get("data file") or fields.get("datafile")
     if name and not name.upper().startswith("LIST") and "%" not in name:
         data = Path(name) if os.path.isabs(name) else path.parent / name
@@ -311,7 +298,7 @@ def companion_files(path: PathLike) -> list[Path]:
             if name and name.upper() not in ("LOCAL", "LIST"):
                 out.append(path.parent / name)
         elif ext == ".nhdr":
-            name = _nrrd_header(path).get("data file", "")
+            name = read_nrrd_header(path).get("data file", "")
             if name:
                 out.append(path.parent / name)
     except OSError:
