@@ -70,7 +70,7 @@ def _score(sr: Volume, hr: Volume) -> tuple[float, float]:
     return psnr(sr.array, hr.array, rng), ssim(sr.array, hr.array, rng)
 
 
-def run_case(hr: Volume, axis: str, f: int, thickness: float, steps: int) -> dict:
+def run_case(hr: Volume, axis: str, f: int, thickness: float, steps: int, only=None) -> dict:
     a = AXES.index(axis)
     lr = thickslice(hr, f, axis=axis, thickness=thickness)
     lr.meta.clear()
@@ -90,6 +90,8 @@ def run_case(hr: Volume, axis: str, f: int, thickness: float, steps: int) -> dic
     }
     row = {}
     for name, (inp, kw) in runs.items():
+        if only and name not in only:
+            continue
         start = time.perf_counter()
         sr = super_resolve(inp, **common, **kw)
         p, s = _score(sr, hr)
@@ -115,14 +117,17 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=60, help="adaptation steps per run (a fixed budget)")
     ap.add_argument("--out", default="docs/study-realvolumes.json")
+    ap.add_argument("--only", default=None, help="comma-separated methods to (re)run; the others are kept from --out")
     args = ap.parse_args()
-    results: dict = {}
+    only = args.only.split(",") if args.only else None
+    results: dict = json.loads(Path(args.out).read_text(encoding="utf-8")) if only and Path(args.out).is_file() else {}
     for name, hr in volumes().items():
         axis = thick_axis(hr)
-        results[name] = {}
+        results.setdefault(name, {})
         for case, (f, thickness) in CASES.items():
-            row = run_case(_cropped(hr, axis, f), axis, f, thickness, args.steps)
-            results[name][case] = row
+            row = run_case(_cropped(hr, axis, f), axis, f, thickness, args.steps, only)
+            results[name].setdefault(case, {}).update(row)
+            row = results[name][case]
             print(f"{name} {case} (axis {axis}): " + ", ".join(f"{m} {r['psnr']:.2f}" for m, r in row.items()),
                   flush=True)
             os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
