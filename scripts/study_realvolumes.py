@@ -67,7 +67,7 @@ def _cropped(v: Volume, axis: str, f: int) -> Volume:
 
 def _score(sr: Volume, hr: Volume) -> tuple[float, float]:
     rng = float(hr.array.max() - hr.array.min())
-    return psnr(sr.array, hr.array, rng), ssim(sr.array, hr.array, rng)
+    return psnr(sr.array, hr.array, rng), ssim(sr.array, hr.array, rng, per_slice=min(hr.array.shape) < 11)
 
 
 def run_case(hr: Volume, axis: str, f: int, thickness: float, steps: int, only=None) -> dict:
@@ -117,11 +117,17 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=60, help="adaptation steps per run (a fixed budget)")
     ap.add_argument("--out", default="docs/study-realvolumes.json")
+    ap.add_argument("--volumes", default=None, help="comma-separated volume names (default: all)")
     ap.add_argument("--only", default=None, help="comma-separated methods to (re)run; the others are kept from --out")
     args = ap.parse_args()
     only = args.only.split(",") if args.only else None
     results: dict = json.loads(Path(args.out).read_text(encoding="utf-8")) if only and Path(args.out).is_file() else {}
+    wanted = args.volumes.split(",") if args.volumes else None
+    if wanted and not results and Path(args.out).is_file():
+        results = json.loads(Path(args.out).read_text(encoding="utf-8"))
     for name, hr in volumes().items():
+        if wanted and name not in wanted:
+            continue
         axis = thick_axis(hr)
         results.setdefault(name, {})
         for case, (f, thickness) in CASES.items():

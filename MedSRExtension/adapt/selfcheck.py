@@ -26,6 +26,7 @@ from MedSRExtension.core.volume import AXES, Volume
 MARGIN_DB = 0.1
 HELD_OUT = 4
 BORDER = 2
+MIN_LR = 6
 
 
 @dataclass
@@ -71,7 +72,7 @@ def _pairs(volume: Volume, axis: str, factor: float, thickness: float, shape: st
     lrs, hrs = [], []
     for hr in (planes, np.swapaxes(planes, 1, 2)):
         n_hr = hr.shape[1] // p * p
-        if n_hr < 2 * p or hr.shape[2] < 8:
+        if n_hr // p * q < MIN_LR or hr.shape[2] < 8:  # too few LR rows for a network to read
             continue
         hr = np.ascontiguousarray(hr[:, :n_hr], dtype=np.float32)
         w = slice_profile_weights(n_hr, n_hr // p * q, thickness * (p / q) / factor, shape).astype(np.float32)
