@@ -11,7 +11,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1] / "MedSRExtension"
-LAYERS = {"core": 0, "models": 1, "data": 2, "zoo": 3, "inference": 4, "adapt": 5, "pipeline": 6,
+LAYERS = {"version": 0, "core": 0, "models": 1, "data": 2, "zoo": 3, "inference": 4, "adapt": 5, "pipeline": 6,
           "evaluation": 7, "training": 7, "worker": 8, "batch": 8, "server": 8, "remote": 8, "cli": 9,
           "__main__": 10}
 
