@@ -60,16 +60,23 @@ THICK_SLICE_RATIO = 1.5
 
 
 def default_mode(volume: Volume) -> tuple[str, str, str]:
-    """The mode a volume's geometry asks for: (mode, axis, why). A volume whose largest spacing is at
-    least ``THICK_SLICE_RATIO`` times the other two is thick-sliced: through-plane along that axis; an
-    isotropic, in-plane-anisotropic or one-slice volume stays in-plane."""
-    axis = volume.largest_spacing_axis()
-    sp = dict(zip(AXES, volume.spacing))
-    others = [sp[a] for a in AXES if a != axis]
-    ratio = sp[axis] / max(others)
-    if volume.array.shape[AXES[::-1].index(axis)] > 1 and ratio >= THICK_SLICE_RATIO:
+    """The mode a volume's geometry asks for: (mode, axis, why); see ``default_mode_for``."""
+    return default_mode_for(volume.spacing, volume.shape_ijk)
+
+
+def default_mode_for(spacing_ijk: Sequence[float], shape_ijk: Sequence[int]) -> tuple[str, str, str]:
+    """(mode, axis, why) for a grid: a volume whose largest spacing is at least ``THICK_SLICE_RATIO``
+    times the other two is thick-sliced: through-plane along that axis; an isotropic,
+    in-plane-anisotropic or one-slice volume stays in-plane (axis "auto")."""
+    sp = dict(zip(AXES, (float(s) for s in spacing_ijk)))
+    n = dict(zip(AXES, (int(v) for v in shape_ijk)))
+    axis = "k" if n["k"] == 1 or np.allclose(list(sp.values()), max(sp.values()), rtol=1e-3) else \
+        max(AXES, key=lambda a: (sp[a], a == "k"))
+    others = max(sp[a] for a in AXES if a != axis)
+    ratio = sp[axis] / others
+    if n[axis] > 1 and ratio >= THICK_SLICE_RATIO:
         return "throughplane", axis, (f"slices {sp[axis]:.4g} mm apart along {axis}, {ratio:.2g}x the in-plane "
-                                      f"{max(others):.4g} mm: thick slices")
+                                      f"{others:.4g} mm: thick slices")
     return "inplane", "auto", f"spacing ratio {ratio:.2g} < {THICK_SLICE_RATIO}: not thick-sliced"
 
 
