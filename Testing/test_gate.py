@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from MedSRExtension import Volume, super_resolve
+from MedSRExtension.core.degradations import thickslice
 from MedSRExtension.inference.options import InferenceOptions
 from MedSRExtension.inference.provenance import describe_run
 from MedSRExtension.models.registry import build
@@ -19,8 +20,18 @@ from sample_volumes import mni_array
 
 @pytest.fixture(scope="module")
 def thick():
-    """Real MNI slices 4 mm apart (every 4th 1 mm slice of the template's held-out region)."""
-    return Volume(mni_array()[60:140:4, 60:170, 50:150].copy(), (1.0, 1.0, 4.0), (0.0, 0.0, 0.0), np.eye(3))
+    """Real MNI brain in contiguous 4 mm slices (the template's held-out region, thick-sliced)."""
+    hr = Volume(mni_array()[60:140, 60:170, 50:150].copy(), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), np.eye(3))
+    lr = thickslice(hr, 4, axis="k")
+    return Volume(lr.array, lr.spacing, lr.origin, lr.direction)
+
+
+def test_thin_slices_with_gaps_are_caught_without_a_header():
+    """1 mm slices every 4 mm: the estimated profile shows the gap, where the contiguous-trained network
+    loses to B-spline; the gate hands back B-spline."""
+    gappy = Volume(mni_array()[60:140:4, 60:170, 50:150].copy(), (1.0, 1.0, 4.0), (0.0, 0.0, 0.0), np.eye(3))
+    out = super_resolve(gappy, model="pfmdn", mode="throughplane", scale=4)
+    assert "replaced by B-spline" in out.meta["gate"] and "estimated" in out.meta["profile"]
 
 
 def test_a_network_that_loses_to_bspline_is_replaced_and_the_result_says_so(thick):
