@@ -253,6 +253,7 @@ class MedSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._updatingGui = True
         try:
             panel = self.panel
+            panel.follow_input()  # a new input opens in the mode its geometry asks for
             names = [name for _, name in panel.model_items()]
             if panel.params.model in names:
                 self.ui.modelComboBox.setCurrentIndex(names.index(panel.params.model))

@@ -173,3 +173,15 @@ def test_shutdown_during_a_run_stops_the_worker_and_keeps_nothing(mrml_scene):
     p.shutdown()  # module reload or scene close
     assert runner.done and runner.returncode is not None and not p.busy
     assert mrml_scene.GetNumberOfNodes() == count
+
+
+def test_a_thick_slice_input_opens_as_through_plane_and_says_why(mrml_scene):
+    node = selftest.add_oblique_node(mrml_scene)  # 0.9 x 1.1 x 3.3 mm: thick along k
+    p = SuperResolvePanel(PanelParameters(inputVolume=node, mode="inplane"), mrml_scene)
+    line = p.follow_input()
+    assert p.params.mode == "throughplane" and p.params.axis == "k"
+    assert "thick slices" in line and "throughplane along k" in p.status
+    assert p.follow_input() is None  # the same input: the user's own choice of mode stays
+    p.params.mode = "volumetric"
+    p.follow_input()
+    assert p.params.mode == "volumetric"

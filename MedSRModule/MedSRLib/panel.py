@@ -118,9 +118,30 @@ class SuperResolvePanel:
         self._steps: list[_Step] = []
         self._device_line: Optional[tuple[str, str]] = None
         self.model_choices: list[choices.ModelChoice] = []
+        self._input_seen: Optional[str] = None
         self.refresh_models()
 
     # --- what the panel offers ------------------------------------------------------------------
+
+    def follow_input(self) -> Optional[str]:
+        """When another input volume is chosen, set the mode its geometry asks for (thick slices ->
+        through-plane along the thick axis, else in-plane: ``core.geometry.default_mode_for``) and say
+        so in the status; returns that line, or None when the input did not change."""
+        node = self.params.inputVolume
+        key = node.GetID() if node is not None else None
+        if key == self._input_seen or self.busy:
+            return None
+        self._input_seen = key
+        if node is None or node.GetImageData() is None:
+            return None
+        from MedSRExtension.core.geometry import default_mode_for
+        mode, axis, why = default_mode_for(node.GetSpacing(), node.GetImageData().GetDimensions())
+        self.params.mode = mode
+        if mode == "throughplane":
+            self.params.axis = axis
+        along = f" along {axis}" if mode == "throughplane" else ""
+        self.status = f"'{node.GetName()}': {why}, so the mode is {mode}{along}; change it if you need another."
+        return self.status
 
     def refresh_models(self) -> None:
         """Fill the model list from the engine (empty until PyTorch is installed)."""
@@ -387,6 +408,9 @@ class SuperResolvePanel:
         adapted = self._adapt_line(self.outcome.adapt)
         if adapted:
             self.status = f"Created '{out.GetName()}', adapted to the volume: {adapted}."
+        gate = self._meta_of(self._steps[0], "gate")
+        if gate:
+            self.status += f" Do-no-harm {gate}."
         self._log(self.status)
         p = self.params
         plan = None
@@ -411,6 +435,11 @@ class SuperResolvePanel:
         result = step.runner.result if step.runner is not None else None
         adapt = result.meta.get("adapt") if result is not None else None
         return adapt if isinstance(adapt, dict) else None
+
+    @staticmethod
+    def _meta_of(step: _Step, key: str):
+        result = step.runner.result if step.runner is not None else None
+        return result.meta.get(key) if result is not None else None
 
     @staticmethod
     def _adapt_line(adapt: Optional[dict]) -> str:
