@@ -92,6 +92,16 @@ def layout_description(n_views: int, orientation: str, results_row: bool = False
             f'<item splitSize="300">{results}</item></layout>')
 
 
+def view_label(node, role: str) -> str:
+    """What a view says it shows: "Input", "Result: pfmdn x2" (from the result's MedSR.* record) or
+    "Reference", so that nobody mistakes one for another."""
+    if role == "super-resolved":
+        from MedSRExtension.core.provenance import short_scale
+        model, scale = node.GetAttribute("MedSR.model"), node.GetAttribute("MedSR.scale")
+        return "Result" + (f": {model}" if model else "") + (f" x{short_scale({'scale': scale})}" if scale else "")
+    return role.capitalize()
+
+
 def plan_side_by_side(inputNode, srNode, referenceNode=None, mode: str = "inplane", axis: str = "auto",
                       tableNode=None, chartNode=None) -> LayoutPlan:
     """Two views (input | SR), or three (input | SR | reference) when a reference is given; with a
@@ -102,7 +112,8 @@ def plan_side_by_side(inputNode, srNode, referenceNode=None, mode: str = "inplan
     matrix = nodes.world_ijk_to_ras(inputNode)
     orientation = choose_orientation(matrix, mode, axis)
     center = nodes.world_edge_corners(inputNode).mean(axis=0)
-    views = tuple(ViewAssignment(VIEW_NAMES[i], node.GetID(), label) for i, (node, label) in enumerate(shown))
+    views = tuple(ViewAssignment(VIEW_NAMES[i], node.GetID(), view_label(node, label))
+                  for i, (node, label) in enumerate(shown))
     layout_id = THREE_VIEW_LAYOUT_ID if referenceNode is not None else TWO_VIEW_LAYOUT_ID
     results_row = tableNode is not None or chartNode is not None
     if results_row:
@@ -152,12 +163,28 @@ def apply_plan(plan: LayoutPlan, scene) -> list:
         composite.SetBackgroundVolumeID(assignment.volume_id)
         composite.SetForegroundVolumeID(None)
         composite.SetLinkedControl(True)
+        slice_node.SetLayoutLabel(assignment.label)  # shown in the view's bar: which is which
         slice_node.SetOrientation(plan.orientation)
         if align is not None:
             slice_node.RotateToVolumePlane(align)
         updated.append(composite)
     center_views(plan, scene)
+    share_window_level(scene, [a.volume_id for a in plan.views])
     return updated
+
+
+def share_window_level(scene, volume_ids: list) -> None:
+    """Give every shown volume the first one's (the input's) window/level, fixed: input and result
+    compared at one contrast, as a radiologist compares two series."""
+    volumes = [scene.GetNodeByID(i) for i in volume_ids]
+    displays = [v.GetDisplayNode() if v is not None else None for v in volumes]
+    first = displays[0] if displays else None
+    if first is None or first.GetWindow() <= 0:
+        return
+    for display in displays[1:]:
+        if display is not None:
+            display.AutoWindowLevelOff()
+            display.SetWindowLevel(first.GetWindow(), first.GetLevel())
 
 
 def center_views(plan: LayoutPlan, scene) -> None:

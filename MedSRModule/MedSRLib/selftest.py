@@ -259,6 +259,7 @@ def check_layout_plan(scene, sample: Optional[Volume] = None) -> None:
     assert [a.view for a in plan3.views] == ["Red", "Yellow", "Green"], "three-view plan is wrong"
     assert plan3.layout_id != plan.layout_id and plan3.description.count("vtkMRMLSliceNode") == 3
     assert plan.orientation != plan3.orientation, "through-plane view should show a plane containing the axis"
+    out.GetDisplayNode().SetWindowLevel(1.0, 0.0)  # as if the result had been windowed apart
     updated = layout.apply_plan(plan3, scene)
     assert len(updated) == 3, f"only {len(updated)} of 3 slice views were set (does the scene have Red/Yellow/Green?)"
     offsets = []
@@ -270,6 +271,11 @@ def check_layout_plan(scene, sample: Optional[Volume] = None) -> None:
     for other in offsets[1:]:
         assert np.allclose(other, offsets[0], atol=1e-6), "slice views do not share one plane and position"
     assert np.allclose(offsets[0][:3, 3], plan3.center_ras, atol=1e-6), "views are not centred on the input"
+    labels = [layout._by_layout_name(scene, "vtkMRMLSliceNode", a.view).GetLayoutLabel() for a in plan3.views]
+    assert labels == ["Input", "Result: nearest x2", "Reference"], f"views are labelled {labels}"
+    shown, result = node.GetDisplayNode(), out.GetDisplayNode()
+    assert (result.GetWindow(), result.GetLevel()) == (shown.GetWindow(), shown.GetLevel()), \
+        "input and result are not shown at one window/level"
 
 
 def check_panel_run(scene, sample: Optional[Volume] = None):
