@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import importlib
 
+from MedSRExtension.version import version as _version
+
 _PUBLIC = {
     "Volume": "MedSRExtension.core.volume",
     "load_volume": "MedSRExtension.core.volume_io",
@@ -18,7 +20,7 @@ _PUBLIC = {
 }
 
 __all__ = list(_PUBLIC)
-__version__ = "0.1.0"
+__version__ = _version()  # pyproject.toml is the one place (MedSRExtension.version)
 
 
 def __getattr__(name: str):

@@ -46,17 +46,23 @@ def free_port() -> int:
 
 
 class MedSRServer:
-    """``python -m MedSRExtension serve ...`` on a free port; ``url`` is what it printed."""
+    """``python -m MedSRExtension serve ...`` on a free port; ``url`` is what it printed.
 
-    def __init__(self, *args: str, host: str = "127.0.0.1"):
+    ``command`` runs another ``medsr`` (an installed console script, with ``env`` and ``cwd``) instead
+    of the checkout's."""
+
+    def __init__(self, *args: str, host: str = "127.0.0.1", command: Optional[list[str]] = None,
+                 cwd: str = ROOT, env: Optional[dict] = None):
         self.port = free_port()
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p),
-                   PYTHONUNBUFFERED="1", VTK_DEFAULT_OPENGL_WINDOW="vtkEGLRenderWindow")
+        if env is None:
+            env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p))
+        env = dict(env, PYTHONUNBUFFERED="1", VTK_DEFAULT_OPENGL_WINDOW="vtkEGLRenderWindow")
         self.log_path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"medsr-serve-{self.port}.log")
         self._log = open(self.log_path, "w+", encoding="utf-8")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "MedSRExtension", "serve", *args, "--host", host, "--port", str(self.port)],
-            stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=ROOT, start_new_session=True)
+            [*(command or [sys.executable, "-m", "MedSRExtension"]), "serve", *args, "--host", host,
+             "--port", str(self.port)],
+            stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True)
         self.url = self._wait_for_url()
 
     def _wait_for_url(self) -> str:
@@ -93,8 +99,8 @@ class MedSRServer:
 
 
 @contextmanager
-def running_server(*args: str, host: str = "127.0.0.1"):
-    server = MedSRServer(*args, host=host)
+def running_server(*args: str, host: str = "127.0.0.1", **where):
+    server = MedSRServer(*args, host=host, **where)
     try:
         yield server
     finally:

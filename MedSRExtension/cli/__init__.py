@@ -21,7 +21,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from MedSRExtension import __version__
     parser = _Parser(prog="medsr", description="Super-resolution for medical images.")
+    parser.add_argument("--version", action="version", version=f"medsr {__version__}",
+                        help="print the version (the one in pyproject.toml) and exit")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in SUBCOMMANDS:
         importlib.import_module(f".{name}", __name__).register(sub)

@@ -15,10 +15,13 @@ def register(sub) -> None:
 def run(args) -> int:
     from MedSRExtension.zoo.catalog import list_models
 
+    from MedSRExtension.zoo.weights import where_looked
+
     records = list_models()
     if args.json:
         print(json.dumps(records, indent=2))
     else:
+        print(where_looked())
         print(f"{'model':10} {'kind':9} {'scales':10} {'presets (params)':34} weights")
         for r in records:
             scales = "any" if r["scales"] == "any" else ",".join(map(str, r["scales"]))

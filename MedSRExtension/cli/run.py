@@ -19,7 +19,7 @@ from MedSRExtension.core.volume_io import WRITABLE, load_volume, save_volume
 from MedSRExtension.inference.devices import resolve_device
 from MedSRExtension.inference.options import InferenceOptions
 from MedSRExtension.models.registry import get_spec
-from MedSRExtension.zoo.catalog import default_model
+from MedSRExtension.zoo.catalog import default_model, fallback_reason
 
 from .common import parse_component, parse_floats, progress_bar
 
@@ -108,7 +108,9 @@ def options_from_args(args) -> InferenceOptions:
         validation.check_thickness_mm(thickness, "--slice-thickness")
         adapt = {"thickness_mm": thickness, **({} if adapt is True else {"minutes": adapt})}
     default = "pfmdn" if adapt is not None else default_model(scale if scale is not None else 2.0)
+    fallback = None if args.model or adapt is not None else fallback_reason(scale if scale is not None else 2.0)
     return InferenceOptions(model=args.model or default, scale=scale, adapt=adapt, save_adapted=save_adapted,
+                            fallback=fallback,
                             spacing=spacing, mode=args.mode, axis=args.axis, device=args.device, tile=args.tile,
                             batch=args.batch, preset=args.preset, weights=args.weights, out_dtype=args.dtype,
                             force=args.force, clamp=args.clamp, ensemble=args.ensemble)
@@ -185,6 +187,8 @@ def run(args) -> int:
                                  confidence=args.confidence)
     finally:
         close()
+    if options.fallback:  # never silent: said (after the checks and the run) and recorded in the provenance
+        print(f"medsr run: {options.fallback}", file=sys.stderr)
     if not args.quiet:
         size = "x".join(map(str, done["shape"]))
         spacing_txt = ", ".join(f"{s:.4g}" for s in done["spacing"])

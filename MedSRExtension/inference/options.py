@@ -82,6 +82,8 @@ class InferenceOptions(JsonOptions):
             the result is least supported by the data, the two reconstructions differ most.
         ensemble: 1, 2, 4 or 8: average the network over that many flipped/transposed copies
             (``pipeline.ensemble``; "best quality"), at that many times the time.
+        fallback: why ``model`` is a classical baseline nobody asked for (no ``--model`` and no shipped
+            weights serve the scale: ``zoo.catalog.fallback_reason``); recorded in the provenance.
     """
 
     model: str = "bicubic"
@@ -103,6 +105,7 @@ class InferenceOptions(JsonOptions):
     gate: bool = True
     confidence: bool = False
     ensemble: int = 1
+    fallback: Optional[str] = None
 
     def for_volume(self, volume) -> tuple["InferenceOptions", Optional[str]]:
         """These options with mode "auto" decided from ``volume``'s geometry, and why (None when the

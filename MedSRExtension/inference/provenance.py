@@ -66,6 +66,8 @@ def describe_run(volume: Volume, result: Volume, options: dict, source: Optional
     }
     if model != requested:
         record["requested_model"] = requested
+    if options.get("fallback"):
+        record["fallback"] = options["fallback"]
     if source:
         record["source"] = os.path.basename(os.path.normpath(source))
     return record

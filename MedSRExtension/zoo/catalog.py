@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import functools
 
-from typing import Sequence, Union
+from typing import Optional, Sequence, Union
 
 from MedSRExtension.models.registry import get_spec, names
 
@@ -13,6 +13,19 @@ def default_model(scale: Union[float, Sequence[float]] = 2.0) -> str:
     the best validation PSNR for ``scale`` (one factor, or per-axis: the largest), else bicubic."""
     from MedSRExtension.zoo import weights as zoo  # lazy: it imports torch
     return zoo.best_model_for(max(scale) if isinstance(scale, (tuple, list)) else scale)
+
+
+def fallback_reason(scale: Union[float, Sequence[float]] = 2.0) -> Optional[str]:
+    """Why ``default_model(scale)`` is a classical baseline, in one line for the user and the provenance;
+    None when it is a network."""
+    from MedSRExtension.zoo import weights as zoo  # lazy: it imports torch
+    model = default_model(scale)
+    if get_spec(model).kind == "network":
+        return None
+    factor = max(scale) if isinstance(scale, (tuple, list)) else scale
+    why = zoo.where_looked() if zoo.models_dir() is None else \
+        f"no shipped network serves x{float(factor):g} ({zoo.where_looked()})"
+    return f"no --model given and {why}: running {model} interpolation instead; give --model to choose"
 
 
 def _shipped_weights(name: str) -> list[dict]:

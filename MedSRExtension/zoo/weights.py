@@ -22,7 +22,9 @@ serve it. A user's own weights file is never re-routed.
 Where the zoo looks for ``models.json`` (first folder that has one wins):
 
 1. the folder in the environment variable ``MEDSR_MODELS_DIR``;
-2. ``Resources/Models`` beside the ``MedSRExtension`` package folder: the repository's own in a source
+2. the package data ``MedSRExtension.zoo.shipped`` (through importlib.resources): an installed wheel
+   carries ``Resources/Models`` there (setup.py maps it);
+3. ``Resources/Models`` beside the ``MedSRExtension`` package folder: the repository's own in a source
    checkout, ``<qt-scripted-modules>/Resources/Models`` in an installed Slicer extension (CMake copies
    it there).
 """
@@ -54,13 +56,42 @@ THICKSLICE = "thickslice"
 _PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+#: The data package an installed wheel carries the shipped weights in (setup.py maps Resources/Models to it).
+SHIPPED = "MedSRExtension.zoo.shipped"
+
+
+def packaged_dir() -> Optional[str]:
+    """The folder of the package data ``SHIPPED`` when it holds a models.json (an installed wheel), else None."""
+    from importlib.resources import files
+    try:
+        index = files(SHIPPED).joinpath(INDEX)
+        return os.path.dirname(os.fspath(index)) if index.is_file() else None
+    except (ImportError, TypeError, ValueError, OSError):  # not installed as package data, or not on disk
+        return None
+
+
 def search_dirs() -> list[str]:
     """Candidate model folders in the documented order."""
     dirs = []
     if os.environ.get(ENV):
         dirs.append(os.environ[ENV])
-    dirs.append(os.path.join(os.path.dirname(_PKG), "Resources", "Models"))
+    packaged = packaged_dir()
+    if packaged:
+        dirs.append(packaged)
+    beside = os.path.join(os.path.dirname(_PKG), "Resources", "Models")
+    if beside not in dirs:
+        dirs.append(beside)
     return dirs
+
+
+def where_looked() -> str:
+    """One line for users: the folder the weights come from, or every folder searched when none has them."""
+    found = models_dir()
+    if found:
+        return f"weights from {found}"
+    searched = ([] if os.environ.get(ENV) else [f"{ENV} (unset)"]) + search_dirs()
+    return (f"no trained weights found: no {INDEX} in {', '.join(searched)}; "
+            f"set {ENV} to a folder with {INDEX}, or reinstall medsr")
 
 
 def models_dir() -> Optional[str]:
