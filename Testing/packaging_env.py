@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import site
 import subprocess
 import sys
@@ -56,10 +57,28 @@ def _check(cmd: list[str], **kw) -> None:
         raise AssertionError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
 
 
+def source_copy(target: Path) -> Path:
+    """The checkout's files (tracked and untracked-but-not-ignored, as git lists them; without git, the
+    tree less what .gitignore names) copied to ``target``: the build writes its egg-info there, never
+    into the checkout another test run may be building at the same time."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                            capture_output=True, timeout=60)
+    if listed.returncode == 0:
+        for name in filter(None, listed.stdout.decode().split("\0")):
+            if (ROOT / name).is_file():
+                (target / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(ROOT / name, target / name)
+    else:
+        shutil.copytree(ROOT, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns(
+            ".git", ".venv", "__pycache__", "*.egg-info", "build", "dist", "out", "runs", ".pytest_cache"))
+    return target
+
+
 def build(outdir: Path) -> tuple[Path, Path]:
-    """``python -m build`` of the checkout (sdist, then the wheel from the sdist), without an isolated
-    build environment (offline: the installed setuptools builds it)."""
-    _check([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(outdir), str(ROOT)])
+    """``python -m build`` of a copy of the checkout (sdist, then the wheel from the sdist), without an
+    isolated build environment (offline: the installed setuptools builds it)."""
+    source = source_copy(outdir.parent / "source")
+    _check([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(outdir), str(source)])
     return next(outdir.glob("medsr-*.whl")), next(outdir.glob("medsr-*.tar.gz"))
 
 
