@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as exc:  # the optional extra is missing
         missing = getattr(exc, "name", None) or str(exc)
         raise MedSRError(f"the web UI needs the 'web' extra ({missing} is missing): "
-                         f"pip install -e \".[web]\"") from None
+                         "pip install \"medsr[web]\" (in a checkout: pip install -e \".[web]\")") from None
     if not 0 <= args.port <= 65535:
         raise MedSRError(f"--port {args.port} is not a port number (0-65535)")
     return serve(args.input, host=args.host, port=args.port, data=args.data, token=args.token,
