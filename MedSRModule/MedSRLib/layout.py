@@ -33,6 +33,7 @@ class ViewAssignment:
     view: str        # slice view name (layout name): Red, Yellow, Green
     volume_id: str   # MRML ID of the background volume
     label: str       # what the view shows: input, super-resolved, reference
+    title: str = ""  # what the view's bar says: "Input", "Result: pfmdn x2", "Reference"
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,7 @@ def plan_side_by_side(inputNode, srNode, referenceNode=None, mode: str = "inplan
     matrix = nodes.world_ijk_to_ras(inputNode)
     orientation = choose_orientation(matrix, mode, axis)
     center = nodes.world_edge_corners(inputNode).mean(axis=0)
-    views = tuple(ViewAssignment(VIEW_NAMES[i], node.GetID(), view_label(node, label))
+    views = tuple(ViewAssignment(VIEW_NAMES[i], node.GetID(), label, view_label(node, label))
                   for i, (node, label) in enumerate(shown))
     layout_id = THREE_VIEW_LAYOUT_ID if referenceNode is not None else TWO_VIEW_LAYOUT_ID
     results_row = tableNode is not None or chartNode is not None
@@ -163,7 +164,7 @@ def apply_plan(plan: LayoutPlan, scene) -> list:
         composite.SetBackgroundVolumeID(assignment.volume_id)
         composite.SetForegroundVolumeID(None)
         composite.SetLinkedControl(True)
-        slice_node.SetLayoutLabel(assignment.label)  # shown in the view's bar: which is which
+        slice_node.SetLayoutLabel(assignment.title or assignment.label)  # the view's bar says which is which
         slice_node.SetOrientation(plan.orientation)
         if align is not None:
             slice_node.RotateToVolumePlane(align)
