@@ -87,10 +87,14 @@ def split_method(name: str) -> tuple[str, Optional[float | bool]]:
         raise MedSRError(f"'{name}': write pfmdn+adapt or pfmdn+adaptMINUTES, e.g. pfmdn+adapt2") from None
 
 
+def _check_save_path(path) -> None:
+    if path is not None and not str(path).endswith(".safetensors"):
+        raise MedSRError(f"--save-adapted needs a .safetensors file name, got '{path}'")
+
+
 def _save(net, path: str, profile: SliceProfile, report: FitReport, model: str) -> None:
     from MedSRExtension.zoo.safetensors_io import export_safetensors
-    if not str(path).endswith(".safetensors"):
-        raise MedSRError(f"--save-adapted needs a .safetensors file name, got '{path}'")
+    _check_save_path(path)
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
         raise MedSRError(f"folder for the adapted weights does not exist: {parent}")
@@ -115,6 +119,20 @@ def _keep_better(volume: Volume, run, axis: str, factor: float, profile: SlicePr
     return None, f"start weights (tuned {after.psnr:.2f} dB < start {before.psnr:.2f} dB on held-out pairs)", before
 
 
+def _sampler(volume: Volume, axis: str, profile: SliceProfile, seed: int) -> PairSampler:
+    """Training pairs from the volume's in-plane slices (sharp in both directions), the self-check's
+    held-out slices left out, in the orientations the engine runs: (f, 1) on planes whose rows are the
+    axis, (1, f) where it is the columns (axis i)."""
+    a = AXES.index(axis)
+    array, _ = intensity.normalize(volume.array)  # the same window the engine's pass will use
+    planes = np.moveaxis(array, 2 - a, 0)
+    held_out = held_out_indices(planes.shape[0])
+    train_planes = np.delete(planes, held_out, axis=0) if planes.shape[0] > len(held_out) else planes
+    orientations = {"k": (False,), "j": (False, True), "i": (True,)}[axis]
+    return PairSampler(train_planes, profile, rows=min(24, volume.array.shape[2 - a]), transposed=orientations,
+                       seed=seed)
+
+
 def super_resolve_adapted(volume: Volume, options, progress=None, cancel=None) -> Volume:
     """Adapt ``options.model`` to ``volume`` and super-resolve it through-plane (see the module
     docstring); ``options`` is the run's ``InferenceOptions`` with ``adapt`` set."""
@@ -128,8 +146,7 @@ def super_resolve_adapted(volume: Volume, options, progress=None, cancel=None) -
                          "use --mode throughplane")
     model = "pfmdn" if options.model == "bicubic" else options.model
     save_path = opts.save_adapted or options.save_adapted
-    if save_path is not None and not str(save_path).endswith(".safetensors"):
-        raise MedSRError(f"--save-adapted needs a .safetensors file name, got '{save_path}'")
+    _check_save_path(save_path)
     check_volume(volume, "input volume")
     factors, axis = engine.resolve_factors(volume, "throughplane", options.axis,
                                            scale=None if options.spacing is not None else options.scale,
@@ -143,14 +160,7 @@ def super_resolve_adapted(volume: Volume, options, progress=None, cancel=None) -
     budget = Budget(minutes=opts.minutes if opts.minutes is not None or opts.steps is not None
                     else DEFAULT_MINUTES["cpu" if dev.type == "cpu" else "gpu"], steps=opts.steps)
 
-    array, _ = intensity.normalize(volume.array)  # the same window the engine's pass will use
-    planes = np.moveaxis(array, 2 - a, 0)  # the in-plane slices: sharp in both directions
-    # the engine runs (f, 1) on planes whose rows are the axis, (1, f) where it is the columns (axis i)
-    orientations = {"k": (False,), "j": (False, True), "i": (True,)}[axis]
-    n_lr = volume.array.shape[2 - a]
-    held_out = held_out_indices(planes.shape[0])  # the self-check's slices: never trained on
-    train_planes = np.delete(planes, held_out, axis=0) if planes.shape[0] > len(held_out) else planes
-    sampler = PairSampler(train_planes, profile, rows=min(24, n_lr), transposed=orientations, seed=opts.seed)
+    sampler = _sampler(volume, axis, profile, opts.seed)
     net, start = warm_start(model, (sampler.scale, 1.0), options.weights, options.preset)
     report = FitReport(start_weights=start)
 

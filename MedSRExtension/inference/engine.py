@@ -352,24 +352,7 @@ def run_inference(volume: Volume, options: InferenceOptions, progress: Progress 
         runner.total += sum(runner.count(shape_now, p) for p in group)
         shape_now = tuple(geometry.scaled_count(n, f) for n, f in
                           zip(shape_now, _group_factors(group, shape_now)))
-    # memory: the input is read batch by batch (normalised per batch), each group writes one new array
-    # (averaged passes add into it), and the result is put back into file units in place
-    array = volume.array
-    spread = None
-    with fastpath.large_blocks_reused(), fastpath.denormals_flushed(runner.fast.flush_denormals):
-        for i, group in enumerate(groups):
-            source_window = window if i == 0 else None  # later groups read the normalised result
-            result = runner.run_pass(array, group[0], source_window)
-            first = result.copy() if options.confidence and len(group) == 2 and i == len(groups) - 1 else None
-            for p in group[1:]:
-                runner.run_pass(array, p, source_window, into=result)
-            if len(group) > 1:
-                result /= np.float32(len(group))
-            if first is not None:  # |a - b| of the two orientations = 2 |a - mean|
-                first -= result
-                spread = np.abs(first, out=first)
-                spread *= np.float32(2 * (window[1] - window[0]))
-            array = result
+    array, spread = _run_groups(runner, groups, volume.array, window, options.confidence)
     runner.check_cancel()
     if not groups:  # no pass (every factor 1): the result is a float32 copy of the input
         array = intensity.normalize(volume.array, window)[0]
@@ -385,6 +368,30 @@ def run_inference(volume: Volume, options: InferenceOptions, progress: Progress 
     if spread is not None:
         meta["confidence"] = Volume(spread, out_spacing, origin, direction)
     return Volume(out, out_spacing, origin, direction, meta=meta)
+
+
+def _run_groups(runner: "_Runner", groups: list[list[_Pass]], array: np.ndarray, window: tuple[float, float],
+                confidence: bool) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """Every group of passes in turn, in normalised units; returns the last array and, with
+    ``confidence``, how far the last group's two orientations disagree (input units). Memory: the input
+    is read batch by batch (normalised per batch), each group writes one new array (averaged passes
+    add into it)."""
+    spread = None
+    with fastpath.large_blocks_reused(), fastpath.denormals_flushed(runner.fast.flush_denormals):
+        for i, group in enumerate(groups):
+            source_window = window if i == 0 else None  # later groups read the normalised result
+            result = runner.run_pass(array, group[0], source_window)
+            first = result.copy() if confidence and len(group) == 2 and i == len(groups) - 1 else None
+            for p in group[1:]:
+                runner.run_pass(array, p, source_window, into=result)
+            if len(group) > 1:
+                result /= np.float32(len(group))
+            if first is not None:  # |a - b| of the two orientations = 2 |a - mean|
+                first -= result
+                spread = np.abs(first, out=first)
+                spread *= np.float32(2 * (window[1] - window[0]))
+            array = result
+    return array, spread
 
 
 def _group_shapes(groups: list[list[_Pass]], shape: tuple[int, int, int]) -> list[tuple[int, int, int]]:
