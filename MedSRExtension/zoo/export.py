@@ -115,11 +115,9 @@ def default_output(entry: dict, model: str, scale: float) -> str:
     return f"{model}-{entry.get('preset', 'light')}-x{int(scale)}.onnx"
 
 
-def export_onnx(model: str, scale: float, out: Optional[str] = None, preset: Optional[str] = None,
-                dynamic: bool = False, size: Sequence[int] = (256, 256), weights: str = "auto",
-                verify: bool = True) -> ExportResult:
-    """Export ``model`` at ``scale`` to ``out`` (.onnx) with its metadata and card beside it (see module doc)."""
-    net, entry = exportable(model, scale, preset, weights)
+def _check_request(model: str, scale: float, out: Optional[str], entry: dict, dynamic: bool,
+                   size: Sequence[int]) -> tuple[str, int, int, int]:
+    """Refuse what cannot be exported before any work: (output path, height, width, minimum side)."""
     if dynamic and model in _NOT_DYNAMIC:
         raise MedSRError(f"'{model}' cannot be exported with a dynamic size ({_NOT_DYNAMIC[model]}); "
                          "export it without --dynamic at the slice size you will run (--size H,W)")
@@ -139,72 +137,85 @@ def export_onnx(model: str, scale: float, out: Optional[str] = None, preset: Opt
         import onnx  # noqa: F401
     except ImportError as exc:
         raise MedSRError("ONNX export needs the export extras: pip install 'medsr[export]'") from exc
+    return out, h, w, min_size
 
+
+def _export_graph(net, model: str, example: torch.Tensor, path: str, dynamic_shapes: Optional[dict]) -> None:
+    """torch.onnx.export (dynamo) into ``path``, its chatter silenced, its failure one line."""
+    kwargs = {"dynamic_shapes": dynamic_shapes} if dynamic_shapes else {}
+    with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")  # the exporter's progress lines and warnings are not the user's
+        log = logging.getLogger("torch.onnx")
+        level = log.level
+        log.setLevel(logging.ERROR)
+        try:
+            torch.onnx.export(net, (example,), path, input_names=["x"], output_names=["y"], dynamo=True,
+                              opset_version=OPSET, external_data=False, verbose=False, **kwargs)
+        except MedSRError:
+            raise
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise MedSRError(f"ONNX export of '{model}' failed ({first})") from exc
+        finally:
+            log.setLevel(level)
+
+
+def _verified(path: str, net, x: np.ndarray) -> float:
+    try:
+        diff = onnx_max_diff(path, net, x)
+    except ImportError as exc:
+        raise MedSRError("checking the export needs onnxruntime: pip install 'medsr[export]'") from exc
+    if not diff <= TOLERANCE:
+        raise MedSRError(f"the ONNX graph differs from torch by {diff:.2g} (> {TOLERANCE:g}) on the "
+                         "verification slice; nothing was written")
+    return diff
+
+
+def _metadata(model: str, scale: float, entry: dict, dynamic: bool, h: int, w: int, onnx_path: str,
+              diff: Optional[float], verify: bool) -> dict:
+    """What the .json beside the graph says: input/output contract, weights and graph sha256."""
+    from MedSRExtension.zoo.weights import sha256
+    f = int(scale)
+    return {
+        "model": model, "preset": entry.get("preset"), "scale": f, "format": "onnx", "opset": OPSET,
+        "input": {"name": "x", "shape": ["N", 1, "H" if dynamic else h, "W" if dynamic else w],
+                  "dtype": "float32", "intensity": "robustly normalised to about [0, 1]"},
+        "output": {"name": "y", "shape": ["N", 1, f"{f}*H" if dynamic else h * f, f"{f}*W" if dynamic else w * f]},
+        "dynamic": bool(dynamic), "weights": entry.get("file"), "weights_name": entry.get("name"),
+        "weights_sha256": sha256(entry["path"]), "onnx_sha256": sha256(onnx_path),
+        "verified_max_abs_diff": diff,
+        "verified_on": "MedSR corpus held-out MNI axial slice k=86" if verify else None,
+        "torch": torch.__version__,
+    }
+
+
+def export_onnx(model: str, scale: float, out: Optional[str] = None, preset: Optional[str] = None,
+                dynamic: bool = False, size: Sequence[int] = (256, 256), weights: str = "auto",
+                verify: bool = True) -> ExportResult:
+    """Export ``model`` at ``scale`` to ``out`` (.onnx) with its metadata and card beside it (see module doc)."""
+    net, entry = exportable(model, scale, preset, weights)
+    out, h, w, min_size = _check_request(model, scale, out, entry, dynamic, size)
     x = _verification_slice((h, w)) if verify else np.random.default_rng(0).random((h, w), dtype=np.float32)
-    example = torch.from_numpy(x)[None, None]
-    kwargs = {}
-    if dynamic:
-        dims = {2: torch.export.Dim("height", min=min_size, max=16384),
-                3: torch.export.Dim("width", min=min_size, max=16384)}
-        kwargs["dynamic_shapes"] = {"x": dims}
+    dims = {"x": {2: torch.export.Dim("height", min=min_size, max=16384),
+                  3: torch.export.Dim("width", min=min_size, max=16384)}} if dynamic else None
     stem = os.path.splitext(os.path.abspath(out))[0]
-    tmp = tempfile.NamedTemporaryFile(dir=folder, prefix=atomic.owner_prefix() + "export-", suffix=".onnx",
-                                      delete=False)
+    tmp = tempfile.NamedTemporaryFile(dir=os.path.dirname(stem), prefix=atomic.owner_prefix() + "export-",
+                                      suffix=".onnx", delete=False)
     tmp.close()
     atomic.follow_umask(tmp.name)  # tempfile makes it 0600; the .json and .md beside it follow the umask
-    written: list[str] = [tmp.name]
+    written: list[str] = [tmp.name, tmp.name[:-5] + ".json"]
+    card_src = _card_path(entry)
     try:
-        with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")  # the exporter's progress lines and warnings are not the user's
-            log = logging.getLogger("torch.onnx")
-            level = log.level
-            log.setLevel(logging.ERROR)
-            try:
-                torch.onnx.export(net, (example,), tmp.name, input_names=["x"], output_names=["y"],
-                                  dynamo=True, opset_version=OPSET, external_data=False, verbose=False,
-                                  **kwargs)
-            except MedSRError:
-                raise
-            except Exception as exc:
-                first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-                raise MedSRError(f"ONNX export of '{model}' failed ({first})") from exc
-            finally:
-                log.setLevel(level)
-        diff = None
-        if verify:
-            try:
-                diff = onnx_max_diff(tmp.name, net, x)
-            except ImportError as exc:
-                raise MedSRError("checking the export needs onnxruntime: pip install 'medsr[export]'") from exc
-            if not diff <= TOLERANCE:
-                raise MedSRError(f"the ONNX graph differs from torch by {diff:.2g} (> {TOLERANCE:g}) on the "
-                                 "verification slice; nothing was written")
-        from MedSRExtension.zoo.weights import sha256
-        meta = {
-            "model": model, "preset": entry.get("preset"), "scale": int(scale), "format": "onnx",
-            "opset": OPSET, "input": {"name": "x", "shape": ["N", 1, "H" if dynamic else h, "W" if dynamic else w],
-                                      "dtype": "float32", "intensity": "robustly normalised to about [0, 1]"},
-            "output": {"name": "y", "shape": ["N", 1, f"{int(scale)}*H" if dynamic else h * int(scale),
-                                              f"{int(scale)}*W" if dynamic else w * int(scale)]},
-            "dynamic": bool(dynamic), "weights": entry.get("file"), "weights_name": entry.get("name"),
-            "weights_sha256": sha256(entry["path"]), "onnx_sha256": sha256(tmp.name),
-            "verified_max_abs_diff": diff,
-            "verified_on": "MedSR corpus held-out MNI axial slice k=86" if verify else None,
-            "torch": torch.__version__,
-        }
-        meta_tmp = tmp.name[:-5] + ".json"
-        written.append(meta_tmp)
-        with open(meta_tmp, "w", encoding="utf-8") as f:
-            json.dump(meta, f, indent=2)
-        card_src = _card_path(entry)
-        card_tmp = None
+        _export_graph(net, model, torch.from_numpy(x)[None, None], tmp.name, dims)
+        diff = _verified(tmp.name, net, x) if verify else None
+        with open(written[1], "w", encoding="utf-8") as f:
+            json.dump(_metadata(model, scale, entry, dynamic, h, w, tmp.name, diff, verify), f, indent=2)
         if card_src:
-            card_tmp = tmp.name[:-5] + ".md"
-            written.append(card_tmp)
-            shutil.copyfile(card_src, card_tmp)
-        os.replace(meta_tmp, stem + ".json")
-        if card_tmp:
-            os.replace(card_tmp, stem + ".md")
+            written.append(tmp.name[:-5] + ".md")
+            shutil.copyfile(card_src, written[2])
+        os.replace(written[1], stem + ".json")
+        if card_src:
+            os.replace(written[2], stem + ".md")
         os.replace(tmp.name, stem + ".onnx")
     finally:
         for path in written:
