@@ -7,14 +7,21 @@ worker advertises the Dask resource ``GPU=1`` and takes GPU ``index % count``; t
 ``GPU=1``, so no two tasks share a GPU when there are as many workers as GPUs. On an existing
 cluster, tasks ask for ``GPU=1`` when every worker advertises that resource (``dask worker
 --resources GPU=1``), and torch keeps the worker's own thread setting.
+
+Local workers ignore Ctrl-C (they are started with SIGINT ignored, and set it again when a worker is
+restarted): a terminal's Ctrl-C reaches the whole process group, and the client, which records what
+finished and closes the cluster, is the one that must handle it.
 """
 from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 from contextlib import contextmanager
 from typing import Iterator, Optional
 
+from MedSRExtension.batch.interrupts import ignore_interrupt
 from MedSRExtension.core.errors import MedSRError
 
 try:
@@ -24,15 +31,19 @@ except ImportError:  # pragma: no cover - medsr batch says how to install it
 
 
 class MedSRWorkerSetup(WorkerPlugin):
-    """Set up each worker process: torch threads, and its own GPU where there are GPUs."""
+    """Set up each worker process: torch threads, its own GPU where there are GPUs, and (a local
+    worker) Ctrl-C ignored."""
 
     name = "medsr-worker-setup"
 
-    def __init__(self, torch_threads: Optional[int] = 1):
+    def __init__(self, torch_threads: Optional[int] = 1, local: bool = False):
         self.torch_threads = torch_threads
+        self.local = local
 
     def setup(self, worker) -> None:
         import torch
+        if self.local:
+            ignore_interrupt()
         if self.torch_threads:
             torch.set_num_threads(self.torch_threads)
         if torch.cuda.is_available():
@@ -82,13 +93,19 @@ def open_client(workers: Optional[int] = None, scheduler: Optional[str] = None) 
         raise MedSRError(f"--workers must be at least 1, got {n}")
     gpus = gpu_count()
     one_thread = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                           scheduler_port=0, dashboard_address=None, silence_logs=logging.ERROR,
-                           resources={"GPU": 1} if gpus else None, env=one_thread)
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main else None  # inherited by the workers
+    try:
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               scheduler_port=0, dashboard_address=None, silence_logs=logging.ERROR,
+                               resources={"GPU": 1} if gpus else None, env=one_thread)
+    finally:
+        if in_main and previous is not None:
+            signal.signal(signal.SIGINT, previous)
     try:
         client = Client(cluster)
         try:
-            client.register_plugin(MedSRWorkerSetup(torch_threads=1))
+            client.register_plugin(MedSRWorkerSetup(torch_threads=1, local=True))
             yield client, ({"GPU": 1} if gpus else {})
         finally:
             client.close()

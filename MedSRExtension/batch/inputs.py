@@ -10,7 +10,10 @@
   Relative input paths are relative to the CSV file's folder.
 
 Outputs are named after the inputs (their path under the folder, for a folder): the input's own
-format by default, or ``--format``; a DICOM series input gives a DICOM series folder.
+format by default, or ``--format``; a DICOM series input gives a DICOM series folder. What a folder
+scan skips (2D images, files MedSR cannot read) is told, one line per kind. Outputs are compared
+by their real paths (links, ``..`` resolved): two outputs that are one file, or an output that is
+(or holds, or lies inside) an input, are refused before anything runs.
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ import glob as globmod
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from MedSRExtension.core import validation
 from MedSRExtension.core.errors import MedSRError
@@ -58,20 +61,47 @@ def _inside(path: Path, folder: Optional[Path]) -> bool:
         return False
 
 
-def _scan(root: Path, outdir: Path) -> list[Path]:
-    found = []
-    if _is_series_folder(root):
-        found.append(root)
+def _scan(root: Path, outdir: Path) -> tuple[list[Path], list[Path]]:
+    """The volume files and series folders below ``root``, and the other (visible) files it skipped
+    (files of a series folder belong to the series; a header's data file to its header)."""
+    found, skipped = [], []
+    series = {root} if _is_series_folder(root) else set()
+    found.extend(series)
     for dirpath, dirnames, filenames in os.walk(root):
         here = Path(dirpath)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not _inside(here / d, outdir))
         for d in dirnames:
             if _is_series_folder(here / d):
+                series.add(here / d)
                 found.append(here / d)
-        for name in sorted(filenames):
-            if not name.startswith(".") and extension_of(name) in VOLUME_FILES:
-                found.append(here / name)
-    return found
+        if here in series:
+            continue
+        names = [n for n in sorted(filenames) if not n.startswith(".")]
+        volumes = [here / n for n in names if extension_of(n) in VOLUME_FILES]
+        companions = {c for v in volumes for c in validation.companion_files(v)}
+        found.extend(volumes)
+        skipped.extend(here / n for n in names if extension_of(n) not in VOLUME_FILES and here / n not in companions)
+    return found, skipped
+
+
+def _examples(paths: list[Path], root: Path) -> str:
+    shown = ", ".join(str(p.relative_to(root)) for p in paths[:3])
+    return shown + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+
+
+def skipped_lines(skipped: list[Path], root: Path) -> list[str]:
+    """One line per kind of file a folder scan skipped, with why and how to include it."""
+    from MedSRExtension.core.volume_io import IMAGE_EXTENSIONS
+    images = [p for p in skipped if extension_of(p) in IMAGE_EXTENSIONS]
+    others = [p for p in skipped if extension_of(p) not in IMAGE_EXTENSIONS]
+    lines = []
+    if images:
+        lines.append(f"skipped {len(images)} 2D image(s) in {root} ({_examples(images, root)}): a folder is "
+                     "scanned for volumes and DICOM series; give 2D images by a glob or a CSV manifest")
+    if others:
+        lines.append(f"skipped {len(others)} file(s) in {root} that are not volumes or DICOM ({_examples(others, root)}); "
+                     f"batch reads {', '.join(VOLUME_FILES)} files and DICOM series folders")
+    return lines
 
 
 def _stem(path: Path) -> str:
@@ -127,9 +157,37 @@ def _from_csv(path: Path, outdir: Path, fmt: Optional[str]) -> list[Task]:
     return tasks
 
 
-def collect(inputs: str, outdir: os.PathLike | str, fmt: Optional[str] = None) -> list[Task]:
+def _real(path: str) -> Path:
+    return Path(os.path.realpath(path.rstrip(os.sep) or os.sep))
+
+
+def check_outputs(tasks: list[Task]) -> None:
+    """Refuse two outputs that are one file or folder (after links and ``..``), and an output that is an
+    input, lies inside an input series folder, or is a series folder holding an input."""
+    inputs = {_real(t.input): t.input for t in tasks}
+    outputs: dict[Path, Task] = {}
+    for t in tasks:
+        key = _real(t.output)
+        if key in outputs:
+            first = outputs[key]
+            same = "" if os.path.normpath(first.output) == os.path.normpath(t.output) else \
+                f" ({first.output} and {t.output} are one path, {key}, through a link)"
+            raise MedSRError(f"{first.input} and {t.input} would both write {t.output}{same}; give outputs in a "
+                             "CSV manifest or rename one input")
+        outputs[key] = t
+        hit = next((inputs[p] for p in (key, *key.parents) if p in inputs), None)
+        if hit is None and t.output.endswith(os.sep):
+            hit = next((name for p, name in inputs.items() if key in p.parents), None)
+        if hit is not None:
+            raise MedSRError(f"the output {t.output} of {t.input} is, or overlaps, the input {hit} ({key}); "
+                             "choose an OUTDIR or output names apart from the inputs (inputs are never overwritten)")
+
+
+def collect(inputs: str, outdir: os.PathLike | str, fmt: Optional[str] = None,
+            notice: Optional[Callable[[str], None]] = None) -> list[Task]:
     """The tasks for INPUTS (folder, glob or CSV manifest), outputs under ``outdir``. Refuses an empty
-    cohort and two inputs that would write the same output."""
+    cohort and outputs that collide (``check_outputs``); ``notice`` gets the lines of what a folder
+    scan skipped."""
     outdir = Path(outdir)
     if fmt is not None and fmt not in FORMATS:
         raise MedSRError(f"--format must be one of {', '.join(FORMATS)}, got '{fmt}'")
@@ -137,8 +195,11 @@ def collect(inputs: str, outdir: os.PathLike | str, fmt: Optional[str] = None) -
     if source.is_file() and extension_of(source) == ".csv":
         tasks = _from_csv(source, outdir, fmt)
     elif source.is_dir():
+        found, skipped = _scan(source, outdir)
         tasks = [Task(str(p), output_for(p, p.relative_to(source) if p != source else Path(p.resolve().name),
-                                         outdir, fmt)) for p in _scan(source, outdir)]
+                                         outdir, fmt)) for p in found]
+        for line in skipped_lines(skipped, source) if notice else ():
+            notice(line)
     else:
         matches = [Path(p) for p in sorted(globmod.glob(inputs, recursive=True))]
         matches = [p for p in matches if (p.is_file() or _is_series_folder(p)) and not _inside(p, outdir)]
@@ -148,11 +209,5 @@ def collect(inputs: str, outdir: os.PathLike | str, fmt: Optional[str] = None) -
     if not tasks:
         raise MedSRError(f"no inputs found in {inputs}; give a folder of volumes or DICOM series, a glob, "
                          "or a CSV manifest")
-    seen: dict[str, str] = {}
-    for t in tasks:
-        key = os.path.normpath(os.path.abspath(t.output))
-        if key in seen:
-            raise MedSRError(f"{seen[key]} and {t.input} would both write {t.output}; give outputs in a CSV "
-                             "manifest or rename one input")
-        seen[key] = t.input
+    check_outputs(tasks)
     return tasks

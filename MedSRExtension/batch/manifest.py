@@ -7,10 +7,13 @@ A DICOM series (input or output) is hashed as its sorted file names and contents
 
 ``--resume`` skips an input whose row says done, whose output still exists with the recorded
 sha256, whose input still has the recorded sha256, and whose options are the same; it redoes the rest.
+A manifest that cannot be read as one (not UTF-8 text, no header of these columns) is refused in one
+line rather than guessed at: it is the only record of what the earlier runs made.
 """
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import io
 import json
@@ -19,6 +22,7 @@ from pathlib import Path
 from typing import Optional
 
 from MedSRExtension.core import atomic
+from MedSRExtension.core.errors import MedSRError
 
 NAME = "manifest.csv"
 COLUMNS = ("input", "output", "status", "reason", "input_sha256", "output_sha256", "model", "weights",
@@ -59,10 +63,23 @@ class Manifest:
     def load(cls, outdir: os.PathLike | str) -> "Manifest":
         """The manifest in ``outdir`` (empty when there is none)."""
         m = cls(outdir)
-        if m.path.is_file():
+        if not m.path.is_file():
+            return m
+        damaged = "move it away (or restore it) to redo every input, or run without --resume"
+        try:
             with open(m.path, newline="", encoding="utf-8") as f:
-                for row in csv.DictReader(f):
-                    m.rows[(row.get("input", ""), row.get("output", ""))] = {c: row.get(c, "") for c in COLUMNS}
+                reader = csv.DictReader(f)
+                header = reader.fieldnames or []
+                missing = [c for c in ("input", "output", "status", "output_sha256") if c not in header]
+                if missing:
+                    raise MedSRError(f"{m.path} is damaged: its header lacks {', '.join(missing)}; {damaged}")
+                for row in reader:
+                    m.rows[(row.get("input") or "", row.get("output") or "")] = \
+                        {c: row.get(c) or "" for c in COLUMNS}
+        except UnicodeDecodeError as exc:
+            raise MedSRError(f"{m.path} is damaged: not UTF-8 text (byte {exc.start}); {damaged}") from None
+        except (csv.Error, OSError) as exc:
+            raise MedSRError(f"cannot read {m.path} ({exc}); {damaged}") from None
         return m
 
     def record(self, row: dict) -> None:
@@ -71,12 +88,21 @@ class Manifest:
         self.save()
 
     def save(self) -> None:
+        """Rewrite the file atomically; a full disk or a refused write is one line (MedSRError)."""
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
         writer.writeheader()
         for row in self.rows.values():
             writer.writerow(row)
-        atomic.write_text(self.path, buf.getvalue())
+        text = buf.getvalue()
+        try:
+            atomic.write_text(self.path, text)
+        except OSError as exc:  # the earlier manifest stays as it was (atomic write)
+            if exc.errno == errno.ENOSPC:
+                raise MedSRError(f"no space left on device (needs ~{len(text.encode()) // 1024 + 1} KB at "
+                                 f"{self.path}); free space and run again with --resume") from None
+            raise MedSRError(f"cannot write {self.path}: {exc.strerror or exc}; check the folder's "
+                             "permissions and free space") from None
 
     def verified(self, task) -> Optional[dict]:
         """The row of a task whose output exists and verifies (see module docstring), else None."""

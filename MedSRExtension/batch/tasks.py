@@ -2,7 +2,10 @@
 with the task's options parsed and checked exactly as ``medsr run`` checks its arguments.
 
 Only paths and small records cross the scheduler: the worker reads the input from storage every
-worker sees and writes the output there. A failure is returned as a record (status "failed" and the
+worker sees and writes the result there, into a staging folder of its own beside the output
+(batch.staging); the client renames it into place (batch.commit). A task never touches an output's
+final path, so running it again (Dask re-runs tasks whose worker died) changes nothing already
+recorded. A failure is returned as a record (status "failed" and the
 one-line reason), so one bad input never stops the others. The weights are read once per worker
 process (zoo.weights caches verified files), whatever the number of tasks it runs.
 """
@@ -12,6 +15,7 @@ import argparse
 import contextlib
 import io
 import os
+import shutil
 import socket
 import time
 from datetime import datetime, timezone
@@ -69,9 +73,12 @@ def _progress_reporter(name: str):
     return update
 
 
-def run_task(task: dict, replace: bool = True) -> dict:
-    """Run one task ({"input", "output", "options"}) and return its manifest row (plus "weights_loads":
-    how many times this worker process has read each weight file)."""
+def run_task(task: dict, run_id: str) -> dict:
+    """Run one task ({"input", "output", "options"}) into a new staging folder of run ``run_id`` and
+    return its manifest row, plus "staged" (the result to commit; absent when it failed, and then
+    nothing is left behind) and "weights_loads" (how many times this worker process has read each
+    weight file)."""
+    from MedSRExtension.batch.staging import make_stage, stage_of
     from MedSRExtension.batch.manifest import options_text, tree_sha256
     from MedSRExtension.cli.common import parse_component
     from MedSRExtension.cli.run import options_from_args, superresolve_file
@@ -80,22 +87,25 @@ def run_task(task: dict, replace: bool = True) -> dict:
     start = time.perf_counter()
     row = {"input": task["input"], "output": task["output"], "options": options_text(task["options"]),
            "worker": _worker_name()}
+    staged = None
     try:
         arguments = run_arguments(task["options"])
         options, component = options_from_args(arguments), parse_component(arguments.component)
         row["model"] = options.model
-        os.makedirs(os.path.dirname(task["output"].rstrip(os.sep)) or ".", exist_ok=True)
-        done = superresolve_file(task["input"], task["output"], options, component=component,
-                                 progress=_progress_reporter(os.path.basename(task["input"].rstrip(os.sep))),
-                                 replace=replace)
+        staged = make_stage(task["output"], run_id)
+        done = superresolve_file(task["input"], staged, options, component=component,
+                                 progress=_progress_reporter(os.path.basename(task["input"].rstrip(os.sep))))
         record = done["provenance"]
-        row.update(status="done", input_sha256=tree_sha256(task["input"]), output_sha256=tree_sha256(task["output"]),
+        row.update(status="done", input_sha256=tree_sha256(task["input"]), output_sha256=tree_sha256(staged),
                    weights=record.get("weights", ""), weights_sha256=record.get("weights_sha256", ""),
-                   device=record.get("device", ""))
+                   device=record.get("device", ""), staged=staged)
     except MedSRError as exc:
         row.update(status="failed", reason=str(exc))
     except Exception as exc:  # a bug must not stop the cohort either; its type says where to look
         row.update(status="failed", reason=f"internal error {exc.__class__.__name__}: {exc}"[:300])
+    if row["status"] == "failed" and staged is not None:  # the reason names the output, not the stage
+        row["reason"] = row["reason"].replace(staged.rstrip(os.sep), task["output"].rstrip(os.sep))
+        shutil.rmtree(stage_of(staged), ignore_errors=True)
     row["seconds"] = f"{time.perf_counter() - start:.2f}"
     row["finished"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     row["weights_loads"] = dict(zoo.LOADS)

@@ -2,12 +2,16 @@
 
 Each input is one task running ``medsr run``'s pipeline (same validation, same refusals); a failed
 input does not stop the others. The table at the end lists every input with its status, and the
-exit status is 1 when any failed (2 when the batch itself cannot start: bad options, no inputs).
+exit status is 1 when any failed (2 when the batch itself cannot start: bad options, no inputs, outputs
+that collide; or cannot go on: the manifest cannot be written). Ctrl-C stops it with one line and
+exit status 130, the rows of finished outputs kept; files the folder scan skipped are listed, one
+line per kind, on stderr.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from MedSRExtension.core.errors import MedSRError
@@ -61,11 +65,16 @@ def _table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _notice(line: str) -> None:
+    print(f"medsr batch: {line}", file=sys.stderr)
+
+
 def run(args) -> int:
     from MedSRExtension.batch.cluster import open_client
     from MedSRExtension.batch.inputs import collect
-    from MedSRExtension.batch.manifest import NAME
+    from MedSRExtension.batch.manifest import NAME, Manifest
     from MedSRExtension.batch.runner import run_batch
+    from MedSRExtension.batch.staging import new_run_id, sweep_run
 
     outdir = Path(args.outdir)
     if outdir.exists() and not outdir.is_dir():
@@ -77,12 +86,19 @@ def run(args) -> int:
     if args.scheduler:  # the workers' devices are checked where they run
         checked.device = "auto"
     options_from_args(checked)  # the command line's options, checked before anything starts
-    tasks = collect(args.inputs, outdir, args.format)
+    tasks = collect(args.inputs, outdir, args.format, notice=_notice)
     for task in tasks:
         task.options = task_options(given, task.options)
+    if args.resume:
+        Manifest.load(outdir)  # a damaged manifest is refused before a cluster starts
     outdir.mkdir(parents=True, exist_ok=True)
-    with open_client(args.workers, args.scheduler) as (client, resources):
-        rows = run_batch(tasks, outdir, client, resources=resources, resume=args.resume, quiet=args.quiet)
+    run_id = new_run_id()
+    try:
+        with open_client(args.workers, args.scheduler) as (client, resources):
+            rows = run_batch(tasks, outdir, client, resources=resources, resume=args.resume, quiet=args.quiet,
+                             run_id=run_id, notice=_notice)
+    finally:  # once the workers are gone: nothing of this run is still being written
+        sweep_run([t.output for t in tasks], run_id)
     print(_table(rows))
     count = {s: sum(r["status"] == s for r in rows) for s in ("done", "skipped", "failed")}
     print(f"{count['done']} done, {count['skipped']} skipped, {count['failed']} failed; "
