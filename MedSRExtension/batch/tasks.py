@@ -1,4 +1,4 @@
-"""What a batch worker runs for one input: ``medsr run``'s own pipeline (``cli.run.superresolve_file``),
+"""What a batch worker runs for one input: ``medsr run``'s own pipeline (``pipeline.files.superresolve_file``),
 with the task's options parsed and checked exactly as ``medsr run`` checks its arguments.
 
 Only paths and small records cross the scheduler: the worker reads the input from storage every
@@ -12,8 +12,6 @@ process (zoo.weights caches verified files), whatever the number of tasks it run
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import os
 import shutil
 import socket
@@ -27,25 +25,10 @@ PROGRESS_EVERY_S = 0.5
 
 
 def run_arguments(options: dict) -> argparse.Namespace:
-    """The ``medsr run`` arguments for a task's options (CSV text or command-line values)."""
-    from MedSRExtension.cli import build_parser
-    argv = ["run", "in", "out"]
-    for name, value in options.items():
-        if name == "force":
-            if str(value).strip().lower() in ("1", "true", "yes", "y"):
-                argv.append("--force")
-            elif str(value).strip().lower() not in ("", "0", "false", "no", "n"):
-                raise MedSRError(f"force must be true or false, got '{value}'")
-        elif value is not None:
-            argv.append(f"--{name}={value}")
-    parser = build_parser()
-    said = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(said):
-            return parser.parse_args(argv)
-    except SystemExit:  # argparse's one-line refusal, as `medsr run` prints it
-        message = said.getvalue().strip().splitlines()[-1] if said.getvalue().strip() else "invalid run options"
-        raise MedSRError(message.replace("medsr run: error: ", "")) from None
+    """The ``medsr run`` arguments for a task's options (CSV text or command-line values), checked as
+    ``medsr run`` checks them (``pipeline.run_options``)."""
+    from MedSRExtension.pipeline.run_options import parse_run_options
+    return parse_run_options(options)
 
 
 def _worker_name() -> str:
@@ -80,8 +63,8 @@ def run_task(task: dict, run_id: str) -> dict:
     weight file)."""
     from MedSRExtension.batch.staging import make_stage, stage_of
     from MedSRExtension.batch.manifest import options_text, tree_sha256
-    from MedSRExtension.cli.common import parse_component
-    from MedSRExtension.cli.run import options_from_args, superresolve_file
+    from MedSRExtension.pipeline.files import superresolve_file
+    from MedSRExtension.pipeline.run_options import options_from_args, parse_component
     from MedSRExtension.zoo import weights as zoo
 
     start = time.perf_counter()

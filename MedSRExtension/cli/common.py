@@ -2,19 +2,8 @@
 from __future__ import annotations
 
 import sys
-from typing import Optional
 
-from MedSRExtension.core import validation
-
-
-def parse_floats(text: Optional[str], what: str, allowed=(1, 3)):
-    """'2' -> 2.0; '2,2,1' -> (2.0, 2.0, 1.0); None -> None; '' and anything else is a clear error."""
-    return validation.parse_numbers(text, what, allowed)
-
-
-def parse_component(text):
-    """--component: None, 'luminance', or a channel index; anything else is a clear error."""
-    return validation.parse_component(text)
+from MedSRExtension.pipeline.run_options import parse_component, parse_floats  # noqa: F401 (subcommands)
 
 
 def progress_bar(quiet: bool, desc: str):
