@@ -129,6 +129,7 @@ def test_resume_after_a_killed_run_finishes_the_rest_without_redoing_verified_ou
                                   for r in rows)
     for output, mtime in kept.items():
         assert os.stat(output).st_mtime_ns == mtime  # a verified output is not written again
+    assert [p for p in out.rglob(".*")] == []  # the killed run's staging folders were swept
 
 
 def test_csv_manifest_with_per_row_options_and_a_dicom_series(tmp_path, capsys):

@@ -150,6 +150,30 @@ def test_outputs_that_are_one_file_through_a_link_or_an_input_are_refused_before
     assert not (out / NAME).exists() and hidden_entries(out) == []
 
 
+def test_a_damaged_dicom_output_is_redone_whole_and_a_folder_with_user_files_is_never_touched(tmp_path):
+    slab = np.round(mni_region(shape_kji=(3, 24, 20), oblique=False).array).astype(np.int16)
+    write_source_series(tmp_path / "series", slab, (0.9, 1.1, 4.0), np.array([-31.5, 12.25, 40.0]), np.eye(3))
+    out = tmp_path / "out"
+    tasks = collect(str(tmp_path / "series"), out)
+    for t in tasks:
+        t.options = {"model": "bicubic"}
+    result = out / "series"
+    with open_client(workers=1) as (client, resources):
+        assert [r["status"] for r in run_batch(tasks, out, client, resources, quiet=True)] == ["done"]
+        slices = sorted(p.name for p in result.iterdir())
+        (result / slices[1]).unlink()  # damaged: a slice lost
+        rows = run_batch(tasks, out, client, resources, resume=True, quiet=True)
+        assert [r["status"] for r in rows] == ["done"]  # redone, the whole series replaced
+        assert sorted(p.name for p in result.iterdir()) == slices
+        assert_manifest_is_the_files(out)
+        (result / slices[0]).unlink()
+        (result / "notes.txt").write_text("the user's")
+        rows = run_batch(tasks, out, client, resources, resume=True, quiet=True)
+    assert [r["status"] for r in rows] == ["failed"] and "notes.txt" in rows[0]["reason"]
+    assert (result / "notes.txt").read_text() == "the user's" and len(list(result.iterdir())) == len(slices)
+    assert manifest_rows(out)[0]["status"] == "failed" and hidden_entries(out) == []
+
+
 def test_a_manifest_that_is_not_utf8_is_refused_in_one_line_and_kept(tmp_path, capsys):
     cohort(tmp_path / "in", n=1, corrupt=False)
     out = tmp_path / "out"

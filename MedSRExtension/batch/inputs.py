@@ -99,8 +99,8 @@ def skipped_lines(skipped: list[Path], root: Path) -> list[str]:
         lines.append(f"skipped {len(images)} 2D image(s) in {root} ({_examples(images, root)}): a folder is "
                      "scanned for volumes and DICOM series; give 2D images by a glob or a CSV manifest")
     if others:
-        lines.append(f"skipped {len(others)} file(s) in {root} that are not volumes or DICOM ({_examples(others, root)}); "
-                     f"batch reads {', '.join(VOLUME_FILES)} files and DICOM series folders")
+        lines.append(f"skipped {len(others)} file(s) in {root} that are not volumes or DICOM "
+                     f"({_examples(others, root)}); batch reads {', '.join(VOLUME_FILES)} files and DICOM series folders")
     return lines
 
 
