@@ -100,7 +100,8 @@ def skipped_lines(skipped: list[Path], root: Path) -> list[str]:
                      "scanned for volumes and DICOM series; give 2D images by a glob or a CSV manifest")
     if others:
         lines.append(f"skipped {len(others)} file(s) in {root} that are not volumes or DICOM "
-                     f"({_examples(others, root)}); batch reads {', '.join(VOLUME_FILES)} files and DICOM series folders")
+                     f"({_examples(others, root)}); batch reads {', '.join(VOLUME_FILES)} files and DICOM "
+                     "series folders")
     return lines
 
 
