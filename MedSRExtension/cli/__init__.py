@@ -10,7 +10,7 @@ import threading
 
 from MedSRExtension.core.errors import MedSRError
 
-SUBCOMMANDS = ("run", "batch", "models", "info", "compare", "train", "eval", "bench", "serve", "export")
+SUBCOMMANDS = ("run", "batch", "models", "info", "compare", "train", "eval", "bench", "serve", "export", "server")
 
 
 class _Parser(argparse.ArgumentParser):
