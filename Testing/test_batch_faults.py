@@ -260,3 +260,24 @@ def test_a_manifest_write_on_a_full_disk_is_one_line_and_the_earlier_manifest_st
     assert (out / NAME).read_bytes() == before
     (small_disk / "filler").unlink()
     assert_manifest_is_the_files(out)
+
+
+def test_resume_sweeps_the_temporary_names_a_killed_writer_leaves(tmp_path):
+    """core.atomic's names carry host and PID: a dead process's are swept beside the outputs, a live
+    one's (another batch writing there now) are kept."""
+    import subprocess
+    import sys as _sys
+    from MedSRExtension.batch.staging import sweep_stale
+    from MedSRExtension.core import atomic
+    dead = int(subprocess.run([_sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
+    host = atomic.owner_prefix()[len(atomic.PREFIX):].rsplit("-", 2)[0]
+    out = tmp_path / "out"
+    (out / "sub").mkdir(parents=True)
+    litter = [out / "sub" / f".medsr-{host}-{dead}-abcd1234", out / "sub" / f".medsr-{host}-{dead}-3.a.nii.gz"]
+    litter[0].mkdir()
+    litter[1].write_bytes(b"half")
+    live = out / "sub" / f"{atomic.owner_prefix()}efgh5678"
+    live.mkdir()
+    removed = sweep_stale(out, [str(out / "sub" / "a.nii.gz")], "manifest.csv")
+    assert sorted(map(str, removed)) == sorted(map(str, litter)) and live.is_dir()

@@ -7,7 +7,8 @@ row (batch.commit), so a task Dask re-runs after a worker died writes a fresh st
 is never committed: no retry can rewrite an output whose row is already written.
 
 ``sweep_stale`` removes what interrupted runs left beside the cohort's outputs, and only names MedSR
-makes: ``tempfile.mkdtemp`` folders ``.medsr-XXXXXXXX`` (core.atomic.staging_folder) and
+makes: the ``.medsr-HOST-PID-...`` names of core.atomic whose process is gone (``atomic.sweep_stale``),
+and the names earlier versions made: ``tempfile.mkdtemp`` folders ``.medsr-XXXXXXXX`` (core.atomic.staging_folder) and
 ``.medsr-batch-<run>-XXXXXXXX`` (here), a DICOM output's ``.NAME.XXXXXXXX`` / ``.NAME.old.XXXXXXXX``
 (core.atomic.new_folder) and an output's ``.NAME.<pid>.<n>.tmp<ext>`` (core.atomic.atomic_path).
 """
@@ -20,6 +21,8 @@ import tempfile
 import uuid
 from pathlib import Path
 from typing import Iterable, Union
+
+from MedSRExtension.core import atomic
 
 PathLike = Union[str, os.PathLike]
 _RANDOM = r"[a-z0-9_]{8}"  # tempfile's random part: 8 of abcdefghijklmnopqrstuvwxyz0123456789_
@@ -86,6 +89,8 @@ def sweep_stale(outdir: PathLike, outputs: Iterable[str], manifest_name: str) ->
     for parent, names in names_by_parent.items():
         if not parent.is_dir():
             continue
+        # today's temporary names carry host and PID: core.atomic removes those of processes gone
+        removed += [parent / name for name in atomic.sweep_stale(parent)]
         for entry in sorted(parent.iterdir()):
             if _stale(entry, names):
                 if entry.is_dir():
