@@ -21,7 +21,7 @@ def register(sub) -> None:
                                    "and write OUTPUT by its extension; OUTPUT/ (a folder) writes a DICOM "
                                    "series derived from a DICOM series INPUT.")
     p.add_argument("input")
-    p.add_argument("output")
+    p.add_argument("output", nargs="?", help="the output file or DICOM folder/ (may be left out with --store)")
     add_run_options(p)
     p.add_argument("--adapt", nargs="?", type=float, const=True, default=None, metavar="MINUTES",
                    help="throughplane: first fine-tune the network on this volume's own in-plane slices "
@@ -37,6 +37,12 @@ def register(sub) -> None:
     p.add_argument("--series", default=None, metavar="UID",
                    help="the SeriesInstanceUID to read when the INPUT folder holds several DICOM series")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    p.add_argument("--server", default=None, metavar="URL",
+                   help="run on a medsr server (http(s)://HOST:PORT); the token from $MEDSR_TOKEN or --token")
+    p.add_argument("--token", default=None, metavar="T", help="the server's token (prefer $MEDSR_TOKEN)")
+    p.add_argument("--store", default=None, metavar="URL",
+                   help="store the derived DICOM series in a PACS (STOW-RS, http(s)://HOST/dicom-web); INPUT may "
+                        "be dicomweb:http(s)://HOST/dicom-web/studies/UID/series/UID")
     p.set_defaults(func=run)
 
 
@@ -45,6 +51,9 @@ def _say(line: str) -> None:
 
 
 def run(args) -> int:
+    from .run_remote import needs_elsewhere, run_elsewhere
+    if needs_elsewhere(args):
+        return run_elsewhere(args, _report)
     # every option is checked before the input is read, and the output may never be an input
     check_output(args.output, args.input)
     options = options_from_args(args)
@@ -56,16 +65,21 @@ def run(args) -> int:
                                  confidence=args.confidence)
     finally:
         close()
+    _report(args, options, done)
+    return 0
+
+
+def _report(args, options, done: dict) -> None:
+    """The lines after a run: the fallback, if any, on stderr; the summary unless --quiet."""
     if options.fallback:  # never silent: said (after the checks and the run) and recorded in the provenance
         print(f"medsr run: {options.fallback}", file=sys.stderr)
     if not args.quiet:
         size = "x".join(map(str, done["shape"]))
         spacing_txt = ", ".join(f"{s:.4g}" for s in done["spacing"])
-        kind = " (DICOM series)" if validation.is_series_output(args.output) else ""
+        kind = " (DICOM series)" if args.output and validation.is_series_output(args.output) else ""
         print(f"wrote {done['output']}{kind} ({size} voxels, spacing {spacing_txt} mm) with {options.model} "
               f"in {done['seconds']:.1f} s")
         if done.get("adapt"):
             info = done["adapt"]
             print(f"adapted from {info['start_weights']}: {info['steps']} steps in {info['seconds']} s, L1 "
                   f"{info['loss_first']:.4f} -> {info['loss_last']:.4f}; {info['profile']}")
-    return 0
