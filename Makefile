@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml scripts/install_torch.sh scripts/install_browser.sh
 	bash scripts/install_torch.sh $(PY)
 	$(PY) -m pip install -q -e ".[test,data,web]"
 	bash scripts/install_browser.sh
+	bash scripts/install_orthanc.sh
 	touch $(STAMP)
 
 demo: $(STAMP)
