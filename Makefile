@@ -21,6 +21,7 @@ demo: $(STAMP)
 	$(PY) scripts/demo.py
 
 test: $(STAMP)
+	$(PY) -m ruff check MedSRExtension MedSRModule MedSRWeb Testing scripts
 	$(PY) -m pytest -n 2 -q
 
 bench: $(STAMP)

@@ -32,7 +32,8 @@ def test_modes_scale_the_right_axes(mode, factors):
 def test_nearest_x2_repeats_voxels_in_every_mode():
     v = mni_region(shape_kji=(4, 6, 5))
     a = v.array
-    rep = lambda x, axes: np.repeat(np.repeat(x, 2, axes[0]), 2, axes[1]) if len(axes) == 2 else np.repeat(x, 2, axes[0])
+    def rep(x, axes):
+        return np.repeat(np.repeat(x, 2, axes[0]), 2, axes[1]) if len(axes) == 2 else np.repeat(x, 2, axes[0])
     inplane = super_resolve(v, model="nearest", scale=2, mode="inplane").array
     np.testing.assert_allclose(inplane, rep(a, (1, 2)), rtol=1e-5)
     through = super_resolve(v, model="nearest", scale=2, mode="throughplane").array

@@ -4,7 +4,6 @@ traceback, the input untouched, and in the output folder either the complete out
 a temporary file or staging folder."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys

@@ -26,7 +26,10 @@ import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterator, Optional
+from typing import TYPE_CHECKING, Iterator, Optional
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 FILE = "cpu_fastpaths.json"
 #: Largest PSNR loss (dB, on the validation regions) for which bf16 is allowed.

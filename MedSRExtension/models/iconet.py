@@ -51,7 +51,6 @@ from typing import Optional, Sequence
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from MedSRExtension.core.errors import MedSRError
 from .blocks import (ConvMLP, LayerNorm2d, MeanShift, Upsampler, bicubic, conv, conv1x1, conv3x3,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
-from MedSRExtension.core.geometry import MODES  # numpy only: the panel opens without torch
-from MedSRExtension.evaluation.segmentation_methods import METHODS as SEGMENTATION_METHODS  # no scipy
+from MedSRExtension.core.geometry import MODES  # noqa: F401 (re-exported; numpy only: the panel opens without torch)
+from MedSRExtension.evaluation.segmentation_methods import METHODS as SEGMENTATION_METHODS  # noqa: F401 (no scipy)
 
 AXES = ("auto", "i", "j", "k")
 DEVICES = ("auto", "cpu", "cuda", "mps")
