@@ -224,3 +224,36 @@ def test_restart_keeps_finished_results_and_fails_unfinished_jobs(server, inputs
     assert wait_for(lambda: not alive(pid), timeout=15), "the killed server's worker is still running"
     with pytest.raises(ServerError, match="is failed"):
         client.download(slow["id"], str(tmp_path / "none.nrrd"))
+
+
+def test_a_new_token_is_written_for_its_owner_only_and_results_expire(tmp_path):
+    """In-process, on real files: the token made when none is given, and the --keep-hours sweep."""
+    import os
+    import time
+
+    from MedSRExtension.server.jobstore import JobStore
+    from MedSRExtension.server.main import resolve_tokens
+    from MedSRExtension.server.tokens import TOKEN_ENV, Guard, owner_key
+    saved = os.environ.pop(TOKEN_ENV, None)
+    try:
+        tokens, made = resolve_tokens([], None, tmp_path)
+    finally:
+        if saved is not None:
+            os.environ[TOKEN_ENV] = saved
+    assert tokens == [made] and len(made) >= 32
+    assert (tmp_path / "token").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "token").read_text().strip() == made
+    guard = Guard(None, tokens, 1)
+    assert guard.owner_of(f"Bearer {made}".encode()) == owner_key(made)
+    assert guard.owner_of(f"Bearer {made}x".encode()) is None and guard.owner_of(made.encode()) is None
+
+    store = JobStore(tmp_path / "data", keep_hours=1)
+    old, new = (store.new("o", "a.nii.gz", {}, None) for _ in range(2))
+    for job in (old, new):
+        store.add(job)
+        store.finish(job, "done", "done")
+    old.info["finished"] = time.time() - 2 * 3600
+    store.save(old)
+    assert store.expire() == 1
+    assert not old.folder.exists() and new.folder.exists()
+    assert [j.id for j in JobStore(tmp_path / "data", keep_hours=1).recover()] == [new.id]

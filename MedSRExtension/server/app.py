@@ -133,6 +133,9 @@ def _create(store: JobStore, scheduler: Scheduler, owner: str, volume: UploadFil
         run_options, chosen = uploads.prepare(source, parsed, job.work)
         shutil.rmtree(job.folder / "upload", ignore_errors=True)  # the worker reads its request only
         job.info.update(options=run_options, chosen=chosen)
+        if scheduler.queue_full():  # others were queued while this upload was read
+            shutil.rmtree(job.folder, ignore_errors=True)
+            return _error(503, f"the queue is full ({scheduler.max_queue} jobs waiting); try again later")
         scheduler.submit(job)
         return JSONResponse({"id": job.id, "state": "queued", "chosen": chosen}, status_code=201)
     except MedSRError as exc:
