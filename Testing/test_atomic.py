@@ -29,7 +29,8 @@ def test_interrupted_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
 
 def test_completed_write_replaces_and_keeps_the_extension_for_the_writer(tmp_path):
     suffixes = []
-    atomic.write_with(tmp_path / "a.nii.gz", lambda tmp: suffixes.append(tmp) or open(tmp, "w", encoding="utf-8").close())
+    atomic.write_with(tmp_path / "a.nii.gz",
+                      lambda tmp: suffixes.append(tmp) or open(tmp, "w", encoding="utf-8").close())
     assert suffixes[0].endswith(".nii.gz")
     assert os.listdir(tmp_path) == ["a.nii.gz"]
 

@@ -45,7 +45,8 @@ def test_training_regions_stop_before_the_validation_regions():
     for name, axis in corpus.HELD_OUT_AXIS.items():
         img = corpus.read(name)
         assert train[name].array.shape[axis] == int(np.floor(0.8 * img.shape[axis]))
-        np.testing.assert_array_equal(train[name].array, np.take(img, np.arange(train[name].array.shape[axis]), axis=axis))
+        np.testing.assert_array_equal(train[name].array,
+                                      np.take(img, np.arange(train[name].array.shape[axis]), axis=axis))
 
 
 @pytest.mark.parametrize("scale,kind", [((2.0, 2.0), "bicubic"), ((4.0, 4.0), "kspace"), ((4.0, 1.0), "thickslice")])

@@ -177,7 +177,8 @@ def test_factor_outside_the_thickslice_range_falls_back_to_bicubic_then_is_refus
     assert record["weights"] == os.path.basename(bicubic)
     assert np.array_equal(through, _run(v, mode="throughplane", scale=4, weights=bicubic)[0])
     with pytest.raises(MedSRError, match=r"no trained weights for 'pfmdn' at scale 5x1; .*scales \[2, 3, 4\] "
-                                         r"\(any factors in \[1, 4\]\), through-plane \(f, 1\) for f in \[1, 3\] \(thickslice\)"):
+                                         r"\(any factors in \[1, 4\]\), through-plane \(f, 1\) for f in \[1, 3\] "
+                                         r"\(thickslice\)"):
         super_resolve(v, model="pfmdn", mode="throughplane", scale=5, device="cpu")
 
 

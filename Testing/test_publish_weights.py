@@ -10,7 +10,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _publisher():
-    spec = importlib.util.spec_from_file_location("publish_weights", os.path.join(ROOT, "scripts", "publish_weights.py"))
+    spec = importlib.util.spec_from_file_location("publish_weights",
+                                                  os.path.join(ROOT, "scripts", "publish_weights.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -71,7 +71,8 @@ def test_every_file_the_module_cmake_names_exists():
     missing = [n for n in listed if not os.path.exists(os.path.join(MODULE, n))]
     assert not missing, f"MedSRModule/CMakeLists.txt names missing files: {missing}"
     for kind, var, pattern in _cmake_globs(MODULE_CMAKE):
-        base = os.path.dirname(pattern.replace("${CMAKE_CURRENT_SOURCE_DIR}", MODULE).replace("${PROJECT_SOURCE_DIR}", ROOT))
+        base = os.path.dirname(pattern.replace("${CMAKE_CURRENT_SOURCE_DIR}", MODULE)
+                               .replace("${PROJECT_SOURCE_DIR}", ROOT))
         assert os.path.isdir(base), f"{var} globs in a folder that does not exist: {pattern}"
 
 
@@ -204,11 +205,13 @@ def test_module_never_imports_torch_at_import_time():
 
 
 def test_requirements_are_plain_pip_requirements_without_torch():
-    lines = [line.split("#", 1)[0].strip() for line in _read(os.path.join(MODULE, "Resources", "requirements.txt")).splitlines()]
+    lines = [line.split("#", 1)[0].strip()
+             for line in _read(os.path.join(MODULE, "Resources", "requirements.txt")).splitlines()]
     reqs = [line for line in lines if line]
     assert reqs, "requirements.txt lists nothing"
     for req in reqs:
-        assert re.fullmatch(r"[A-Za-z0-9_.\-]+(\[[\w,]+\])?\s*([<>=!~]=?\s*[\w.*]+\s*,?\s*)*", req), f"not a requirement: {req}"
+        assert re.fullmatch(r"[A-Za-z0-9_.\-]+(\[[\w,]+\])?\s*([<>=!~]=?\s*[\w.*]+\s*,?\s*)*", req), \
+            f"not a requirement: {req}"
         assert not req.lower().startswith("torch"), "torch comes through the PyTorch extension, not requirements.txt"
 
 

@@ -136,7 +136,8 @@ def main() -> int:
                      "the shipped light weights (fastest of interleaved rounds): speed-ups over fp32 eager NCHW; "
                      "bf16 = torch.autocast(cpu, bfloat16) + channels_last; flush_denormals = fp32 with subnormals "
                      "flushed to zero; *slice_workers_speedup = 2 slices in flight with 1 thread each vs 1 slice on 2 "
-                     "threads (over 4 slices), in fp32 and in bf16; *_psnr_delta_db = mean PSNR change against fp32 over the held-out "
+                     "threads (over 4 slices), in fp32 and in bf16; *_psnr_delta_db = mean PSNR change against fp32 "
+                     "over the held-out "
                      "validation regions (192-pixel structured crops), *_worst_db = the worst region. "
                      "onnxruntime_speedup: measured separately (ONNX Runtime CPU vs torch fp32).")
     data["measured_on"] = {"cpu": cpu_name(), "native_bf16": fastpath.native_bf16(), "torch": torch.__version__,

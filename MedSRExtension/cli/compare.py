@@ -57,7 +57,8 @@ def _parse_crop(text: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
     except ValueError:
         values = []
     if len(values) != 6:
-        raise MedSRError(f"--crop takes six integers I0,J0,K0,NI,NJ,NK (start voxel and size), got '{text}'; e.g. --crop 0,0,0,64,64,16")
+        raise MedSRError(f"--crop takes six integers I0,J0,K0,NI,NJ,NK (start voxel and size), got '{text}'; "
+                         "e.g. --crop 0,0,0,64,64,16")
     return tuple(values[:3]), tuple(values[3:])
 
 

@@ -29,7 +29,8 @@ def _scales(text: str) -> list[list[float]]:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("train", help="train a network on the corpus (checkpoints, resume, EMA, CSV log)",
-                              description="Train a network on the corpus of DESIGN.md; validation on its held-out regions.")
+                              description="Train a network on the corpus of DESIGN.md; "
+                                          "validation on its held-out regions.")
     p.add_argument("--model", required=True, help="network name (medsr models)")
     p.add_argument("--preset", default="light")
     p.add_argument("--scale", default="2", help="2, or 2,3,4 for mixed-scale training of an arbitrary-scale model, "
@@ -58,7 +59,8 @@ def run(args) -> int:
     from ..training import TrainConfig, train
     cfg = TrainConfig(model=args.model, out=args.out, preset=args.preset, scales=_scales(args.scale),
                       degradation=args.degradation, iters=args.iters, batch=args.batch, patch=args.patch,
-                      lr=args.lr, warmup=args.warmup, seed=args.seed, val_every=args.val_every, ckpt_every=args.ckpt_every,
+                      lr=args.lr, warmup=args.warmup, seed=args.seed, val_every=args.val_every,
+                      ckpt_every=args.ckpt_every,
                       device=args.device, amp=args.amp, threads=args.threads, init=args.init)
     if cfg.ckpt_every % cfg.log_every:
         cfg.log_every = 1

@@ -7,14 +7,24 @@ Only images that ship inside PyPI packages are used, so training runs offline.
 Validation regions (never seen by training, in any orientation; used for model selection,
 training-time validation and every number reported by ``medsr eval``):
 
-| name    | file                                      | array shape (rows, cols) / (k, j, i) | validation region                   | training region                    |
-|---------|-------------------------------------------|--------------------------------------|-------------------------------------|------------------------------------|
-| mni     | nilearn mni_icbm152_t1_tal_nlin_sym_09a   | 189 × 233 × 197 (k, j, i), 1 mm      | axial slab k ∈ [80, 104); the eval images are axial slices k = 86 and k = 98 | k ∈ [0, 80) and k ∈ [104, 189), each sub-volume sliced axially, coronally and sagittally (a patch never straddles the slab) |
-| rg1     | pydicom-data RG1_UNCI.dcm (chest X-ray)   | 1955 × 1841                          | right-most 20 % of columns, c ≥ 1472 | columns c < 1472                  |
-| rg3     | pydicom-data RG3_UNCI.dcm (tibia X-ray)   | 1760 × 1760                          | bottom 20 % of rows, r ≥ 1408 (the right-most columns are empty background) | rows r < 1408 |
-| mr2     | pydicom-data MR2_UNCI.dcm (shoulder MR)   | 1024 × 1024                          | columns c ≥ 819                     | columns c < 819                    |
-| ct693   | pydicom-data 693_UNCI.dcm (head CT, HU)   | 512 × 512                            | columns c ≥ 409                     | columns c < 409                    |
-| retina  | scikit-image data/retina.jpg (green)      | 1411 × 1411                          | columns c ≥ 1128                    | columns c < 1128                   |
+| name    | file                                      | array shape (rows, cols) / (k, j, i) \
+| validation region                   | training region                    |
+|---------|-------------------------------------------|--------------------------------------\
+|-------------------------------------|------------------------------------|
+| mni     | nilearn mni_icbm152_t1_tal_nlin_sym_09a   | 189 × 233 × 197 (k, j, i), 1 mm      \
+| axial slab k ∈ [80, 104); the eval images are axial slices k = 86 and k = 98 \
+| k ∈ [0, 80) and k ∈ [104, 189), each sub-volume sliced axially, coronally and sagittally (a patch never straddles\
+ the slab) |
+| rg1     | pydicom-data RG1_UNCI.dcm (chest X-ray)   | 1955 × 1841                          \
+| right-most 20 % of columns, c ≥ 1472 | columns c < 1472                  |
+| rg3     | pydicom-data RG3_UNCI.dcm (tibia X-ray)   | 1760 × 1760                          \
+| bottom 20 % of rows, r ≥ 1408 (the right-most columns are empty background) | rows r < 1408 |
+| mr2     | pydicom-data MR2_UNCI.dcm (shoulder MR)   | 1024 × 1024                          \
+| columns c ≥ 819                     | columns c < 819                    |
+| ct693   | pydicom-data 693_UNCI.dcm (head CT, HU)   | 512 × 512                            \
+| columns c ≥ 409                     | columns c < 409                    |
+| retina  | scikit-image data/retina.jpg (green)      | 1411 × 1411                          \
+| columns c ≥ 1128                    | columns c < 1128                   |
 
 For 2D images the split is at ``floor(0.8 · n)`` along the held-out axis (columns, or rows for rg3);
 training patches lie entirely before it.
@@ -43,7 +53,8 @@ NAMES = ("mni", "rg1", "rg3", "mr2", "ct693", "retina")
 
 
 def _missing(what: str, package: str) -> MedSRError:
-    return MedSRError(f"training data '{what}' not found; install the data extras: pip install 'medsr[data]' ({package})")
+    return MedSRError(f"training data '{what}' not found; "
+                      f"install the data extras: pip install 'medsr[data]' ({package})")
 
 
 def mni_path() -> str:

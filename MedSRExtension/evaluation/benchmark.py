@@ -79,7 +79,8 @@ def main(slices: int = 150, size: int = 256, device: str = "cpu", networks: str 
                       f"validation regions); peak memory {engine['peak_mb']:.0f} MB vs {naive['peak_mb']:.0f} MB")
             if "above_io_mb_by_slices" in record:
                 growth = ", ".join(f"{n} slices {mb:.0f} MB" if mb is not None else f"{n} slices: error"
-                                   for n, mb in sorted(record["above_io_mb_by_slices"].items(), key=lambda kv: int(kv[0])))
+                                   for n, mb in sorted(record["above_io_mb_by_slices"].items(),
+                                                       key=lambda kv: int(kv[0])))
                 print(f"{model}: engine memory beyond input and output: {growth}")
     if as_json:
         print(json.dumps(results, indent=2))

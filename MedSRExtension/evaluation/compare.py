@@ -483,7 +483,8 @@ def to_csv(rows: list[dict]) -> str:
 
 def best_method(rows: list[dict], key: str = "dice_mean") -> str | None:
     """The method with the highest finite ``key`` (first on ties), or None."""
-    vals = [(r[key], -i, r["method"]) for i, r in enumerate(rows) if isinstance(r.get(key), float) and math.isfinite(r[key])]
+    vals = [(r[key], -i, r["method"]) for i, r in enumerate(rows)
+            if isinstance(r.get(key), float) and math.isfinite(r[key])]
     return max(vals)[2] if vals else None
 
 
@@ -502,7 +503,8 @@ def to_markdown(rows: list[dict], settings: dict) -> str:
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|")
     for r in rows:
-        cells = [r["method"], f(r.get("psnr"), 2), f(r.get("ssim"), 4), f(r.get("dice_mean"), 4), f(r.get("hd95_mean"), 2)]
+        cells = [r["method"], f(r.get("psnr"), 2), f(r.get("ssim"), 4), f(r.get("dice_mean"), 4),
+                 f(r.get("hd95_mean"), 2)]
         cells += [f(r.get(f"dice_{lab}"), 4) for lab in labels] + [f(r.get(f"hd95_{lab}"), 2) for lab in labels]
         cells.append(f(r.get("seconds"), 1))
         lines.append("| " + " | ".join(cells) + " |")
@@ -546,5 +548,5 @@ def _save_volumes(out_dir: Path, lr: Volume, segmenter, saved: dict) -> None:
 # MedSRLib's name for score_against_reference until the Slicer glue switches (issue 12); remove then.
 score = score_against_reference
 
-__all__ = ["run_comparison", "CompareOptions", "score_against_reference", "Scored", "onto_grid", "crop", "check_models", "make_lr", "to_csv", "to_markdown",
-           "best_method", "columns", "AXES"]
+__all__ = ["run_comparison", "CompareOptions", "score_against_reference", "Scored", "onto_grid", "crop", "check_models",
+           "make_lr", "to_csv", "to_markdown", "best_method", "columns", "AXES"]

@@ -62,7 +62,8 @@ def _prepare(pred, ref, data_range, mask, shave: ShaveT):
         if m.shape != p.shape:
             raise MedSRError(f"mask has shape {m.shape} but the images have shape {p.shape}")
         m = m.astype(bool, copy=False)
-    sh = np.broadcast_to(np.asarray(shave, dtype=int), (p.ndim,)) if np.ndim(shave) == 0 else np.asarray(shave, dtype=int)
+    sh = (np.broadcast_to(np.asarray(shave, dtype=int), (p.ndim,)) if np.ndim(shave) == 0
+          else np.asarray(shave, dtype=int))
     if sh.shape != (p.ndim,) or np.any(sh < 0):
         raise MedSRError(f"shave must be a non-negative int or one per axis ({p.ndim} values), got {shave!r}")
     crop = []

@@ -208,13 +208,15 @@ def fit(method: str, reference: Volume) -> Segmenter:
         try:
             t = float(arg)
         except ValueError:
-            raise MedSRError(f"segmentation 'threshold:{arg}': '{arg}' is not a number; use e.g. threshold:300") from None
+            raise MedSRError(f"segmentation 'threshold:{arg}': '{arg}' is not a number; "
+                             "use e.g. threshold:300") from None
         seg = ThresholdSegmenter(method=f"threshold:{t:g}", labels=(1,), threshold=t)
         seg.reference = seg.apply(reference)
         if not seg.reference.array.any():
             lo, hi = float(np.min(reference.array)), float(np.max(reference.array))
             raise MedSRError(
-                f"threshold {t:g} keeps no voxel of the reference (its range is {lo:g} to {hi:g}); choose a value inside it"
+                f"threshold {t:g} keeps no voxel of the reference (its range is {lo:g} to {hi:g}); "
+                "choose a value inside it"
             )
         return seg
     return _fit_label_map(arg, reference)
@@ -226,7 +228,8 @@ def _fit_label_map(path: str, reference: Volume) -> LabelMapSegmenter:
     labels_vol = load_volume(path)
     arr = np.asarray(labels_vol.array)
     if not np.all(np.isfinite(arr)) or not np.array_equal(arr, np.round(arr)):
-        raise MedSRError(f"label map '{path}' has non-integer values; give a label map (integer labels, 0 = background)")
+        raise MedSRError(f"label map '{path}' has non-integer values; "
+                         "give a label map (integer labels, 0 = background)")
     if arr.min() < 0 or arr.max() > MAX_LABEL:
         raise MedSRError(f"label map '{path}' has labels outside 0..{MAX_LABEL}; relabel it")
     dtype = np.uint8 if arr.max() < 256 else np.int16
@@ -245,7 +248,8 @@ def label_map_segmenter(labels: Volume, reference: Volume, method: str = "labels
             f"{where} has no label inside the reference image's extent; check that both are in the same space"
         )
     img = np.asarray(reference.array, dtype=np.float64)
-    medians = {lab: float(np.median(img[ref_map.array == lab])) for lab in [0] + present if (ref_map.array == lab).any()}
+    medians = {lab: float(np.median(img[ref_map.array == lab]))
+               for lab in [0] + present if (ref_map.array == lab).any()}
     return LabelMapSegmenter(method=method, labels=tuple(present), reference=ref_map, medians=medians)
 
 

@@ -41,7 +41,8 @@ Progress = Optional[Callable[[int, int], None]]
 Cancel = Optional[Callable[[], bool]]
 
 
-def resolve_factors(volume: Volume, mode: str, axis: str, scale=None, spacing=None) -> tuple[tuple[float, float, float], str]:
+def resolve_factors(volume: Volume, mode: str, axis: str, scale=None,
+                    spacing=None) -> tuple[tuple[float, float, float], str]:
     """Per-axis factors (i, j, k) and the resolved axis for a request, validated against the mode."""
     if mode not in MODES:
         raise MedSRError(f"mode must be one of {', '.join(MODES)}, got '{mode}'; pick one of those")
@@ -69,7 +70,8 @@ def resolve_factors(volume: Volume, mode: str, axis: str, scale=None, spacing=No
     if single_slice:
         factors = (factors[0], factors[1], 1.0)
     if any(not math.isfinite(f) or f < 1 for f in factors):
-        raise MedSRError(f"scale factors must be >= 1 (super-resolution only), got {tuple(round(f, 4) for f in factors)}; "
+        raise MedSRError("scale factors must be >= 1 (super-resolution only), "
+                         f"got {tuple(round(f, 4) for f in factors)}; "
                          "give factors of 1 or more (or a coarser --spacing)")
     if mode == "inplane" and factors[a] != 1:
         raise MedSRError(f"inplane mode does not scale axis {axis}; use volumetric mode to scale all axes")

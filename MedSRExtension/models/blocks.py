@@ -137,7 +137,8 @@ class ChannelAttention(nn.Module):
         super().__init__()
         hidden = max(1, channels // reduction)
         self.window = window
-        self.fc = nn.Sequential(conv1x1(channels, hidden), nn.ReLU(inplace=True), conv1x1(hidden, channels), nn.Sigmoid())
+        self.fc = nn.Sequential(conv1x1(channels, hidden), nn.ReLU(inplace=True), conv1x1(hidden, channels),
+                                nn.Sigmoid())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.window is None:

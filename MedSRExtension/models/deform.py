@@ -23,7 +23,8 @@ weighted embedding bag): all k² taps of a row chunk are gathered by ONE ``grid_
 (N·G, k²·rows, W, 2)) from a channels-last copy of the image (all channels of a position in one place:
 ~2x faster than NCHW on CPU), multiplied by the masks, and contracted with the weights by one GEMM over
 the (C·k²) sampled channels (~4x faster than the equivalent 1×1 convolution on CPU). The grid is the
-regular tap positions, pre-normalised, plus the offsets added in place (no stacking copies). The (N, C·k², rows, W) buffer is bounded by processing output rows
+regular tap positions, pre-normalised, plus the offsets added in place (no stacking copies). The
+(N, C·k², rows, W) buffer is bounded by processing output rows
 in chunks (``max_elements``), so a 512² slice with 64 channels does not need a 600 MB buffer.
 Stride is 1 (SR keeps resolution); dilation is supported.
 

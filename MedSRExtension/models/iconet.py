@@ -26,7 +26,8 @@ Component by component:
   large-kernel spatial mixing) and a *channel branch* (transposed multi-head self-attention as in
   Restormer: queries/keys/values from 1×1 + 3×3 depthwise convs, attention between channels, a d×d map
   per head, L2-normalised with a learned temperature) are concatenated and fused by one 1×1 conv (the
-  output projection of both branches) into a residual, followed by a residual pixel-wise feed-forward (1×1 → GELU → 1×1). Cost is linear in H·W:
+  output projection of both branches) into a residual, followed by a residual pixel-wise feed-forward
+  (1×1 → GELU → 1×1). Cost is linear in H·W:
   the channel attention costs O(C·d·H·W) for head width d.
 - **Multi-stage ×2 steps with iterative collaboration** — paper: multi-stage models upscaling by ×2
   per step, with supervision at every stage. Ours: ×2 = one stage, ×4 = two stages with their own
@@ -268,7 +269,8 @@ register(ModelSpec(
     presets={"light": "32 channels, 6 RSCFL modules per ×2 stage (CPU)",
              "base": "64 channels, 12 RSCFL modules per ×2 stage (GPU)"},
     tile_safe=False,
-    receptive_field=receptive_field(2, **{k: _PRESETS["base"][k] for k in ("groups", "sr_per_group", "rec_per_group", "kernel")}),
+    receptive_field=receptive_field(2, **{k: _PRESETS["base"][k]
+                                          for k in ("groups", "sr_per_group", "rec_per_group", "kernel")}),
     min_size=4,
     half=("fp16", "bf16"),
     summary=(

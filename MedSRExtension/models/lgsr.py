@@ -54,7 +54,8 @@ Sizes
     group, 1-layer ViT of width 48: 0.44 M parameters, 14.2 GMAC at 256² ×2, counted) is our CPU
     budget; on CPU the deformable sampling makes it about twice as slow per MAC as a plain CNN.
     ``base`` (6 groups × 64 channels, 2 deformable blocks per group, 2-layer ViT of width 128:
-    4.7 M parameters, 145 GMAC at 256² ×2) is in the range of the CNN/ViT SR models LGSR is compared with (EDSR-baseline 1.4 M …
+    4.7 M parameters, 145 GMAC at 256² ×2) is in the range of the CNN/ViT SR models LGSR is compared with
+    (EDSR-baseline 1.4 M …
     SwinIR 11.8 M) — our choice, documented as such.
 
 Tiling: the two global stages see the whole slice, so tiled inference is NOT exact

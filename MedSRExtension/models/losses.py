@@ -90,7 +90,8 @@ def contextual_loss(x: torch.Tensor, y: torch.Tensor, h: float = 0.5, max_sample
     d_ij = 1 − cos(x_i, y_j); relative distance d̃_ij = d_ij / (min_k d_ik + eps); affinity
     CX_ij = softmax_j((1 − d̃_ij) / h) (i.e. exp(...)/Σ_k exp(...), normalised per x_i); similarity
     CX = mean_j max_i CX_ij; loss = −log(CX), averaged over the batch. Use ``patch`` > 1 on images with
-    few channels: a 1-channel value has no direction, so its cosine distances are degenerate. It compares the *distributions*
+    few channels: a 1-channel value has no direction, so its cosine distances are degenerate. It compares
+    the *distributions*
     of features, not their positions, so it is tolerant to sub-pixel misalignment. Memory is
     O(N·K²) for K = min(H·W, max_samples).
     """

@@ -22,7 +22,8 @@ Component by component:
   activation is spread: low on isolated structures, high on flat texture), normalised to [0, 1] by
   log(region size), added to mean + std with a learned per-channel weight (initially 1), then 1×1 →
   ReLU → 1×1 → sigmoid. It needs only two extra box means (of e^x and x·e^x), so it is differentiable
-  and linear in the image size; a soft-histogram entropy was ~4× slower for no clear benefit. *Deviation for tiling:* the statistics are taken
+  and linear in the image size; a soft-histogram entropy was ~4× slower for no clear benefit.
+  *Deviation for tiling:* the statistics are taken
   over a local window (11×11 LR pixels, a box filter) instead of the whole image, so every output
   pixel has a bounded receptive field, tiled inference is exact, and a slice's result does not depend
   on how much background surrounds it. ``window=None`` gives the paper's global statistics.
@@ -147,7 +148,8 @@ class PyConv2d(nn.Module):
     so every level costs about the same. Local: receptive field max(k)//2.
     """
 
-    def __init__(self, cin: int, cout: int, kernels: Sequence[int] = (3, 5, 7, 9), groups: Sequence[int] = (1, 2, 4, 8)):
+    def __init__(self, cin: int, cout: int, kernels: Sequence[int] = (3, 5, 7, 9),
+                 groups: Sequence[int] = (1, 2, 4, 8)):
         super().__init__()
         levels = len(kernels)
         if cout % levels or any(cin % g or (cout // levels) % g for g in groups):
@@ -179,7 +181,8 @@ class EntropyContrastAttention(nn.Module):
         hidden = max(1, channels // reduction)
         self.window = window
         self.alpha = nn.Parameter(torch.ones(1, channels, 1, 1))
-        self.fc = nn.Sequential(conv1x1(channels, hidden), nn.ReLU(inplace=True), conv1x1(hidden, channels), nn.Sigmoid())
+        self.fc = nn.Sequential(conv1x1(channels, hidden), nn.ReLU(inplace=True), conv1x1(hidden, channels),
+                                nn.Sigmoid())
 
     def _pool(self, x: torch.Tensor) -> torch.Tensor:
         return x.mean(dim=(2, 3), keepdim=True) if self.window is None else local_mean(x, self.window)
@@ -280,7 +283,8 @@ class MetaUpsampler(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(4, hidden), nn.ReLU(inplace=True),
                                  nn.Linear(hidden, out_channels * channels * kernel * kernel))
 
-    def filters(self, dh: torch.Tensor, dw: torch.Tensor, scale: tuple[float, float], like: torch.Tensor) -> torch.Tensor:
+    def filters(self, dh: torch.Tensor, dw: torch.Tensor, scale: tuple[float, float],
+                like: torch.Tensor) -> torch.Tensor:
         """Filters (len(dh), len(dw), out, C, k, k) for every pair of row offset dh and column offset dw."""
         a, b = len(dh), len(dw)
         pos = torch.stack([dh[:, None].expand(a, b), dw[None, :].expand(a, b),
@@ -394,7 +398,8 @@ class PFMDN(nn.Module):
         self.shift = MeanShift(0.5, sign=-1)
         self.head = conv3x3(1, channels)
         self.blocks = nn.ModuleList(MultiDistillationBlock(channels, window) for _ in range(blocks))
-        self.collect = nn.Sequential(conv1x1(blocks * channels, channels), activation("lrelu"), conv3x3(channels, channels))
+        self.collect = nn.Sequential(conv1x1(blocks * channels, channels), activation("lrelu"),
+                                     conv3x3(channels, channels))
         self.gradient = GradientBranch(grad_channels, channels, blocks)
         self.fuse = conv3x3(channels + grad_channels, channels)
         self.upsample = MetaUpsampler(channels, 1, hidden=meta_hidden)
@@ -485,7 +490,8 @@ register(ModelSpec(
         "PFMDN stacks multi-distillation blocks that progressively split off distilled channels, refine the "
         "rest with shallow residual blocks and add a pyramidal convolution (3/5/7/9 kernels, grouped); each "
         "block ends in an information-entropy contrast-aware channel attention (mean + std + the Shannon "
-        "entropy of each channel's spatial softmax, computed over a local window so tiling stays exact). A second branch processes the gradient "
+        "entropy of each channel's spatial softmax, computed over a local window so tiling stays exact). "
+        "A second branch processes the gradient "
         "map of the input with the SR branch's features and is fused into it; in training it also predicts "
         "the gradient map of the SR image, supervised with L1, alongside L1 and a contextual loss on the SR "
         "image. A Meta-SR-style position-to-weight upsampler makes any real factor >= 1 possible, with a "

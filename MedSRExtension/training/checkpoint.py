@@ -56,4 +56,5 @@ def load(path: str) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a truncated or foreign file
-        raise MedSRError(f"cannot read checkpoint '{path}' ({exc.__class__.__name__}); delete it and start again") from exc
+        raise MedSRError(f"cannot read checkpoint '{path}' ({exc.__class__.__name__}); "
+                         "delete it and start again") from exc

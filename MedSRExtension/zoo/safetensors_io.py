@@ -13,4 +13,5 @@ def export_safetensors(module: nn.Module, path: str, metadata: Optional[dict] = 
     """Write a module's state dict as safetensors (atomic; contiguous CPU float tensors)."""
     from safetensors.torch import save_file
     state = {k: v.detach().to("cpu").contiguous() for k, v in module.state_dict().items()}
-    atomic.write_with(path, lambda tmp: save_file(state, tmp, metadata={k: str(v) for k, v in (metadata or {}).items()}))
+    atomic.write_with(path, lambda tmp: save_file(state, tmp,
+                                                  metadata={k: str(v) for k, v in (metadata or {}).items()}))
