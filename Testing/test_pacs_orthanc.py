@@ -4,6 +4,8 @@ stores the derived series back, and a QIDO-RS query finds that series with new U
 StudyInstanceUID and the exact geometry of a local run."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pydicom
 import pytest
@@ -37,7 +39,6 @@ def source(tmp_path_factory, pacs):
     volume = mni_region((8, 24, 28))
     study, series = write_source_series(folder, (volume.array * 1000).astype(np.int16), volume.spacing,
                                         volume.origin, volume.direction)
-    import os
     os.environ["MEDSR_DICOMWEB_USER"], os.environ["MEDSR_DICOMWEB_PASSWORD"] = orthanc_server.USER, orthanc_server.PASSWORD
     try:
         store_series(pacs.dicomweb, sorted(folder.glob("*.dcm")))
@@ -72,7 +73,6 @@ def test_pacs_round_trip_pull_superresolve_store_and_find(pacs, source, tmp_path
     local = cli("run", folder, tmp_path / "local.nrrd", *OPTIONS, "--quiet")  # the same run on the files
     assert local.returncode == 0, local.stderr
 
-    import os
     os.environ["MEDSR_NETRC"] = env["MEDSR_NETRC"]
     try:
         from MedSRExtension.remote.dicomweb import client_for, find_series, pull_series

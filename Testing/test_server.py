@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -17,7 +18,7 @@ pytest.importorskip("fastapi", reason="medsr server needs the 'server' extra (fa
 pytest.importorskip("uvicorn", reason="medsr server needs the 'server' extra")
 
 from dicom_series import write_source_series  # noqa: E402
-from medsr_server import ROOT, ServerProcess, alive, cli, wait_for  # noqa: E402
+from medsr_server import ROOT, ServerProcess, alive, wait_for  # noqa: E402
 from sample_volumes import mni_region  # noqa: E402
 
 from MedSRExtension import load_volume, save_volume  # noqa: E402
@@ -136,7 +137,6 @@ def test_two_clients_at_once_get_the_local_results_bit_for_bit(server, inputs, t
             "series": ("--model", "edsr", "--mode", "inplane", "--scale", "2")}
     commands = [_local_and_remote(inputs, tmp_path, name, *opts) for name, opts in jobs.items()]
     env = {"MEDSR_TOKEN": ALICE}
-    import os
     clients = [subprocess.Popen([*remote, "--server", server.url, "--quiet"], cwd=ROOT, env={**os.environ, **env},
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _, remote in commands]
     for local, _ in commands:
@@ -175,7 +175,6 @@ def _running_job(client: ServerClient):
 def test_queue_limit_fifo_and_cancel(server, inputs, tmp_path):
     """A slow job (adaptation) from a CLI client; two queued; a third refused; Ctrl-C in the client
     cancels its job on the server and its worker process ends; the queue then moves on."""
-    import os
     client = ServerClient(server.url, ALICE)
     out = tmp_path / "adapted.nrrd"
     slow = subprocess.Popen([sys.executable, "-m", "MedSRExtension", "run", str(inputs / "slab.nii.gz"), str(out),
@@ -228,7 +227,6 @@ def test_restart_keeps_finished_results_and_fails_unfinished_jobs(server, inputs
 
 def test_a_new_token_is_written_for_its_owner_only_and_results_expire(tmp_path):
     """In-process, on real files: the token made when none is given, and the --keep-hours sweep."""
-    import os
     import time
 
     from MedSRExtension.server.jobstore import JobStore
