@@ -185,3 +185,10 @@ def test_a_thick_slice_input_opens_as_through_plane_and_says_why(mrml_scene):
     p.params.mode = "volumetric"
     p.follow_input()
     assert p.params.mode == "volumetric"
+
+
+def test_a_bicubic_default_is_said_not_silent(mrml_scene):
+    from MedSRExtension.models.registry import get_spec
+    records = [r for r in __import__("MedSRExtension").list_models() if get_spec(r["name"]).kind != "network"]
+    p = SuperResolvePanel(PanelParameters(), mrml_scene, records=records)  # as where no weights are installed
+    assert p.params.model == "bicubic" and "bicubic interpolation is selected" in p.status

@@ -165,6 +165,9 @@ class SuperResolvePanel:
             return
         if choices.find(self.model_choices, self.params.model) is None:
             self.params.model = choices.default_model(self.model_choices, float(self.params.scale))
+            if self.params.model == "bicubic":  # never a silent fallback
+                self.status = (f"No shipped network serves x{float(self.params.scale):g}: bicubic interpolation is "
+                               "selected; choose a model to change it.")
         self._follow_scale()
 
     def choose_model(self, name: str) -> None:
