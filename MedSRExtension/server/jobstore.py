@@ -70,7 +70,7 @@ class JobStore:
     """Every job of the server, in memory and on disk under ``data/jobs``."""
 
     def __init__(self, data: Path, keep_hours: float):
-        self.root = Path(data) / "jobs"
+        self.root = Path(data).resolve() / "jobs"  # absolute: a restart finds its workers by this path
         self.root.mkdir(parents=True, exist_ok=True)
         self.keep_s = float(keep_hours) * 3600.0
         self.lock = threading.RLock()
