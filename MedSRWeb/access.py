@@ -149,5 +149,6 @@ def check_upload(name: str, content: Optional[bytes], folder: Path, limit_mb: fl
     except Exception as exc:  # any reader failure means: not a readable volume
         target.unlink(missing_ok=True)
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = reason.replace(str(target), shown).replace(target.name, shown)  # never the server's path
         raise MedSRError(f"'{shown}' could not be read as a volume ({reason[:160]}); upload NIfTI, NRRD or MHA")
     return Upload(safe, target, volume)

@@ -27,11 +27,12 @@ from trame_slicer.rca_view import register_rca_factories
 from trame_slicer.views import Layout, LayoutDirection, ViewLayoutDefinition
 
 from MedSRExtension.core.errors import MedSRError
-from MedSRExtension.core.volume_io import load_volume, save_volume
+from MedSRExtension.core.volume_io import load_volume
 
 from MedSRLib import choices, comparison, layout, nodes, panel as panel_model  # noqa: E402
 
-from . import access
+from . import access, messages
+from .results import ResultList
 
 POLL_S = 0.2
 REFIT_AFTER_S = 0.8
@@ -74,6 +75,8 @@ class MedSRWebApp:
         self.sources: dict[str, str] = {}      # choice value -> title
         self.loaded: dict[str, object] = {}    # choice value -> volume node
         self.plan: Optional[layout.LayoutPlan] = None
+        self.results = ResultList()
+        self.flipped: Optional[bool] = None  # one view: True shows the result, False the input
         self.upload_message = ""
         self._poller: Optional[asyncio.Task] = None
         self._offer_sources()
@@ -127,9 +130,13 @@ class MedSRWebApp:
         return value
 
     def choose_input(self, value: str) -> None:
+        """Another input: its own default mode (from its geometry), the old messages gone, one view."""
         if self.panel.busy:
             return
+        self.upload_message = ""
+        self.panel.status = ""
         self.params.inputVolume = self.node_for(value)
+        self.panel.follow_input()
         self.show_input_only()
 
     def show_input_only(self) -> None:
@@ -160,7 +167,7 @@ class MedSRWebApp:
     def _show(self, first, second, reference=None, mode: str = "inplane", axis: str = "auto", plan=None) -> None:
         """The panel's show callback: input | result (| reference) linked, as in Slicer."""
         plan = plan or layout.plan_side_by_side(first, second, reference, mode=mode, axis=axis)
-        self.plan = plan
+        self.plan, self.flipped = plan, None
         self.layout_manager.set_layout("three" if len(plan.views) == 3 else "two")
         layout.apply_plan(plan, self.scene)
         self._fit(plan)
@@ -179,12 +186,14 @@ class MedSRWebApp:
 
     def set_flip(self, flip: bool, show_result: bool) -> None:
         """One view showing the input or the result (at the same position), or the side-by-side views."""
-        out = self.panel.outcome.output_node
+        out = self.shown_result_node()
         if out is None or self.plan is None:
             return
         if not flip:
+            self.flipped = None
             self._show(None, None, plan=self.plan)
             return
+        self.flipped = show_result
         self.layout_manager.set_layout("one")
         view = self.slicer_app.view_manager.get_view("Red")
         if view is not None:
@@ -192,17 +201,43 @@ class MedSRWebApp:
         self._fit(self.plan)
         asyncio.get_event_loop().call_later(REFIT_AFTER_S, self._fit, self.plan)
 
-    def write_result(self, fmt: str) -> Path:
-        """The result node written to the server's temporary folder (for the download)."""
-        out = self.panel.outcome.output_node
-        if out is None:
-            raise MedSRError("there is no result yet; click Super-resolve first")
+    def write_result(self, fmt: str, number=None) -> Path:
+        """A result of this session (default: the one shown), with its provenance, for the download."""
         if fmt not in DOWNLOAD_FORMATS:
             raise MedSRError(f"unknown download format '{fmt}'; use one of {', '.join(DOWNLOAD_FORMATS)}")
-        target = self.workdir / "downloads" / f"{access.safe_file_name(out.GetName())}.{fmt}"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        save_volume(nodes.volume_from_node(out), target)
-        return target
+        return self.results.write(number, fmt, self.workdir / "downloads")
+
+    def shown_result_node(self):
+        return self.results.get().node if self.results.items else None
+
+    def keep_result(self) -> None:
+        """After a finished run: its result joins the session's list (and is the one shown)."""
+        out = self.panel.outcome.output_node
+        if out is not None and self.panel.state == panel_model.State.DONE:
+            self.results.add(out, self.params.inputVolume, self.params.referenceVolume, self.params.mode,
+                             self.params.axis)
+
+    def show_result(self, number) -> None:
+        """Show an earlier result of the session beside the input it was made from."""
+        result = self.results.get(number)
+        self.results.shown = result.number
+        first = self.scene.GetNodeByID(result.input_id)
+        reference = self.scene.GetNodeByID(result.reference_id) if result.reference_id else None
+        if first is not None:
+            self._show(first, result.node, reference, mode=result.mode, axis=result.axis)
+
+    def say(self, text: str) -> str:
+        """A message for the page: no server path in it."""
+        return messages.without_paths(text or "", [self.data.root, self.workdir])
+
+    def view_titles(self) -> list[str]:
+        """What each shown view holds, left to right: Input, Result: model xF, Reference."""
+        if self.plan is None:
+            return ["Input"] if self.params.inputVolume is not None else []
+        titles = [a.title or a.label.capitalize() for a in self.plan.views]
+        if self.flipped is not None:
+            return [titles[1] if self.flipped else titles[0]]
+        return titles
 
     # --- the comparison ---------------------------------------------------------------------------
 
@@ -245,6 +280,8 @@ class MedSRWebApp:
             if not (self.panel.busy or was_busy):
                 continue
             busy = self.panel.poll()
+            if not busy:
+                self.keep_result()
             with self.state:
                 self.on_panel_changed()
             was_busy = busy

@@ -41,10 +41,14 @@ def sync(web: MedSRWebApp) -> None:
     s.button_text, s.button_enabled, s.button_tooltip = button.text, button.enabled, button.tooltip
     s.busy = p.busy
     s.progress_visible, s.progress = p.progress_visible, p.progress_percent
-    s.status = p.status
+    s.status = web.say(p.status)
     s.log_text = "\n".join(p.log[-200:])
-    s.has_result = p.outcome.output_node is not None
-    s.result_name = p.outcome.output_node.GetName() if s.has_result else ""
+    s.has_result = bool(web.results.items)
+    s.result_items = web.results.items_for_page()
+    s.result_shown = web.results.shown or 0
+    shown = web.results.get() if s.has_result else None
+    s.result_name = shown.stem if shown is not None else ""
+    s.result_line = shown.line if shown is not None else ""
     s.input_items = web.source_items()
     s.reference_items = [NONE_ITEM] + web.source_items()
     s.compare_enabled = bool(p.params.compareEnabled)
@@ -53,7 +57,8 @@ def sync(web: MedSRWebApp) -> None:
     table = web.comparison_table()
     s.table_headers, s.table_rows = table["headers"], table["rows"]
     s.chart_src = web.comparison_chart() if p.outcome.comparison else ""
-    s.upload_message = web.upload_message
+    s.upload_message = web.say(web.upload_message)
+    s.view_titles = web.view_titles()
 
 
 def build_page(web: MedSRWebApp) -> SinglePageWithDrawerLayout:
@@ -66,6 +71,7 @@ def build_page(web: MedSRWebApp) -> SinglePageWithDrawerLayout:
     state.input_value = ""
     state.reference_value = ""
     state.upload_file = None
+    state.result_choice = 0
     web.on_panel_changed = lambda: sync(web)
 
     def guarded(action):
@@ -73,7 +79,7 @@ def build_page(web: MedSRWebApp) -> SinglePageWithDrawerLayout:
         try:
             action()
         except MedSRError as exc:
-            web.panel.status = f"{exc}"
+            web.panel.status = web.say(f"{exc}")
         sync(web)
 
     @state.change("input_value")
@@ -125,7 +131,7 @@ def build_page(web: MedSRWebApp) -> SinglePageWithDrawerLayout:
             state.input_value = value
             web.choose_input(value)
         except MedSRError as exc:
-            web.upload_message = f"Upload refused: {exc}"
+            web.upload_message = web.say(f"Upload refused: {exc}")
         state.upload_file = None
         sync(web)
 
@@ -134,10 +140,14 @@ def build_page(web: MedSRWebApp) -> SinglePageWithDrawerLayout:
         web.set_flip(bool(flip), bool(flip_result))
 
     def apply():
-        if web.panel.apply() == panel_model.State.RUNNING:
-            web.show_input_only()  # an older result leaves the views while the new run works
-        state.flip = False
+        web.panel.apply()  # earlier results stay in the views and in the list while the new run works
         sync(web)
+
+    @state.change("result_choice")
+    def _result(result_choice, **_):
+        if result_choice:
+            state.flip = False
+            guarded(lambda: web.show_result(result_choice))
 
     ctrl.medsr_apply = apply
     ctrl.medsr_flip = lambda: setattr(state, "flip_result", not state.flip_result)
@@ -196,10 +206,15 @@ def build_page(web: MedSRWebApp) -> SinglePageWithDrawerLayout:
                                        disabled=("busy || !compare_enabled",))
                 v3.VBtn("{{ button_text }}", click=ctrl.medsr_apply, disabled=("!button_enabled",),
                         id="medsr-apply", block=True, color=("busy ? 'error' : 'primary'",), classes="mb-2")
+                html.Div("{{ button_tooltip }}", v_show=("!button_enabled && !busy",), id="medsr-apply-reason",
+                          classes="text-caption text-warning mb-2")
                 v3.VProgressLinear(model_value=("progress",), v_show=("progress_visible",), height=8,
                                    color="primary", id="medsr-progress", classes="mb-2")
                 with html.Div(v_show=("has_result",), id="medsr-result-tools", classes="mb-2"):
-                    html.Div("Result: {{ result_name }}", classes="text-caption")
+                    v3.VSelect(v_model=("result_choice",), items=("result_items",), label="Results of this session",
+                               density="compact", id="medsr-results", hide_details=True, classes="mb-1",
+                               placeholder="the latest")
+                    html.Div("Shown: {{ result_line }}", id="medsr-result-line", classes="text-caption mb-1")
                     with html.Div(id="medsr-flip"):
                         v3.VSwitch(v_model=("flip",), label="One view: flip input / result", density="compact",
                                    hide_details=True)
@@ -208,11 +223,13 @@ def build_page(web: MedSRWebApp) -> SinglePageWithDrawerLayout:
                             classes="mb-2")
                     with html.Div():
                         for fmt in DOWNLOAD_FORMATS:
-                            v3.VBtn(f"Download .{fmt}", href=f"medsr/download?format={fmt}", size="small",
+                            v3.VBtn(f"Download .{fmt}", size="small",
+                                    href=(f"`medsr/download?format={fmt}&result=${{result_shown}}`",),
                                     variant="outlined", classes="mr-2", id=f"medsr-download-{fmt.split('.')[0]}",
                                     raw_attrs=["download"])  # a download, not a navigation away
-                with html.Div(v_show=("table_rows.length",), id="medsr-compare-results"):
-                    with html.Table(classes="text-caption", style="border-collapse: collapse; width: 100%;"):
+                with html.Div(v_show=("table_rows.length",), id="medsr-compare-results",
+                              style="max-width: 100%; overflow-x: auto;"):
+                    with html.Table(classes="text-caption", style="border-collapse: collapse; min-width: 100%;"):
                         with html.Tr():
                             html.Th("{{ h }}", v_for="h in table_headers", style="text-align: left; padding: 2px;")
                         with html.Tr(v_for="row in table_rows"):
@@ -222,7 +239,11 @@ def build_page(web: MedSRWebApp) -> SinglePageWithDrawerLayout:
                 html.Pre("{{ log_text }}", id="medsr-log",
                          style="font-size: 11px; max-height: 180px; overflow: auto; white-space: pre-wrap;")
         with page.content:
-            with html.Div(style="position: relative; width: 100%; height: calc(100vh - 90px); display: flex;",
+            with html.Div(id="medsr-view-titles", style="display: flex; width: 100%; height: 26px;"):
+                html.Div("{{ title }}", v_for="(title, i) in view_titles", key="i", classes="medsr-view-title text-body-2",
+                         role="heading", aria_level="2",
+                         style="flex: 1 1 0; min-width: 0; text-align: center; padding-top: 3px; font-weight: 600;")
+            with html.Div(style="position: relative; width: 100%; height: calc(100vh - 116px); display: flex;",
                           id="medsr-views"):
                 web.layout_manager.initialize_layout_grid(page)
     return page

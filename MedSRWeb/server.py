@@ -1,55 +1,41 @@
-"""Start ``medsr serve``: the token gate, the download route, the start-up line.
+"""Start ``medsr serve``: check the arguments, then run the front server (``front``) that gates users
+by token and gives each browser session its own app process (``sessions``, ``session_server``).
 
-The gate is an aiohttp middleware in front of everything the server answers (the page, its scripts,
-the websocket, the download): with a token set, a request is served only if it carries the token,
-as ``?token=...`` (then it is kept in an HttpOnly, SameSite=Strict cookie and the browser is
-redirected to the clean URL) or as that cookie. Anything else gets 403 and no byte of the app.
+``$MEDSR_SESSION_IDLE_S`` (default 900) sets how long a session with no open page is kept;
+``$MEDSR_MAX_SESSIONS`` (default 8) how many may run at once.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from pathlib import Path
 from typing import Optional
-from urllib.parse import quote
 
 from MedSRExtension.core.errors import MedSRError
 
-from . import access
+from . import access, urls
+from .sessions import DEFAULT_IDLE_S, DEFAULT_MAX_SESSIONS, SessionPool, free_port
+
+for _needed in ("trame_slicer", "aiohttp"):  # the web extra, found without importing it (the front stays small)
+    if importlib.util.find_spec(_needed) is None:
+        raise ImportError(f"No module named '{_needed}'", name=_needed)
 
 
-def _gate(token: Optional[str]):
-    from aiohttp import web
-
-    @web.middleware
-    async def gate(request, handler):
-        if token is None:
-            return await handler(request)
-        offered = request.query.get("token")
-        if offered is not None and access.token_matches(token, offered):
-            query = {k: v for k, v in request.query.items() if k != "token"}
-            clean = request.rel_url.with_query(query) if query else request.rel_url.with_query(None)
-            response = web.HTTPFound(str(clean))
-            response.set_cookie(access.TOKEN_COOKIE, token, httponly=True, samesite="Strict",
-                                secure=request.secure)
-            return response
-        if access.token_matches(token, request.cookies.get(access.TOKEN_COOKIE)):
-            return await handler(request)
-        return web.Response(status=403, text="MedSR: this server needs its token. Open the URL that "
-                                             "'medsr serve' printed (it ends in ?token=...).\n")
-    return gate
+def _number_from_env(name: str, default: float) -> float:
+    text = os.environ.get(name, "")
+    try:
+        return float(text) if text else default
+    except ValueError:
+        raise MedSRError(f"${name}={text!r} is not a number") from None
 
 
-def _download_route(webapp):
-    from aiohttp import web
-
-    async def download(request):
-        try:
-            path = webapp.write_result(request.query.get("format", "nii.gz"))
-        except MedSRError as exc:
-            return web.Response(status=404, text=f"MedSR: {exc}\n")
-        return web.FileResponse(path, headers={"Content-Disposition": f'attachment; filename="{path.name}"'})
-    return web.get("/medsr/download", download)
+def session_args(input_path: Optional[str], data: Optional[str], device: str, upload_limit_mb: float) -> list[str]:
+    """What every session process is started with (absolute paths: it may run elsewhere)."""
+    args = [str(Path(input_path).resolve())] if input_path is not None else []
+    if data:
+        args += ["--data", str(Path(data).expanduser().resolve())]
+    return args + ["--device", device, "--upload-limit-mb", f"{upload_limit_mb:g}"]
 
 
 def serve(input_path: Optional[str] = None, host: str = "127.0.0.1", port: int = 8080, data: Optional[str] = None,
@@ -63,49 +49,25 @@ def serve(input_path: Optional[str] = None, host: str = "127.0.0.1", port: int =
             raise MedSRError(f"INPUT {input_path}: not a volume file; give NIfTI, NRRD, MHA or DICOM")
     access.DataFolder(data)  # refuses a missing folder now, not on the first click
     required = access.choose_token(host, token)
-    # The largest websocket message carries an upload: a bit more than the limit.
-    os.environ.setdefault("WSLINK_MAX_MSG_SIZE", str(int((upload_limit_mb + 16) * 1024 * 1024)))
-    os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
+    port = port or free_port()
+    from aiohttp import web
 
-    from trame.app import get_server
+    from .front import make_front_app
 
-    from .app import MedSRWebApp, ServeConfig, make_workdir
-    from .page import build_page, sync
+    pool = SessionPool(session_args(input_path, data, device, upload_limit_mb),
+                       idle_s=_number_from_env("MEDSR_SESSION_IDLE_S", DEFAULT_IDLE_S),
+                       max_sessions=int(_number_from_env("MEDSR_MAX_SESSIONS", DEFAULT_MAX_SESSIONS)))
 
-    workdir = make_workdir()
-    server = get_server("medsr", client_type="vue3")
-    config = ServeConfig(input=input_path, data=data, device=device, upload_limit_mb=upload_limit_mb)
-    webapp = MedSRWebApp(server, config, Path(workdir.name))
-    build_page(webapp)
-    with server.state:
-        sync(webapp)
+    def ready():
+        lines = urls.server_lines(host, port, required)
+        for line in lines:
+            print(line, flush=True)
+        if open_browser:
+            import webbrowser
+            webbrowser.open(lines[0].split()[-1])
 
-    def bind(wslink_server):
-        wslink_server.app.middlewares.append(_gate(required))
-        wslink_server.app.add_routes([_download_route(webapp)])
-
-    def ready(**_):
-        webapp.start_polling()
-        if input_path is not None:
-            with server.state:
-                server.state.input_value = "input:"
-        shown = "localhost" if access.is_loopback(host) else host
-        url = f"http://{shown}:{server.port}/"
-        if required is not None:
-            url += f"?token={quote(required)}"
-        print(f"MedSR is serving on {url}", flush=True)
-        if required is None:
-            print("Listening on loopback only: other machines cannot connect (use an SSH tunnel, or a reverse "
-                  "proxy with TLS: see the README).", flush=True)
-
-    server.controller.on_server_bind.add(bind)
-    server.controller.on_server_ready.add(ready)
-    try:
-        server.start(host=host, port=port, open_browser=open_browser, show_connection_info=False,
-                     disable_logging=True, timeout=0)
-    finally:
-        webapp.shutdown()
-        workdir.cleanup()
+    app = make_front_app(pool, required, on_ready=ready)
+    web.run_app(app, host=host, port=port, print=None, handle_signals=True, access_log=None)
     return 0
 
 
