@@ -33,6 +33,8 @@ from MedSRLib import choices, comparison, layout, nodes, panel as panel_model  #
 
 from . import access, messages
 from .results import ResultList
+from .view_ui import slice_view_ui
+from .window_link import WindowLevelLink
 
 POLL_S = 0.2
 REFIT_AFTER_S = 0.8
@@ -62,7 +64,7 @@ class MedSRWebApp:
         self.slicer_app = SlicerApp()
         self.scene = self.slicer_app.scene
         slicer.mrmlScene = self.scene  # MedSRLib falls back to the application scene, as in Slicer
-        register_rca_factories(self.slicer_app.view_manager, server)
+        register_rca_factories(self.slicer_app.view_manager, server, slice_view_ui_f=slice_view_ui(self.reset_views))
         self.layout_manager = LayoutManager(self.scene, self.slicer_app.view_manager, server)
         self.layout_manager.register_layout_dict({
             key: Layout(LayoutDirection.Horizontal,
@@ -76,6 +78,7 @@ class MedSRWebApp:
         self.loaded: dict[str, object] = {}    # choice value -> volume node
         self.plan: Optional[layout.LayoutPlan] = None
         self.results = ResultList()
+        self.window_link = WindowLevelLink()
         self.flipped: Optional[bool] = None  # one view: True shows the result, False the input
         self.upload_message = ""
         self._poller: Optional[asyncio.Task] = None
@@ -170,6 +173,7 @@ class MedSRWebApp:
         self.plan, self.flipped = plan, None
         self.layout_manager.set_layout("three" if len(plan.views) == 3 else "two")
         layout.apply_plan(plan, self.scene)
+        self.window_link.link(self.scene, [a.volume_id for a in plan.views])
         self._fit(plan)
         # The browser reports the views' new sizes a moment later: fit them again then.
         asyncio.get_event_loop().call_later(REFIT_AFTER_S, self._fit, plan)
@@ -230,14 +234,23 @@ class MedSRWebApp:
         """A message for the page: no server path in it."""
         return messages.without_paths(text or "", [self.data.root, self.workdir])
 
-    def view_titles(self) -> list[str]:
-        """What each shown view holds, left to right: Input, Result: model xF, Reference."""
+    def view_titles(self) -> dict[str, str]:
+        """What each shown view holds, by view name: Input, Result: model xF, Reference."""
         if self.plan is None:
-            return ["Input"] if self.params.inputVolume is not None else []
-        titles = [a.title or a.label.capitalize() for a in self.plan.views]
+            return {"Red": "Input"} if self.params.inputVolume is not None else {}
+        titles = {a.view: a.title or a.label.capitalize() for a in self.plan.views}
         if self.flipped is not None:
-            return [titles[1] if self.flipped else titles[0]]
+            return {"Red": titles["Yellow"] if self.flipped else titles["Red"]}
         return titles
+
+    def reset_views(self) -> None:
+        """Fit every shown view to its volume and put them back at one position."""
+        if self.plan is not None:
+            self._fit(self.plan)
+            return
+        view = self.slicer_app.view_manager.get_view("Red")
+        if view is not None and self.params.inputVolume is not None:
+            self._show_alone(self.params.inputVolume)
 
     # --- the comparison ---------------------------------------------------------------------------
 

@@ -58,7 +58,7 @@ def sync(web: MedSRWebApp) -> None:
     s.table_headers, s.table_rows = table["headers"], table["rows"]
     s.chart_src = web.comparison_chart() if p.outcome.comparison else ""
     s.upload_message = web.say(web.upload_message)
-    s.view_titles = web.view_titles()
+    s.medsr_view_titles = web.view_titles()
 
 
 def build_page(web: MedSRWebApp) -> SinglePageWithDrawerLayout:
@@ -239,11 +239,7 @@ def build_page(web: MedSRWebApp) -> SinglePageWithDrawerLayout:
                 html.Pre("{{ log_text }}", id="medsr-log",
                          style="font-size: 11px; max-height: 180px; overflow: auto; white-space: pre-wrap;")
         with page.content:
-            with html.Div(id="medsr-view-titles", style="display: flex; width: 100%; height: 26px;"):
-                html.Div("{{ title }}", v_for="(title, i) in view_titles", key="i", classes="medsr-view-title text-body-2",
-                         role="heading", aria_level="2",
-                         style="flex: 1 1 0; min-width: 0; text-align: center; padding-top: 3px; font-weight: 600;")
-            with html.Div(style="position: relative; width: 100%; height: calc(100vh - 116px); display: flex;",
+            with html.Div(style="position: relative; width: 100%; height: calc(100vh - 90px); display: flex;",
                           id="medsr-views"):
                 web.layout_manager.initialize_layout_grid(page)
     return page

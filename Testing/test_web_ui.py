@@ -110,3 +110,32 @@ def test_with_a_token_nothing_is_served_without_it(browser):
         assert "token" not in page.url
         wait_for_rendered_views(page, 1)
         page.close()
+
+
+def test_views_are_labelled_located_and_move_together(server, browser):
+    page = open_page(browser, server.local_url)
+    wait_for_rendered_views(page, 1)
+    choose(page, "medsr-model", "bicubic")
+    choose(page, "medsr-scale", "2")
+    page.click("#medsr-apply")
+    page.wait_for_selector("#medsr-result-tools", state="visible")
+    wait_for_rendered_views(page, 2)
+    page.wait_for_function("document.querySelectorAll('.medsr-view-label').length == 2 && "
+                           "[...document.querySelectorAll('.medsr-view-label')].every(e => e.innerText.trim())")
+    labels = [e.strip() for e in page.locator(".medsr-view-label").all_inner_texts()]
+    assert labels == ["Input", "Result: bicubic x2"], labels
+    letters = {e.strip() for e in page.locator(".medsr-orientation-left, .medsr-orientation-right").all_inner_texts()}
+    assert letters == {"R", "L"}, letters  # axial views of an axial volume: R and L at the sides
+
+    def positions():
+        return [e.strip() for e in page.locator(".medsr-slice-position").all_inner_texts()]
+    before = positions()
+    assert all(p.startswith("slice ") and p.endswith(" mm") for p in before), before
+    page.locator(".medsr-slice-slider [role=slider]").first.focus()
+    for _ in range(5):
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function("(b) => { const p = [...document.querySelectorAll('.medsr-slice-position')]"
+                           ".map(e => e.innerText.trim()); return p[0] != b && p[0] == p[1]; }", arg=before[0])
+    after = positions()
+    assert after[0].split(" \u00b7 ")[1] == after[1].split(" \u00b7 ")[1], after  # one position (mm) in both
+    page.close()
