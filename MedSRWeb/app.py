@@ -41,6 +41,9 @@ REFIT_AFTER_S = 0.8
 NONE_ITEM = {"title": "(none)", "value": ""}
 #: trame layout id -> the slice views (MedSRLib.layout's view names) it shows.
 VIEW_LAYOUTS = {"one": ("Red",), "two": ("Red", "Yellow"), "three": ("Red", "Yellow", "Green")}
+#: Window/level presets (window, level), as Slicer's Volumes module offers for CT.
+WINDOW_PRESETS = {"CT soft tissue": (400.0, 40.0), "CT bone": (1800.0, 400.0), "CT lung": (1500.0, -600.0),
+                  "CT brain": (80.0, 40.0)}
 DOWNLOAD_FORMATS = {"nii.gz": "application/gzip", "nrrd": "application/octet-stream"}
 
 
@@ -242,6 +245,22 @@ class MedSRWebApp:
         if self.flipped is not None:
             return {"Red": titles["Yellow"] if self.flipped else titles["Red"]}
         return titles
+
+    def set_window_preset(self, name: str) -> None:
+        """A window/level preset for the input and its results ("auto": the input's own, from its values)."""
+        node = self.params.inputVolume
+        display = node.GetDisplayNode() if node is not None else None
+        if display is None:
+            return
+        if name == "auto":  # the input's automatic window (trame-slicer's percentile range), fixed
+            from trame_slicer.core.volume_window_level import VolumeWindowLevel
+            window, level = VolumeWindowLevel.min_max_to_window_level(
+                *VolumeWindowLevel.get_volume_auto_min_max_range(node))
+            display.AutoWindowLevelOff()
+            display.SetWindowLevel(window, level)
+        elif name in WINDOW_PRESETS:
+            display.AutoWindowLevelOff()
+            display.SetWindowLevel(*WINDOW_PRESETS[name])
 
     def reset_views(self) -> None:
         """Fit every shown view to its volume and put them back at one position."""

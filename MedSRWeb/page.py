@@ -14,7 +14,7 @@ from MedSRExtension.core.errors import MedSRError
 from MedSRLib import choices
 from MedSRLib import panel as panel_model
 
-from .app import DOWNLOAD_FORMATS, NONE_ITEM, MedSRWebApp
+from .app import DOWNLOAD_FORMATS, NONE_ITEM, WINDOW_PRESETS, MedSRWebApp
 
 MODE_ITEMS = [{"title": "in-plane (2D per slice)", "value": "inplane"},
               {"title": "through-plane (thick slices)", "value": "throughplane"},
@@ -72,6 +72,7 @@ def build_page(web: MedSRWebApp) -> SinglePageWithDrawerLayout:
     state.reference_value = ""
     state.upload_file = None
     state.result_choice = 0
+    state.window_preset = None
     web.on_panel_changed = lambda: sync(web)
 
     def guarded(action):
@@ -134,6 +135,12 @@ def build_page(web: MedSRWebApp) -> SinglePageWithDrawerLayout:
             web.upload_message = web.say(f"Upload refused: {exc}")
         state.upload_file = None
         sync(web)
+
+    @state.change("window_preset")
+    def _window(window_preset, **_):
+        if window_preset:
+            web.set_window_preset(window_preset)
+            state.window_preset = None
 
     @state.change("flip", "flip_result")
     def _flip(flip, flip_result, **_):
@@ -210,6 +217,9 @@ def build_page(web: MedSRWebApp) -> SinglePageWithDrawerLayout:
                           classes="text-caption text-warning mb-2")
                 v3.VProgressLinear(model_value=("progress",), v_show=("progress_visible",), height=8,
                                    color="primary", id="medsr-progress", classes="mb-2")
+                v3.VSelect(v_model=("window_preset",), items=("window_items", _items(["auto", *WINDOW_PRESETS])),
+                           label="Window/level (input and results alike)", density="compact", hide_details=True,
+                           id="medsr-window", classes="mb-2", disabled=("!input_value",))
                 with html.Div(v_show=("has_result",), id="medsr-result-tools", classes="mb-2"):
                     v3.VSelect(v_model=("result_choice",), items=("result_items",), label="Results of this session",
                                density="compact", id="medsr-results", hide_details=True, classes="mb-1",

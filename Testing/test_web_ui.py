@@ -2,6 +2,8 @@
 server (a subprocess on a free port), judged from screenshots of the rendered slice views."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -138,4 +140,24 @@ def test_views_are_labelled_located_and_move_together(server, browser):
                            ".map(e => e.innerText.trim()); return p[0] != b && p[0] == p[1]; }", arg=before[0])
     after = positions()
     assert after[0].split(" \u00b7 ")[1] == after[1].split(" \u00b7 ")[1], after  # one position (mm) in both
+    page.close()
+
+
+def test_one_window_level_for_input_and_result(server, browser):
+    page = open_page(browser, server.local_url)
+    wait_for_rendered_views(page, 1)
+    choose(page, "medsr-model", "bicubic")
+    page.click("#medsr-apply")
+    page.wait_for_selector("#medsr-result-tools", state="visible")
+    first = wait_for_rendered_views(page, 2)
+    choose(page, "medsr-window", "CT bone")  # another window: both views change alike
+    deadline = time.monotonic() + 30
+    while np.abs(views_image(page) - first).mean() < 2.0 and time.monotonic() < deadline:
+        time.sleep(0.3)
+    left, right = np.array_split(views_image(page), 2, axis=1)
+    old_left, old_right = np.array_split(first, 2, axis=1)
+    change_left, change_right = left.mean() - old_left.mean(), right.mean() - old_right.mean()
+    assert abs(change_left) > 5 and abs(change_right) > 5 and change_left * change_right > 0, \
+        f"the preset did not apply to the input and the result alike ({change_left:.1f}, {change_right:.1f})"
+    assert abs(change_left - change_right) < 0.5 * max(abs(change_left), abs(change_right))
     page.close()
