@@ -12,7 +12,6 @@ from trame.widgets import vuetify3 as v3
 
 from MedSRExtension.core.errors import MedSRError
 from MedSRLib import choices
-from MedSRLib import panel as panel_model
 
 from .app import DOWNLOAD_FORMATS, NONE_ITEM, WINDOW_PRESETS, MedSRWebApp
 
