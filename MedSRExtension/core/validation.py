@@ -347,7 +347,7 @@ def check_output_file(output: PathLike, inputs: Iterable[PathLike], writable: Se
             for target in targets:
                 if _same_file(target, source):
                     raise MedSRError(f"the output {out} is the input file {source}; choose another output name "
-                                     "(the input is never overwritten)")
+                                     "(inputs are kept)")
     return out
 
 
