@@ -127,17 +127,22 @@ def open_page(browser, url: str, wait_for: Optional[str] = "#medsr-apply"):
     return page
 
 
+_TRANSIENT = ("not attached", "not visible", "not stable")
+
+
 def _retrying(action, attempts: int = 5):
     """Run a page action again when the page re-rendered its element mid-action (the views and menus
-    are re-rendered by the server as state changes; on a busy machine that can land mid-click)."""
+    are re-rendered by the server as state changes, and the views area is briefly hidden while the
+    layout changes; on a busy machine that can land mid-click or mid-screenshot)."""
     from playwright.sync_api import Error
     for attempt in range(attempts):
         try:
             return action()
         except Error as exc:
-            if "not attached" not in str(exc) or attempt == attempts - 1:
+            transient = any(sign in str(exc) for sign in _TRANSIENT)
+            if not transient or attempt == attempts - 1:
                 raise
-            time.sleep(0.3)
+            time.sleep(0.5)
 
 
 def choose(page, select_id: str, option: str) -> None:
