@@ -247,20 +247,26 @@ class MedSRWebApp:
         return titles
 
     def set_window_preset(self, name: str) -> None:
-        """A window/level preset for the input and its results ("auto": the input's own, from its values)."""
+        """A window/level preset for the input and its results ("auto": the input's own, from its values),
+        set on every shown volume's display node (not only through the link's observers, which miss
+        a display node made after the link)."""
         node = self.params.inputVolume
         display = node.GetDisplayNode() if node is not None else None
         if display is None:
             return
         if name == "auto":  # the input's automatic window (trame-slicer's percentile range), fixed
             from trame_slicer.core.volume_window_level import VolumeWindowLevel
-            window, level = VolumeWindowLevel.min_max_to_window_level(
+            window_level = VolumeWindowLevel.min_max_to_window_level(
                 *VolumeWindowLevel.get_volume_auto_min_max_range(node))
-            display.AutoWindowLevelOff()
-            display.SetWindowLevel(window, level)
         elif name in WINDOW_PRESETS:
-            display.AutoWindowLevelOff()
-            display.SetWindowLevel(*WINDOW_PRESETS[name])
+            window_level = WINDOW_PRESETS[name]
+        else:
+            return
+        shown = [self.scene.GetNodeByID(a.volume_id) for a in (self.plan.views if self.plan else [])]
+        displays = [display] + [v.GetDisplayNode() for v in shown if v is not None and v.GetDisplayNode() is not None]
+        for item in dict.fromkeys(displays):
+            item.AutoWindowLevelOff()
+            item.SetWindowLevel(*window_level)
 
     def reset_views(self) -> None:
         """Fit every shown view to its volume and put them back at one position."""
