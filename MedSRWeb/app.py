@@ -96,8 +96,26 @@ class MedSRWebApp:
     def _offer_sources(self) -> None:
         if self.config.input:
             self.sources["input:"] = Path(self.config.input).name
-        for name in self.data.names():
-            self.sources[f"data:{name}"] = name
+        self.refresh_sources()
+
+    def refresh_sources(self) -> None:
+        """List the data folder again: files added since are offered, files gone are no longer (unless
+        already loaded: their node stays usable)."""
+        listed = {f"data:{name}": name for name in self.data.names()}
+        for value in [v for v in self.sources if v.startswith("data:") and v not in listed and v not in self.loaded]:
+            del self.sources[value]
+        for value, name in listed.items():
+            self.sources.setdefault(value, name)
+
+    def _distinct_title(self, name: str) -> str:
+        """``name``, or "name (upload N)" when another offered volume already has that title."""
+        titles = set(self.sources.values())
+        if name not in titles:
+            return name
+        n = 1
+        while f"{name} (upload{'' if n == 1 else f' {n}'})" in titles:
+            n += 1
+        return f"{name} (upload{'' if n == 1 else f' {n}'})"
 
     def source_items(self) -> list[dict]:
         return [{"title": title, "value": value} for value, title in self.sources.items()]
@@ -131,7 +149,7 @@ class MedSRWebApp:
         """Check and load an upload; returns its choice value. MedSRError with the reason if refused."""
         upload = access.check_upload(name, content, self.workdir / "uploads", self.config.upload_limit_mb, size)
         value = f"upload:{upload.path.name}"
-        self.sources[value] = upload.name
+        self.sources[value] = self._distinct_title(upload.name)
         self.loaded[value] = self._add_volume(upload.volume, upload.name)
         return value
 
@@ -139,9 +157,12 @@ class MedSRWebApp:
         """Another input: its own default mode (from its geometry), the old messages gone, one view."""
         if self.panel.busy:
             return
+        node = self.node_for(value)
+        if node is self.params.inputVolume:  # the page echoing the choice just made
+            return
         self.upload_message = ""
         self.panel.status = ""
-        self.params.inputVolume = self.node_for(value)
+        self.params.inputVolume = node
         self.panel.follow_input()
         self.show_input_only()
 

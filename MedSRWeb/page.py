@@ -127,9 +127,9 @@ def build_page(web: MedSRWebApp) -> SinglePageWithDrawerLayout:
             content = b"".join(content)
         try:
             value = web.take_upload(item.get("name", "upload"), content, item.get("size"))
-            web.upload_message = f"Loaded '{web.sources[value]}'."
             state.input_value = value
             web.choose_input(value)
+            web.upload_message = f"Loaded '{web.sources[value]}'."
         except MedSRError as exc:
             web.upload_message = web.say(f"Upload refused: {exc}")
         state.upload_file = None
@@ -155,7 +155,12 @@ def build_page(web: MedSRWebApp) -> SinglePageWithDrawerLayout:
             state.flip = False
             guarded(lambda: web.show_result(result_choice))
 
+    def refresh():
+        web.refresh_sources()
+        sync(web)
+
     ctrl.medsr_apply = apply
+    ctrl.medsr_refresh = refresh
     ctrl.medsr_flip = lambda: setattr(state, "flip_result", not state.flip_result)
 
     with SinglePageWithDrawerLayout(server, theme="dark") as page:
@@ -171,8 +176,11 @@ def build_page(web: MedSRWebApp) -> SinglePageWithDrawerLayout:
         with page.drawer:
             with v3.VContainer(classes="pa-3", fluid=True):
                 html.Div("Input volume", classes="text-subtitle-2")
-                v3.VSelect(v_model=("input_value",), items=("input_items",), label="Volume", density="compact",
-                           id="medsr-input", disabled=("busy",), hide_details=True, classes="mb-2")
+                with html.Div(classes="d-flex align-center mb-2"):
+                    v3.VSelect(v_model=("input_value",), items=("input_items",), label="Volume", density="compact",
+                               id="medsr-input", disabled=("busy",), hide_details=True)
+                    v3.VBtn(icon="mdi-refresh", size="small", variant="text", id="medsr-refresh",
+                            click=ctrl.medsr_refresh, title="List the data folder again")
                 v3.VFileInput(v_model=("upload_file",), label="Upload a volume (NIfTI, NRRD, MHA)",
                               density="compact", id="medsr-upload", disabled=("busy",), hide_details=True,
                               show_size=True)

@@ -2,6 +2,7 @@
 server (a subprocess on a free port), judged from screenshots of the rendered slice views."""
 from __future__ import annotations
 
+import shutil
 import time
 
 import numpy as np
@@ -14,9 +15,14 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
 @pytest.fixture(scope="module")
-def server():
+def data_folder(tmp_path_factory):
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(scope="module")
+def server(data_folder):
     require_browser_stack()
-    with running_server(SAMPLE, "--device", "cpu") as s:
+    with running_server(SAMPLE, "--device", "cpu", "--data", str(data_folder)) as s:
         yield s
 
 
@@ -89,6 +95,33 @@ def test_a_bad_upload_is_refused_with_a_message(server, browser, tmp_path):
     page.set_input_files("#medsr-upload", str(notes))
     page.wait_for_function("document.querySelector('#medsr-upload-message').innerText.includes('notes.txt')")
     assert "is not a volume file" in page.inner_text("#medsr-upload-message")
+    page.close()
+
+
+def input_titles(page) -> list[str]:
+    """The titles the Volume menu offers, as a user sees them when opening it."""
+    page.click("#medsr-input", force=True)
+    page.wait_for_selector(".v-overlay--active [role=option]")
+    titles = [t.strip() for t in page.locator(".v-overlay--active [role=option]").all_inner_texts()]
+    page.keyboard.press("Escape")
+    return titles
+
+
+def test_files_added_to_the_data_folder_are_listed_on_refresh_and_uploads_keep_their_own_names(
+        server, browser, data_folder, tmp_path):
+    page = open_page(browser, server.local_url)
+    wait_for_rendered_views(page, 1)
+    assert "added.nrrd" not in input_titles(page)
+    shutil.copy(SAMPLE, data_folder / "added.nrrd")
+    page.click("#medsr-refresh")
+    page.wait_for_timeout(1000)
+    assert "added.nrrd" in input_titles(page)
+    twin = tmp_path / "added.nrrd"  # an upload named like a data file: listed under a name of its own
+    shutil.copy(SAMPLE, twin)
+    page.set_input_files("#medsr-upload", str(twin))
+    page.wait_for_function("document.querySelector('#medsr-upload-message').innerText.includes('Loaded')")
+    titles = input_titles(page)
+    assert "added.nrrd" in titles and "added.nrrd (upload)" in titles, titles
     page.close()
 
 
