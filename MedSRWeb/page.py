@@ -56,6 +56,7 @@ def sync(web: MedSRWebApp) -> None:
     table = web.comparison_table()
     s.table_headers, s.table_rows = table["headers"], table["rows"]
     s.chart_src = web.comparison_chart() if p.outcome.comparison else ""
+    s.compare_note = (p.outcome.comparison or {}).get("against", "")
     s.upload_message = web.say(web.upload_message)
     s.medsr_view_titles = web.view_titles()
 
@@ -246,6 +247,7 @@ def build_page(web: MedSRWebApp) -> SinglePageWithDrawerLayout:
                                     raw_attrs=["download"])  # a download, not a navigation away
                 with html.Div(v_show=("table_rows.length",), id="medsr-compare-results",
                               style="max-width: 100%; overflow-x: auto;"):
+                    html.Div("{{ compare_note }}", id="medsr-compare-note", classes="text-caption mb-1")
                     with html.Table(classes="text-caption", style="border-collapse: collapse; min-width: 100%;"):
                         with html.Tr():
                             html.Th("{{ h }}", v_for="h in table_headers", style="text-align: left; padding: 2px;")

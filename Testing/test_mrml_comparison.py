@@ -60,6 +60,7 @@ def test_compare_with_a_reference_volume(mrml_scene, volumes, scene_nodes):
 
     segs = out["segmentations"]
     assert set(segs) == {"baseline", "sr", "reference"}
+    assert out["against"] == f"Dice, PSNR and SSIM against the reference '{ref.GetName()}'."
     for node in segs.values():
         assert node.IsA("vtkMRMLSegmentationNode") and node.GetScene() is mrml_scene
         s = node.GetSegmentation()
@@ -130,6 +131,7 @@ def test_without_reference_the_baseline_is_the_reference(mrml_scene, scene_nodes
     assert out["table"].GetNumberOfRows() == 1
     row = out["rows"][0]
     assert math.isnan(row["psnr"]) and 0.5 < row["dice_mean"] <= 1.0
+    assert out["against"].startswith("Without a reference: Dice against the segmentation of the baseline")
 
 
 @pytest.mark.parametrize("method", ["kmeans", "threshold:1e9"])

@@ -260,7 +260,20 @@ def compare_nodes(srNode, baselineNode, referenceNode=None, referenceSegmentatio
                 scene.RemoveNode(node)
         raise
     return {"segmentations": segs, "table": table, "chart": chart, "series": series, "rows": rows,
-            "labels": label_names, "plan": plan, "segmenter": segmenter.description}
+            "labels": label_names, "plan": plan, "segmenter": segmenter.description,
+            "against": scored_against(baselineNode, referenceNode, referenceSegmentationNode)}
+
+
+def scored_against(baselineNode, referenceNode=None, referenceSegmentationNode=None) -> str:
+    """One line saying what the Dice values were measured against: a reference segmentation, the
+    reference volume's segmentation, or, without a reference, the baseline's own segmentation (then
+    Dice is agreement with the baseline, not accuracy, and PSNR/SSIM are not measured)."""
+    if referenceSegmentationNode is not None:
+        return f"Dice against the reference segmentation '{referenceSegmentationNode.GetName()}'."
+    if referenceNode is not None:
+        return f"Dice, PSNR and SSIM against the reference '{referenceNode.GetName()}'."
+    return (f"Without a reference: Dice against the segmentation of the baseline '{baselineNode.GetName()}' "
+            "(agreement with it, not accuracy); no PSNR or SSIM.")
 
 
 def _plan(baselineNode, srNode, referenceNode, mode, axis, table, chart):
