@@ -48,6 +48,8 @@ from MedSRLib import sample_data as sampleData  # noqa: E402  (torch-free)
 
 README_URL = "https://github.com/medsr-project/MedSR#use-in-3d-slicer"
 POLL_INTERVAL_MS = 100
+#: Slicer settings (qt.QSettings) of "Run on": per user, never saved with a scene; the token is kept there only.
+SETTING_RUN_ON, SETTING_SERVER_URL, SETTING_SERVER_TOKEN = "MedSR/RunOn", "MedSR/ServerURL", "MedSR/ServerToken"
 SAMPLE_DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "Resources", "SampleData")
 
 
@@ -177,6 +179,11 @@ class MedSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.scaleComboBox.connect("currentTextChanged(QString)", self.onScaleChanged)
         self.ui.customWeightsPathLineEdit.connect("currentPathChanged(QString)", self.onCustomWeightsChanged)
         self.ui.loadSampleButton.connect("clicked(bool)", self.onLoadSample)
+        for label, value in panelModel.SuperResolvePanel.run_on_items():
+            self.ui.runOnComboBox.addItem(_(label), value)
+        self.ui.runOnComboBox.connect("currentIndexChanged(int)", self.onRunOnChanged)
+        self.ui.serverUrlLineEdit.connect("textChanged(QString)", self.onServerUrlChanged)
+        self.ui.serverTokenLineEdit.connect("textChanged(QString)", self.onServerTokenChanged)
         self.ui.progressBar.setVisible(False)
 
         self.initializeParameterNode()
@@ -225,6 +232,7 @@ class MedSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             if self.panel is None:
                 self.panel = panelModel.SuperResolvePanel(self._parameterNode, slicer.mrmlScene,
                                                           show=self.logic.showSideBySide)
+                self.loadServerSettings()
             else:  # a new wrapper (each enter() makes one) or the new scene's node; a run goes on
                 self.panel.params = self._parameterNode
                 self.panel.ensure_model()
@@ -232,6 +240,45 @@ class MedSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGui)
             self.fillModelList()
             self.updateGui()
+
+    # --- Run on: Slicer's settings <-> panel model ----------------------------------------------
+
+    def loadServerSettings(self) -> None:
+        """Run on, server URL and token from Slicer's settings into the panel model and the widgets."""
+        values = [value for _, value in self.panel.run_on_items()]
+        runOn = str(slicer.util.settingsValue(SETTING_RUN_ON, "local"))
+        self.panel.run_on = runOn if runOn in values else "local"
+        self.panel.server_url = str(slicer.util.settingsValue(SETTING_SERVER_URL, ""))
+        self.panel.token = str(slicer.util.settingsValue(SETTING_SERVER_TOKEN, ""))
+        self._updatingGui = True
+        try:
+            self.ui.runOnComboBox.setCurrentIndex(values.index(self.panel.run_on))
+            self.ui.serverUrlLineEdit.text = self.panel.server_url
+            self.ui.serverTokenLineEdit.text = self.panel.token
+        finally:
+            self._updatingGui = False
+
+    def onRunOnChanged(self, index: int) -> None:
+        if self._updatingGui or self.panel is None or index < 0:
+            return
+        self.panel.run_on = self.ui.runOnComboBox.itemData(index)
+        qt.QSettings().setValue(SETTING_RUN_ON, self.panel.run_on)
+        self.updateGui()
+
+    def onServerUrlChanged(self, text: str) -> None:
+        if self._updatingGui or self.panel is None:
+            return
+        self.panel.server_url = text.strip()
+        qt.QSettings().setValue(SETTING_SERVER_URL, self.panel.server_url)
+        self.updateGui()
+
+    def onServerTokenChanged(self, text: str) -> None:
+        """The token goes to the panel model and Slicer's settings only (never the scene or the log)."""
+        if self._updatingGui or self.panel is None:
+            return
+        self.panel.token = text.strip()
+        qt.QSettings().setValue(SETTING_SERVER_TOKEN, self.panel.token)
+        self.updateGui()
 
     # --- binding: widgets <- panel model --------------------------------------------------------
 
@@ -276,6 +323,11 @@ class MedSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.adaptCheckBox.setVisible(panel.adapt_visible)
             self.ui.compareOptionsWidget.enabled = panel.compare_options_enabled
             self.ui.deviceStatusLabel.text = panel.device_line()
+            for widget in (self.ui.runOnComboBox, self.ui.serverUrlLineEdit, self.ui.serverTokenLineEdit):
+                widget.enabled = panel.run_on_enabled
+            for widget in (self.ui.serverUrlLabel, self.ui.serverUrlLineEdit, self.ui.serverTokenLabel,
+                           self.ui.serverTokenLineEdit):
+                widget.setVisible(panel.server_fields_visible)
             if self.ui.customWeightsPathLineEdit.currentPath != panel.params.customWeights:
                 self.ui.customWeightsPathLineEdit.currentPath = panel.params.customWeights
             button = panel.button()

@@ -18,7 +18,12 @@ TIMEOUT_S = 30.0
 
 
 class ServerError(MedSRError):
-    """The server refused a request or a job failed; the message is the server's one line."""
+    """The server refused a request or a job failed; the message is the server's one line and
+    ``status`` the HTTP status of a refusal (None when the server was not reached)."""
+
+    def __init__(self, message: str, status: Optional[int] = None):
+        super().__init__(message)
+        self.status = status
 
 
 class ServerClient:
@@ -45,7 +50,7 @@ class ServerClient:
                 line = response.json().get("error") or response.text
             except ValueError:
                 line = response.text.strip()[:200]
-            raise ServerError(f"server {self.url}: {line} (HTTP {response.status_code})")
+            raise ServerError(f"server {self.url}: {line} (HTTP {response.status_code})", response.status_code)
         return response
 
     def info(self) -> dict:

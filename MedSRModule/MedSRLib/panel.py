@@ -7,6 +7,11 @@ engine through worker processes (``process.start_superresolve``) and follows the
 which the GUI calls from a timer on the main thread.
 
 Run states: idle -> (installing ->) running -> cancelling -> done | failed | idle (cancelled).
+Run on: this computer (``run_on = "local"``) or a MedSR server (``"server"``, with ``server_url`` and
+``token``, which the GUI keeps in its own settings: the token never enters the parameters, the scene,
+the log or the provenance). A server run goes queued (sending, waiting in the server's queue) ->
+running -> ..., through the same states, its worker process uploading, polling and downloading
+(``remote_run``); its result node is made exactly as a local run's, with the server's provenance.
 A run with Compare on is two worker runs (the chosen model, then the baseline); no node is added to
 the scene until both succeeded, so a cancelled or failed run leaves the scene as it was.
 """
@@ -53,13 +58,15 @@ PARAMETER_NAMES = tuple(f.name for f in fields(PanelParameters))
 class State(str, enum.Enum):
     IDLE = "idle"
     INSTALLING = "installing"
+    QUEUED = "queued"
     RUNNING = "running"
     CANCELLING = "cancelling"
     DONE = "done"
     FAILED = "failed"
 
 
-BUSY = (State.INSTALLING, State.RUNNING, State.CANCELLING)
+BUSY = (State.INSTALLING, State.QUEUED, State.RUNNING, State.CANCELLING)
+ACTIVE = (State.QUEUED, State.RUNNING)  # a run the Cancel button can stop
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,7 @@ class _Step:
     job: object = None
     runner: object = None
     log_seen: int = 0
+    server_seen: tuple = ()  # the (state, job id) of a server run last shown
 
 
 @dataclass
@@ -119,6 +127,10 @@ class SuperResolvePanel:
         self._device_line: Optional[tuple[str, str]] = None
         self.model_choices: list[choices.ModelChoice] = []
         self._input_seen: Optional[str] = None
+        self.run_on = "local"      # "local" | "server" (remote_run.RUN_ON)
+        self.server_url = ""
+        self.token = ""            # set by the GUI from its settings; never stored in ``params``
+        self._server: Optional[tuple[str, str]] = None  # (url, token) of the run in progress, taken at apply
         self.refresh_models()
 
     # --- what the panel offers ------------------------------------------------------------------
@@ -225,12 +237,34 @@ class SuperResolvePanel:
         """"Adapt to this volume" applies to through-plane runs only."""
         return self.params.mode == "throughplane"
 
+    @staticmethod
+    def run_on_items() -> list[tuple[str, str]]:
+        """(label, value) of the "Run on" choices."""
+        from .remote_run import RUN_ON, RUN_ON_LABELS
+        return [(RUN_ON_LABELS[v], v) for v in RUN_ON]
+
+    @property
+    def remote(self) -> bool:
+        return self.run_on == "server"
+
+    @property
+    def server_fields_visible(self) -> bool:
+        """The server URL and token apply to server runs only."""
+        return self.remote
+
+    @property
+    def run_on_enabled(self) -> bool:
+        """Run on, URL and token are fixed while a run is in progress (its steps all go to one place)."""
+        return not self.busy
+
     @property
     def compare_options_enabled(self) -> bool:
         return bool(self.params.compareEnabled)
 
     def device_line(self) -> str:
         """The device a run would use (cached per device choice: probing CUDA takes a moment)."""
+        if self.remote:
+            return "The MedSR server's device (its GPU when it has one)"
         if self._device_line is None or self._device_line[0] != self.params.device:
             self._device_line = (self.params.device, device_info.device_status(self.params.device))
         return self._device_line[1]
@@ -253,7 +287,17 @@ class SuperResolvePanel:
                         f"{p.model}: choose pfmdn or untick Adapt")
         if p.compareEnabled and p.baselineModel == p.model:
             return "The baseline is the chosen model: choose another baseline to compare against"
-        return None
+        return self._remote_problem()
+
+    def _remote_problem(self) -> Optional[str]:
+        from .remote_run import RUN_ON, server_problem
+        if self.run_on not in RUN_ON:
+            return f"Run on '{self.run_on}' is unknown; choose this computer or MedSR server"
+        if not self.remote:
+            return None
+        if self.params.customWeights:
+            return "Custom weights are not sent to a MedSR server: clear them or run on this computer"
+        return server_problem(self.server_url, self.token)
 
     @property
     def busy(self) -> bool:
@@ -262,6 +306,8 @@ class SuperResolvePanel:
     def button(self) -> Button:
         if self.state == State.RUNNING:
             return Button("Cancel", True, "Stop the run now; nothing is added to the scene")
+        if self.state == State.QUEUED:
+            return Button("Cancel", True, "Cancel the job on the MedSR server; nothing is added to the scene")
         if self.state == State.CANCELLING:
             return Button("Cancelling...", False, "Stopping the worker process")
         if self.state == State.INSTALLING:
@@ -271,7 +317,7 @@ class SuperResolvePanel:
 
     @property
     def progress_visible(self) -> bool:
-        return self.state in (State.RUNNING, State.CANCELLING)
+        return self.state in (State.QUEUED, State.RUNNING, State.CANCELLING)
 
     @property
     def progress_percent(self) -> int:
@@ -304,7 +350,7 @@ class SuperResolvePanel:
 
     def apply(self) -> State:
         """The Apply button: start a run, or cancel the one in progress. Returns the new state."""
-        if self.state == State.RUNNING:
+        if self.state in ACTIVE:
             return self.cancel()
         if self.busy:
             return self.state
@@ -314,6 +360,7 @@ class SuperResolvePanel:
             return self.state
         p = self.params
         self.outcome = Outcome()
+        self._server = (self.server_url, self.token) if self.remote else None
         self.log = []
         self._steps = [_Step("result", p.model, p.outputVolume)]
         if p.compareEnabled:
@@ -323,7 +370,7 @@ class SuperResolvePanel:
         except Exception as exc:  # refused before any work: nothing was added
             self._fail(exc)
             return self.state
-        self.state = State.RUNNING
+        self.state = State.QUEUED if self._server else State.RUNNING
         return self.state
 
     def options_for(self, step: _Step) -> dict:
@@ -342,14 +389,42 @@ class SuperResolvePanel:
     def _start(self, step: _Step) -> None:
         from . import process
         options = self.options_for(step)
-        self._log(f"Starting {step.model} x{options['scale']:g} ({options['mode']}) on '{self.params.inputVolume.GetName()}'")
+        name = self.params.inputVolume.GetName()
+        self._log(f"Starting {step.model} x{options['scale']:g} ({options['mode']}) on '{name}'")
+        if self._server is not None:
+            url, token = self._server
+            step.job, step.runner = process.start_superresolve_remote(
+                self.params.inputVolume, url, token, outputNode=step.output_node, **options)
+            self._log(f"worker process {step.runner.pid} sends it to the MedSR server at {step.runner.url}")
+            self.status = f"Sending '{name}' to the MedSR server at {step.runner.url}..."
+            step.server_seen = (step.runner.remote_state, None)
+            return
         step.job, step.runner = process.start_superresolve(self.params.inputVolume, outputNode=step.output_node,
                                                            **options)
         self._log(f"worker process {step.runner.pid} started")
         self.status = f"Running {step.model} on {self.device_line()}..."
 
+    def _follow_server(self, step: _Step) -> None:
+        """Queued until the server runs the step's job, then running (a remote step only)."""
+        remote_state = getattr(step.runner, "remote_state", None)
+        if remote_state is None or self.state not in ACTIVE:
+            return
+        url, job_id = step.runner.url, step.runner.job_id
+        if step.server_seen == (remote_state, job_id):
+            return
+        step.server_seen = (remote_state, job_id)
+        wanted = State.RUNNING if remote_state == "running" else State.QUEUED
+        self.state = wanted
+        if wanted == State.RUNNING:
+            self.status = f"Running {step.model} on the MedSR server at {url}..."
+        elif job_id is None:
+            self.status = f"Sending '{self.params.inputVolume.GetName()}' to the MedSR server at {url}..."
+        else:
+            self.status = f"Queued on the MedSR server at {url} (job {job_id})..."
+        self._log(self.status)
+
     def cancel(self) -> State:
-        if self.state == State.RUNNING:
+        if self.state in ACTIVE:
             for step in self._steps:
                 if step.runner is not None and not step.runner.done:
                     step.runner.cancel()
@@ -359,11 +434,12 @@ class SuperResolvePanel:
 
     def poll(self) -> bool:
         """Move the run on (call from a timer on the main thread); True while it is still busy."""
-        if self.state not in (State.RUNNING, State.CANCELLING):
+        if self.state not in (*ACTIVE, State.CANCELLING):
             return self.busy
         current = next((s for s in self._steps if s.runner is not None and not s.runner.done), None)
         if current is not None:
             self._take_log(current)
+            self._follow_server(current)
             if self.state == State.RUNNING:
                 done, total = current.runner.progress
                 if total:
@@ -375,7 +451,7 @@ class SuperResolvePanel:
             self._end_with_error(last.runner.error)
             return False
         following = next((s for s in self._steps if s.runner is None), None)
-        if following is not None and self.state == State.RUNNING:
+        if following is not None and self.state in ACTIVE:
             try:
                 self._start(following)
             except Exception as exc:
@@ -421,7 +497,7 @@ class SuperResolvePanel:
             try:
                 self.outcome.comparison = self._compare()
                 plan = self.outcome.comparison.get("plan")
-                self.status = f"Created '{out.GetName()}' and its comparison table."
+                self.status = f"Created '{out.GetName()}' and its comparison table. {self.outcome.comparison['against']}"
             except Exception as exc:
                 self.outcome.error = exc
                 self.outcome.detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))

@@ -15,6 +15,7 @@ from MedSRExtension.core.errors import MedSRError
 from MedSRExtension.core.volume import Volume
 
 from . import nodes
+from .remote_run import RemoteRunner
 from .worker_runner import WorkerRunner
 
 Progress = Optional[Callable[[int, int], None]]
@@ -96,6 +97,27 @@ def start_superresolve(inputNode, outputNode=None, progress: Progress = None,
     the worker at once; ``runner.pid`` is its process id."""
     job = SuperResolveJob(inputNode, output_node=outputNode, **options)
     runner = WorkerRunner(job.volume, job.engine_call_options(), progress=progress)
+    return job, runner.start()
+
+
+class RemoteJob(SuperResolveJob):
+    """A run sent to a MedSR server: its provenance is the record the server wrote (what ran there:
+    device, weights, sha256), naming the input node as a local run does."""
+
+    def provenance(self) -> dict:
+        record = dict(self.result.meta.get("provenance") or {}) if self.result is not None else {}
+        if not record:
+            raise MedSRError("the server's result has no provenance record; nothing was added to the scene")
+        record["source"] = self.input_name
+        return record
+
+
+def start_superresolve_remote(inputNode, url: str, token: str, outputNode=None, progress: Progress = None,
+                              **options) -> tuple[RemoteJob, RemoteRunner]:
+    """``start_superresolve`` with the work done by the MedSR server at ``url`` (``token`` is passed to
+    the worker process in its environment, never logged). Finish it with ``finish_superresolve``."""
+    job = RemoteJob(inputNode, output_node=outputNode, **options)
+    runner = RemoteRunner(job.volume, job.engine_call_options(), url, token, job.input_name, progress=progress)
     return job, runner.start()
 
 

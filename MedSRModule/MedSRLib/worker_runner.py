@@ -80,7 +80,12 @@ class WorkerRunner:
     ``done``, ``progress``, ``fraction`` and ``wait()`` poll first, so reading them is enough to
     keep the run moving. ``result`` holds the output Volume after success, ``error`` the exception
     (``Cancelled`` after a cancel, ``MedSRError`` for bad input or a dead worker), ``log`` the
-    worker's messages."""
+    worker's messages.
+
+    Subclasses (``remote_run.RemoteRunner``) change what runs through the hooks ``_command``,
+    ``_env``, ``_event`` and ``_read_result``; ``kill_after`` is how long Cancel waits before SIGKILL."""
+
+    kill_after = KILL_AFTER_S
 
     def __init__(self, volume: Volume, options: dict, progress: Progress = None):
         self._volume, self._options, self._user_progress = volume, dict(options), progress
@@ -108,7 +113,7 @@ class WorkerRunner:
         try:
             protocol.write_request(self._folder, self._volume, self._options)
             self._volume = None  # the worker has its copy; do not keep a second one alive
-            command = [worker_python(), "-m", "MedSRExtension.worker.serve", self._folder]
+            command = self._command()
             kwargs = {}
             if os.name == "nt":
                 kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP | getattr(subprocess, "CREATE_NO_WINDOW", 0)
@@ -116,7 +121,7 @@ class WorkerRunner:
                 kwargs["start_new_session"] = True  # its own process group, so Cancel ends all of it
             self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                              stderr=subprocess.STDOUT, text=True, encoding="utf-8",
-                                             errors="replace", bufsize=1, env=_worker_env(), **kwargs)
+                                             errors="replace", bufsize=1, env=self._env(), **kwargs)
         except BaseException:
             self._remove_folder()
             raise
@@ -124,6 +129,13 @@ class WorkerRunner:
         self._reader.start()
         _running.add(self)
         return self
+
+    def _command(self) -> list[str]:
+        """The worker's command line (never a secret: ``ps`` shows it)."""
+        return [worker_python(), "-m", "MedSRExtension.worker.serve", self._folder]
+
+    def _env(self) -> dict:
+        return _worker_env()
 
     def _read(self) -> None:
         """Reader thread: forwards each output line to the queue; None marks the end of output."""
@@ -193,7 +205,7 @@ class WorkerRunner:
                 output_ended = True
                 break
             self._handle(line)
-        if self._cancel_at is not None and not self._killed and time.monotonic() - self._cancel_at > KILL_AFTER_S:
+        if self._cancel_at is not None and not self._killed and time.monotonic() - self._cancel_at > self.kill_after:
             self._killed = True
             self._signal(getattr(signal, "SIGKILL", signal.SIGTERM))
         if output_ended or (self._reader is not None and not self._reader.is_alive() and self._events.empty()):
@@ -222,13 +234,21 @@ class WorkerRunner:
         elif kind == "error":
             self._worker_error = (str(event.get("kind", "Error")), str(event.get("message", "")))
             self.log.append(f"error: {self._worker_error[1]}")
+        else:
+            self._event(event)
+
+    def _event(self, event: dict) -> None:
+        """An event the local worker does not send (a subclass's own); ignored here."""
+
+    def _read_result(self) -> Volume:
+        return protocol.read_result(self._folder)
 
     def _finish(self) -> None:
         try:
             if self._cancel_at is not None:
                 self.error = Cancelled("cancelled: the worker process was stopped; nothing was added to the scene")
             elif self._got_result and self.returncode == 0:
-                self.result = protocol.read_result(self._folder)
+                self.result = self._read_result()
             elif self._worker_error is not None and self._worker_error[0] == "MedSRError":
                 self.error = MedSRError(self._worker_error[1])
             elif self._worker_error is not None:
@@ -268,8 +288,15 @@ class WorkerRunner:
 @atexit.register
 def _stop_all() -> None:
     """When the application quits during a run, end every worker and remove its files."""
-    for runner in list(_running):
+    runners = list(_running)
+    for runner in runners:
         runner.cancel()
+    for runner in runners:
+        if runner.kill_after > KILL_AFTER_S and runner._process is not None:  # a remote run cancels its job
+            try:
+                runner._process.wait(timeout=KILL_AFTER_S)
+            except subprocess.TimeoutExpired:
+                pass
         runner._signal(getattr(signal, "SIGKILL", signal.SIGTERM))
         if runner._process is not None:
             try:

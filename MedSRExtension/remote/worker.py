@@ -1,0 +1,162 @@
+"""A worker process that sends its request to a ``medsr server`` instead of running it here.
+
+It speaks the protocol of ``MedSRExtension.worker.serve`` (a request folder in, event lines on stdout,
+result files out), so a GUI follows it exactly as it follows a local worker; what happens in between
+is upload, poll and download. Run as ``python -m MedSRExtension.remote.worker FOLDER URL NAME`` with
+the token in the environment variable ``MEDSR_TOKEN`` (never on the command line, where ``ps`` shows
+it; it is removed from the environment at start and never printed).
+
+- The input goes up as MHA (geometry written exactly: spacing, origin and direction round-trip bit
+  for bit) named ``NAME.mha``; the result comes back with the exact geometry of the job record.
+- Extra events: ``job`` (id, state: queued | running) whenever the server's state of the job changes.
+  Server log lines arrive as ``log`` events prefixed "server: ".
+- Cancel: SIGTERM, or a file ``cancel`` in the folder (seen between polls; on Windows, where a
+  terminate cannot be caught), cancels the job on the server (DELETE) before the process ends.
+- ``result.json`` holds, besides the geometry, ``provenance``: the record the server wrote into the
+  result, which says what ran there (device, weights and their sha256).
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from MedSRExtension.core import atomic
+from MedSRExtension.core.errors import MedSRError
+from MedSRExtension.worker import serve as protocol
+
+from .client import POLL_S, ServerClient, ServerError
+from .credentials import SERVER_TOKEN_ENV
+
+UPLOAD = "upload.mha"
+CANCEL = "cancel"
+DOWNLOAD = "download.nrrd"
+
+
+class Stopped(BaseException):
+    """SIGTERM arrived: the run was cancelled."""
+
+
+def _stop(signum, frame) -> None:
+    raise Stopped()
+
+
+def refusal(exc: ServerError, url: str) -> str:
+    """The one line a user sees for a refused request (a wrong token named as such)."""
+    if exc.status == 401:
+        return (f"the MedSR server at {url} refused the token (HTTP 401); enter the token the server printed "
+                "or its administrator gave you")
+    return str(exc)
+
+
+def _write_result(folder: str, volume, record: dict) -> None:
+    """The result files of the worker protocol, plus the server's provenance record."""
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            np.save(f, np.ascontiguousarray(volume.array), allow_pickle=False)
+    atomic.write_with(os.path.join(folder, protocol.RESULT), write)
+    meta = {"geometry": {"spacing": [float(s) for s in volume.spacing], "origin": [float(o) for o in volume.origin],
+                         "direction": np.asarray(volume.direction, dtype=float).tolist()},
+            "provenance": record}
+    if record.get("gate", "-") != "-":
+        meta["gate"] = record["gate"]
+    if record.get("adapt", "off") != "off":
+        meta["adapt"] = {"profile": record.get("slice_profile", "-")}
+    atomic.write_text(os.path.join(folder, protocol.RESULT_META), json.dumps(meta))
+
+
+def _check_cancel(folder: str) -> None:
+    if os.path.exists(os.path.join(folder, CANCEL)):
+        raise Stopped()
+
+
+def _follow(client: ServerClient, job_id: str, folder: str) -> dict:
+    """Poll the job until it ends, reporting state changes, progress and server log lines; its last state."""
+    import time
+    seen_state, seen_progress, seen_log = "queued", None, 0
+    while True:
+        _check_cancel(folder)
+        state = client.state(job_id)
+        if state["state"] != seen_state and state["state"] in ("queued", "running"):
+            seen_state = state["state"]
+            protocol.emit("job", id=job_id, state=seen_state)
+        log = state.get("log") or []
+        for line in log[seen_log:]:
+            protocol.emit("log", message=f"server: {line}")
+        seen_log = len(log)
+        progress = tuple(state.get("progress") or (0, 0))
+        if progress != seen_progress and progress[1]:
+            seen_progress = progress
+            protocol.emit("progress", done=progress[0], total=progress[1])
+        if state["state"] == "done":
+            return state
+        if state["state"] == "failed":
+            raise MedSRError(f"the job failed on the MedSR server: {state['message']}")
+        if state["state"] == "cancelled":
+            raise MedSRError(f"the job {job_id} was cancelled on the MedSR server; nothing was added")
+        time.sleep(POLL_S)
+
+
+def _cancel_on_server(url: str, token: str, job_id: Optional[str]) -> None:
+    if job_id is None:
+        return
+    try:  # a fresh client: the interrupted one may hold a half-used connection
+        ServerClient(url, token, timeout=5.0).cancel(job_id)
+        protocol.emit("log", message=f"job {job_id} cancelled on the server")
+    except MedSRError as exc:
+        protocol.emit("log", message=f"the job {job_id} could not be cancelled on the server: {exc}")
+
+
+def run(folder: str, url: str, name: str) -> int:
+    """Send the request in ``folder`` to ``url``; the exit status (0, 2 refused or failed, 1 error, 3 cancelled)."""
+    token = os.environ.pop(SERVER_TOKEN_ENV, "")
+    signal.signal(signal.SIGTERM, _stop)
+    job_id = None
+    try:
+        from MedSRExtension.core.volume_io import save_volume
+        from MedSRExtension.remote.files import _result
+        volume, options = protocol.read_request(folder)
+        upload = Path(folder) / UPLOAD
+        save_volume(volume, upload)
+        del volume
+        client = ServerClient(url, token)
+        protocol.emit("log", message=f"sending {upload.stat().st_size / 2**20:.1f} MB to the MedSR server at {url}")
+        job_id = client.submit(str(upload), options, name=f"{name}.mha")["id"]
+        upload.unlink()
+        protocol.emit("job", id=job_id, state="queued")
+        state = _follow(client, job_id, folder)
+        protocol.emit("log", message=f"job {job_id} done; downloading the result")
+        result, record = _result(client.download(job_id, str(Path(folder) / DOWNLOAD)), state["geometry"])
+        _write_result(folder, result, record)
+        protocol.emit("result")
+        return 0
+    except Stopped:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second Cancel must not cut the DELETE short
+        _cancel_on_server(url, token, job_id)
+        return 3
+    except ServerError as exc:
+        protocol.emit("error", kind="MedSRError", message=refusal(exc, url))
+        return 2
+    except MedSRError as exc:
+        protocol.emit("error", kind="MedSRError", message=str(exc))
+        return 2
+    except Exception as exc:
+        protocol.emit("error", kind=type(exc).__name__, message=str(exc))
+        return 1
+
+
+def main(argv: Optional[list] = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 3 or not os.path.isdir(args[0]):
+        print("usage: MEDSR_TOKEN=... python -m MedSRExtension.remote.worker REQUEST_FOLDER URL NAME", file=sys.stderr)
+        return 2
+    return run(*args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
