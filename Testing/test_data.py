@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from MedSRExtension.core.errors import MedSRError
 from MedSRExtension.data import corpus
 from MedSRExtension.data.patches import PatchSampler, Source, dihedral, is_tissue, load_sources
 
@@ -131,3 +132,25 @@ def test_large_x4_patches_skip_planes_too_small_to_hold_them(sources):
     wheres = {sampler._cut(sampler.rng(it), 112, 112)[1] for it in range(40)}
     assert not any(w.endswith(("coronal", "sagittal")) for w in wheres)
     assert "mni_inferior:axial" in wheres or "mni_superior:axial" in wheres
+
+
+def test_thin_slice_training_pairs_sample_the_hr_rows_with_gaps_between(sources):
+    """A thickness range (fractions of the spacing) gives LR rows that are thin samples of the HR rows,
+    not their average over the whole spacing: what a network for slices with gaps learns from."""
+    thin = PatchSampler(12, [(4.0, 1.0)], "thickslice", seed=1, sources=sources, thickness=(0.2, 0.3))
+    lr, hr, _ = thin.sample(6, iteration=5)
+    def centre(x):  # the two HR rows at the centre of each LR slice's 4 rows
+        return 0.5 * (x[:, :, 1::4, :] + x[:, :, 2::4, :])
+    assert float((lr - centre(hr)).abs().mean()) < 0.5 * float((lr - F.avg_pool2d(hr, (4, 1))).abs().mean())
+    contiguous = PatchSampler(12, [(4.0, 1.0)], "thickslice", seed=1, sources=sources)
+    lr_c, hr_c, _ = contiguous.sample(6, iteration=5)
+    assert float((lr_c - F.avg_pool2d(hr_c, (4, 1))).abs().mean()) < float((lr_c - centre(hr_c)).abs().mean())
+
+
+@pytest.mark.parametrize("thickness,kind,message", [((0.7, 0.2), "thickslice", "0 < LO <= HI"),
+                                                    ((0.0, 0.5), "thickslice", "0 < LO <= HI"),
+                                                    ((0.2, 0.7), "bicubic", "for the thickslice degradation")])
+def test_a_thickness_range_no_run_can_use_is_refused(sources, thickness, kind, message):
+    with pytest.raises(MedSRError, match=message):
+        PatchSampler(12, [(4.0, 1.0) if kind == "thickslice" else (2.0, 2.0)], kind, sources=sources,
+                     thickness=thickness)

@@ -88,6 +88,22 @@ def test_resume_refuses_changed_settings_and_a_fresh_start_refuses_an_existing_r
     with pytest.raises(MedSRError, match="already holds a training run"):
         check_resume(_cfg(tmp_path), resume=False)
     check_resume(_cfg(tmp_path, iters=50), resume=True)  # a longer schedule is allowed
+    with pytest.raises(MedSRError, match="different thickness"):
+        check_resume(_cfg(tmp_path, thickness=[0.2, 0.7]), resume=True)
+
+
+def test_a_thin_slice_run_records_its_thickness_and_validates_on_it(tmp_path):
+    import json
+    from MedSRExtension.training.trainer import Validator
+    cfg = _cfg(tmp_path, model="pfmdn", scales=[[3.0, 1.0]], degradation="thickslice", thickness=[0.2, 0.6],
+               iters=2, ckpt_every=2, val_every=2)
+    train(cfg, progress=False)
+    assert json.loads((tmp_path / "summary.json").read_text())["thickness"] == [0.2, 0.6]
+    assert cfg.val_thickness() == pytest.approx(0.4)
+    thin, contiguous = Validator(cfg).items[0], Validator(_cfg(tmp_path, scales=[[3.0, 1.0]], degradation="thickslice")).items[0]
+    assert np.array_equal(thin.hr, contiguous.hr) and not np.allclose(thin.lr, contiguous.lr)
+    with pytest.raises(MedSRError, match="for the thickslice degradation"):
+        train(_cfg(tmp_path / "bad", thickness=[0.2, 0.6]), progress=False)
 
 
 def test_a_train_step_lowers_the_loss_on_a_fixed_batch_and_state_round_trips(tmp_path):

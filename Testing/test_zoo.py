@@ -139,6 +139,26 @@ def test_route_sends_one_axis_passes_of_per_axis_networks_to_thickslice_weights(
     assert zoo.find_weights("pfmdn", (5.0, 1.0)) is None
 
 
+def test_through_plane_weights_follow_the_slice_thickness(tmp_path, monkeypatch):
+    """Thin slices with gaps read the entry trained on them, contiguous (or unknown) slices the one
+    trained on contiguous slices, whatever their validation PSNRs; the run, its provenance and the
+    adaptation's start all read the same file."""
+    from sample_zoo import GAP_NAME, write_thickslice_zoo
+    from MedSRExtension.adapt.finetune import warm_start
+    from MedSRExtension.inference.engine import model_scales
+    contiguous = write_thickslice_zoo(str(tmp_path), gap_range=(0.2, 0.7))
+    monkeypatch.setenv(zoo.ENV, str(tmp_path))
+    gap = zoo.find_weights("pfmdn", (3.0, 1.0), thickness=1 / 3)
+    assert gap["name"] == GAP_NAME
+    assert zoo.find_weights("pfmdn", (3.0, 1.0))["name"] == contiguous["name"]
+    assert zoo.find_weights("pfmdn", (3.0, 1.0), thickness=0.9)["name"] == contiguous["name"]  # nearer 1 than 0.7
+    assert zoo.find_weights("pfmdn", (1.0, 2.0), thickness=0.1)["name"] == GAP_NAME  # nearest range wins
+    used = zoo.weights_used("pfmdn", model_scales("pfmdn", (1.0, 1.0, 3.0), "k"), thickness=0.3)
+    assert [os.path.basename(p) for p, _, _ in used] == [gap["file"]]
+    assert warm_start("pfmdn", (3.0, 1.0), thickness=0.3)[1] == GAP_NAME
+    assert warm_start("pfmdn", (3.0, 1.0))[1] == contiguous["name"]
+
+
 def test_weights_used_names_each_file_a_volumetric_run_reads(thick_zoo):
     from MedSRExtension.inference.engine import model_scales
     bicubic = zoo.find_weights("pfmdn", 2)

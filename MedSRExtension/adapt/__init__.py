@@ -155,13 +155,15 @@ def super_resolve_adapted(volume: Volume, options, progress=None, cancel=None) -
     if volume.array.shape[2 - a] < 2:
         raise MedSRError(f"adaptation needs at least two slices along axis {axis}")
     factor = geometry.effective_factors(volume, factors)[a]
-    profile = slice_profile(volume, axis, factor, opts.thickness_mm, opts.profile, opts.estimate)
+    given = opts.thickness_mm if opts.thickness_mm is not None else options.thickness_mm
+    profile = slice_profile(volume, axis, factor, given, opts.profile, opts.estimate)
     dev = resolve_device(options.device)
     budget = Budget(minutes=opts.minutes if opts.minutes is not None or opts.steps is not None
                     else DEFAULT_MINUTES["cpu" if dev.type == "cpu" else "gpu"], steps=opts.steps)
 
     sampler = _sampler(volume, axis, profile, opts.seed)
-    net, start = warm_start(model, (sampler.scale, 1.0), options.weights, options.preset)
+    ratio = profile.thickness / profile.factor
+    net, start = warm_start(model, (sampler.scale, 1.0), options.weights, options.preset, thickness=ratio)
     report = FitReport(start_weights=start)
 
     def train_progress(fraction: float) -> None:
@@ -175,7 +177,7 @@ def super_resolve_adapted(volume: Volume, options, progress=None, cancel=None) -
             progress(TRAIN_SHARE + int((PROGRESS_TOTAL - TRAIN_SHARE) * done / max(total, 1)), PROGRESS_TOTAL)
 
     run = options.replace(model=model, scale=factors, spacing=None, mode="throughplane", axis=axis,
-                          adapt=None, save_adapted=None)
+                          adapt=None, save_adapted=None, thickness_mm=profile.thickness_mm)
     chosen, kept, check = _keep_better(volume, run, axis, factor, profile, net.eval())
     result = engine.run_inference(volume, run, progress=run_progress, cancel=cancel, network=chosen)
     first, last = report.loss_drop()

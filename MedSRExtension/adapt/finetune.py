@@ -65,10 +65,10 @@ class FitReport:
 
 
 def warm_start(model: str, scale: tuple[float, float], weights: Union[str, os.PathLike, nn.Module] = "auto",
-               preset: Optional[str] = None) -> tuple[nn.Module, str]:
+               preset: Optional[str] = None, thickness: Optional[float] = None) -> tuple[nn.Module, str]:
     """A fresh copy of the network to tune and the name of its starting weights: ``auto`` takes the
     weights the engine's through-plane route reads at this factor (``zoo.route``: thickslice when an
-    entry serves it), else the architecture's best bicubic file (loaded at this factor even outside
+    entry serves it, the one trained nearest the slice ``thickness``), else the architecture's best bicubic file (loaded at this factor even outside
     its trained range: tuning is what adapts it)."""
     from MedSRExtension.models.registry import build, get_spec
     from MedSRExtension.zoo import weights as zoo
@@ -83,7 +83,7 @@ def warm_start(model: str, scale: tuple[float, float], weights: Union[str, os.Pa
         return build(model, preset or "light", scale), "random (untrained)"
     if weights != "auto":
         return zoo.load_network(model, scale=scale, preset=preset, weights=weights), os.path.basename(str(weights))
-    entry = zoo.find_weights(model, scale, preset)
+    entry = zoo.find_weights(model, scale, preset, thickness=thickness)
     if entry is None:
         entries = [e for e in zoo.list_weights(model) if preset is None or e.get("preset") == preset]
         entries = [e for e in entries if e.get("degradation", "bicubic") == "bicubic"] or entries

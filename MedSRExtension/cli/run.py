@@ -27,8 +27,9 @@ def register(sub) -> None:
                    help="throughplane: first fine-tune the network on this volume's own in-plane slices "
                         "(default budget 3 min on a CPU, 0.75 on a GPU)")
     p.add_argument("--slice-thickness", type=float, default=None, metavar="MM",
-                   help="with --adapt: the acquired slice thickness in mm (default: the file header, "
-                        "else estimated from the volume)")
+                   help="throughplane: the acquired slice thickness in mm (default: the file header, "
+                        "else estimated from the volume); it picks the weights for contiguous slices or "
+                        "slices with gaps and sets the profile of the self-check and of --adapt")
     p.add_argument("--save-adapted", default=None, metavar="FILE",
                    help="with --adapt: also write the tuned weights to FILE (.safetensors)")
     p.add_argument("--confidence", default=None, metavar="FILE",

@@ -27,6 +27,17 @@ def _scales(text: str) -> list[list[float]]:
     return out
 
 
+def _range(text):
+    """"0.25,0.7" -> [0.25, 0.7]; None stays None."""
+    if text is None:
+        return None
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise MedSRError(f"--thickness takes LO,HI (fractions of the slice spacing), e.g. 0.25,0.7; got '{text}'") from None
+    return [lo, hi]
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser("train", help="train a network on the corpus (checkpoints, resume, EMA, CSV log)",
                               description="Train a network on the corpus of DESIGN.md; "
@@ -36,6 +47,9 @@ def register(subparsers) -> None:
     p.add_argument("--scale", default="2", help="2, or 2,3,4 for mixed-scale training of an arbitrary-scale model, "
                    "or 4x1 (rows x cols) for through-plane (thickslice) training")
     p.add_argument("--degradation", default="bicubic", choices=KINDS)
+    p.add_argument("--thickness", default=None, metavar="LO,HI",
+                   help="thickslice: train on slices LO to HI times as thick as they are spaced, drawn per batch "
+                   "(e.g. 0.25,0.7: thin slices with gaps; default: contiguous)")
     p.add_argument("--iters", type=int, default=1000)
     p.add_argument("--out", required=True, help="output folder (checkpoint.pt, log.csv, ema.safetensors, ...)")
     p.add_argument("--batch", type=int, default=8)
@@ -61,7 +75,8 @@ def run(args) -> int:
                       degradation=args.degradation, iters=args.iters, batch=args.batch, patch=args.patch,
                       lr=args.lr, warmup=args.warmup, seed=args.seed, val_every=args.val_every,
                       ckpt_every=args.ckpt_every,
-                      device=args.device, amp=args.amp, threads=args.threads, init=args.init)
+                      device=args.device, amp=args.amp, threads=args.threads, init=args.init,
+                      thickness=_range(args.thickness))
     if cfg.ckpt_every % cfg.log_every:
         cfg.log_every = 1
     train(cfg, resume=args.resume, progress=not args.quiet)

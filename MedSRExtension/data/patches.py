@@ -21,7 +21,7 @@ exactly the batches an uninterrupted run would have drawn, with no sampler state
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -75,21 +75,39 @@ def is_tissue(patch: np.ndarray) -> bool:
     return float(patch.mean()) >= TISSUE_MEAN and float(patch.std()) >= TISSUE_STD
 
 
-def degrade2d(hr: np.ndarray, kind: str, scale: tuple[float, float]) -> np.ndarray:
+def degrade2d(hr: np.ndarray, kind: str, scale: tuple[float, float], thickness: Optional[float] = None) -> np.ndarray:
     """The engine's degradation of a 2D (rows, cols) image by per-axis factors (sh, sw).
 
     ``bicubic``/``kspace`` shrink both axes; ``thickslice`` models thick slices along the rows
     (sw must be 1): through-plane training pairs, the rows axis standing for the slice axis.
+    ``thickness`` (thickslice only): the slices' thickness as a fraction of their spacing (default 1,
+    contiguous; below 1 a gap between slices, above 1 an overlap).
     """
     from MedSRExtension.core.degradations import degrade
     sh, sw = float(scale[0]), float(scale[1])
     if kind == "thickslice":
         if sw != 1.0:
             raise MedSRError(f"thickslice degrades one axis only; use a scale (f, 1), got {scale}")
-        out = degrade(hr, "thickslice", scale=sh, axis="j")
+        out = degrade(hr, "thickslice", scale=sh, axis="j",
+                      thickness=None if thickness is None else float(thickness) * sh)
+    elif thickness is not None:
+        raise MedSRError(f"a slice thickness is for the thickslice degradation, not {kind}")
     else:
         out = degrade(hr, kind, scale=(sw, sh, 1.0))
     return np.asarray(out, dtype=np.float32)
+
+
+def check_thickness_range(thickness: Optional[Sequence[float]], degradation: str) -> Optional[tuple[float, float]]:
+    """A training range of slice thickness (fraction of the spacing) as (lo, hi), or None; a clear error
+    for a range no run can use."""
+    if thickness is None:
+        return None
+    if degradation != "thickslice":
+        raise MedSRError(f"a slice thickness range is for the thickslice degradation, not {degradation}")
+    lo, hi = (float(v) for v in thickness)
+    if not (0 < lo <= hi <= 3):
+        raise MedSRError(f"slice thickness range must be 0 < LO <= HI <= 3 (fractions of the spacing), got {lo:g},{hi:g}")
+    return lo, hi
 
 
 def _lr_size(n: int, s: float) -> int:
@@ -100,12 +118,15 @@ class PatchSampler:
     """Draws (lr, hr) float32 tensor batches, shapes (B, 1, h, w) and (B, 1, h·sh, w·sw).
 
     ``lr_patch``: LR patch side; ``scales``: candidate (sh, sw) pairs (one is drawn per batch, so an
-    arbitrary-scale model can train on several); ``degradation``: the engine's degradation kind.
+    arbitrary-scale model can train on several); ``degradation``: the engine's degradation kind;
+    ``thickness`` (thickslice only): a (lo, hi) range of slice thickness as a fraction of the slice
+    spacing, one value drawn per batch (e.g. (0.25, 0.7): thin slices with gaps); None: contiguous.
     The HR side along an axis is ``lr_patch · s`` (s must make that an integer).
     """
 
     def __init__(self, lr_patch: int, scales: Sequence[tuple[float, float]], degradation: str = "bicubic",
-                 seed: int = 0, sources: list[Source] | None = None, tissue: bool = True):
+                 seed: int = 0, sources: list[Source] | None = None, tissue: bool = True,
+                 thickness: Optional[Sequence[float]] = None):
         if lr_patch < 4:
             raise MedSRError(f"LR patch size must be at least 4 pixels, got {lr_patch}")
         self.lr_patch = int(lr_patch)
@@ -115,6 +136,7 @@ class PatchSampler:
                 if abs(self.lr_patch * s - round(self.lr_patch * s)) > 1e-6:
                     raise MedSRError(f"LR patch {lr_patch} times scale {s} must be a whole number of pixels")
         self.degradation = degradation
+        self.thickness = check_thickness_range(thickness, degradation)
         self.seed = int(seed)
         self.tissue = tissue
         self.sources = sources if sources is not None else load_sources()
@@ -183,6 +205,7 @@ class PatchSampler:
         pw = int(round((self.lr_patch + 2 * m) * sw))
         hh, hw = int(round(self.lr_patch * sh)), int(round(self.lr_patch * sw))
         mh, mw = int(round(m * sh)), int(round(m * sw))
+        thick = None if self.thickness is None else float(rng.uniform(*self.thickness))
         lrs, hrs = [], []
         for _ in range(batch):
             code = int(rng.integers(8))
@@ -190,7 +213,7 @@ class PatchSampler:
             shape = (ph, pw) if code % 2 == 0 else (pw, ph)
             hr, _ = self._cut(rng, *shape)
             hr = dihedral(hr, code)
-            lr = degrade2d(hr, self.degradation, (sh, sw))
+            lr = degrade2d(hr, self.degradation, (sh, sw), thick)
             if lr.shape != (_lr_size(ph, sh), _lr_size(pw, sw)):
                 raise MedSRError(f"degradation '{self.degradation}' returned shape {lr.shape}, "
                                  f"expected {(_lr_size(ph, sh), _lr_size(pw, sw))}")

@@ -44,10 +44,12 @@ class EvalItem:
     lr: np.ndarray
 
 
-def degrade_image(hr: np.ndarray, scale: tuple[float, float], degradation: str) -> np.ndarray:
-    """The engine's degradation of a 2D image (file units in, file units out)."""
+def degrade_image(hr: np.ndarray, scale: tuple[float, float], degradation: str,
+                  thickness: Optional[float] = None) -> np.ndarray:
+    """The engine's degradation of a 2D image (file units in, file units out; ``thickness``: thickslice
+    only, as a fraction of the slice spacing)."""
     from MedSRExtension.data.patches import degrade2d
-    return degrade2d(np.asarray(hr, dtype=np.float32), degradation, scale)
+    return degrade2d(np.asarray(hr, dtype=np.float32), degradation, scale, thickness)
 
 
 def most_structured_window(img: np.ndarray, size: tuple[int, int], stride: tuple[int, int]) -> tuple[int, int]:
@@ -82,8 +84,9 @@ def _exact_side(n: int, s: float) -> int:
 
 
 def validation_set(scale: Sequence[float], degradation: str = "bicubic", crop: Optional[int] = None,
-                   names: Optional[Sequence[str]] = None) -> list[EvalItem]:
-    """HR/LR pairs of every validation region (whole, or its most structured ``crop``-pixel window)."""
+                   names: Optional[Sequence[str]] = None, thickness: Optional[float] = None) -> list[EvalItem]:
+    """HR/LR pairs of every validation region (whole, or its most structured ``crop``-pixel window;
+    ``thickness``: thickslice only, the slices' thickness as a fraction of their spacing)."""
     from MedSRExtension.data.corpus import validation_regions
     sh, sw = float(scale[0]), float(scale[1])
     items = []
@@ -95,7 +98,7 @@ def validation_set(scale: Sequence[float], degradation: str = "bicubic", crop: O
             img = _structured_crop(img, crop)
         h, w = _exact_side(img.shape[0] // TRIM * TRIM, sh), _exact_side(img.shape[1] // TRIM * TRIM, sw)
         hr = np.ascontiguousarray(img[:h, :w], dtype=np.float32)
-        items.append(EvalItem(region.name, hr, degrade_image(hr, (sh, sw), degradation)))
+        items.append(EvalItem(region.name, hr, degrade_image(hr, (sh, sw), degradation, thickness)))
     if not items:
         raise MedSRError(f"no validation images selected (names {list(names or [])})")
     return items

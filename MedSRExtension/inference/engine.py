@@ -116,8 +116,9 @@ class _Runner:
     """Holds the model(s), device and progress state of one super_resolve call."""
 
     def __init__(self, spec: ModelSpec, options: InferenceOptions, progress: Progress, cancel: Cancel,
-                 network: Optional[torch.nn.Module] = None):
+                 network: Optional[torch.nn.Module] = None, thickness: Optional[float] = None):
         self.spec, self.preset, self.weights = spec, options.preset, options.weights
+        self.thickness = thickness  # through-plane: slice thickness / spacing, picks the shipped weights
         self.network = network
         self.device = resolve_device(options.device)
         tile = options.tile
@@ -140,7 +141,8 @@ class _Runner:
             if self.network is not None:  # an in-memory network (one adapted to this volume)
                 model = ModelDescriptor.of(self.spec.name, self.network.eval())
             else:
-                model = load_model(self.spec.name, scale=scale, preset=self.preset, weights=self.weights, device="cpu")
+                model = load_model(self.spec.name, scale=scale, preset=self.preset, weights=self.weights, device="cpu",
+                                   thickness=self.thickness)
             model.module = model.module.to(self.device)
             if self.channels_last:
                 model.module = model.module.to(memory_format=torch.channels_last)
@@ -347,7 +349,9 @@ def run_inference(volume: Volume, options: InferenceOptions, progress: Progress 
     groups = _passes(factors, axis)
     shapes = _group_shapes(groups, volume.array.shape)
     memory.check_run_fits(volume.array.shape, shapes + (shapes[-1:] if options.confidence else []))
-    runner = _Runner(spec, options, progress, cancel, network)
+    thickness = (options.thickness_mm / float(volume.spacing[AXES.index(axis)])
+                 if options.thickness_mm is not None and options.mode == "throughplane" else None)
+    runner = _Runner(spec, options, progress, cancel, network, thickness)
     window = intensity.robust_range(volume.array)
     shape_now = volume.array.shape
     for group in groups:  # count batches before running, for an honest progress total
@@ -367,6 +371,8 @@ def run_inference(volume: Volume, options: InferenceOptions, progress: Progress 
     elif options.out_dtype != "float32":
         out = intensity.cast_like(out, np.dtype(options.out_dtype), inplace=True)
     meta = {"values": values}
+    if thickness is not None:
+        meta["slice_thickness"] = thickness
     if spread is not None:
         meta["confidence"] = Volume(spread, out_spacing, origin, direction)
     return Volume(out, out_spacing, origin, direction, meta=meta)

@@ -82,6 +82,11 @@ class InferenceOptions(JsonOptions):
             the result is least supported by the data, the two reconstructions differ most.
         ensemble: 1, 2, 4 or 8: average the network over that many flipped/transposed copies
             (``pipeline.ensemble``; "best quality"), at that many times the time.
+        thickness_mm: through-plane: the acquired slice thickness in mm (thinner than the spacing: gaps
+            between slices; thicker: overlap). It sets the slice profile of the do-no-harm check and
+            picks the shipped weights trained nearest to it (``zoo.weights``: contiguous slices, or thin
+            slices with gaps). None: the file header's, else ``run_pipeline`` estimates it from the
+            volume (the engine alone then assumes contiguous slices).
         fallback: why ``model`` is a classical baseline nobody asked for (no ``--model`` and no shipped
             weights serve the scale: ``zoo.catalog.fallback_reason``); recorded in the provenance.
     """
@@ -105,6 +110,7 @@ class InferenceOptions(JsonOptions):
     gate: bool = True
     confidence: bool = False
     ensemble: int = 1
+    thickness_mm: Optional[float] = None
     fallback: Optional[str] = None
 
     def for_volume(self, volume) -> tuple["InferenceOptions", Optional[str]]:
@@ -130,5 +136,7 @@ class InferenceOptions(JsonOptions):
         if self.ensemble not in ENSEMBLES:
             raise MedSRError(f"ensemble must be one of {', '.join(map(str, ENSEMBLES))}, got {self.ensemble}; "
                              "use 8 for the best quality or 1 for none")
+        if self.thickness_mm is not None:
+            validation.check_thickness_mm(self.thickness_mm)
         if self.clamp not in CLAMPS:
             raise MedSRError(f"clamp must be one of {', '.join(CLAMPS)}, got '{self.clamp}'; use input or none")

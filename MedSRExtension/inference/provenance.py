@@ -35,7 +35,8 @@ def describe_run(volume: Volume, result: Volume, options: dict, source: Optional
                                     scale=None if spacing is not None else options.get("scale", 2.0), spacing=spacing)
     spec = get_spec(model)
     weights = os.fspath(weights_option)
-    used = zoo.weights_used(model, model_scales(model, factors, axis), options.get("preset"), weights) \
+    used = zoo.weights_used(model, model_scales(model, factors, axis), options.get("preset"), weights,
+                            thickness=result.meta.get("slice_thickness", options.get("slice_thickness"))) \
         if spec.kind == "network" else []
     if spec.kind != "network":
         weights_text, preset = "none (classical)", "-"

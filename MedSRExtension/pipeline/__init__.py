@@ -5,7 +5,9 @@ of the CLI, the batch tasks, the worker process (Slicer, web) and the Python API
 (``adapt``) when asked; the engine (``inference.run_inference``, a pure pass runner); then,
 for a through-plane network result, the do-no-harm gate (``adapt.selfcheck``): the network is kept only
 when it beats cubic B-spline on held-out pairs of this very volume, else the B-spline result is
-returned and the result says so (``meta["gate"]``, the provenance, the log).
+returned and the result says so (``meta["gate"]``, the provenance, the log). The same slice profile
+(the header's thickness, else the estimate) first picks the shipped through-plane weights trained
+nearest to it (contiguous slices, or thin slices with gaps: ``InferenceOptions.thickness_mm``).
 """
 from __future__ import annotations
 
@@ -32,22 +34,38 @@ def _gate_profile(volume: Volume, options: InferenceOptions):
     if factor <= 1 or volume.array.shape[2 - AXES.index(axis)] < 2:
         return None
     adapt = options.adapt if isinstance(options.adapt, dict) else {}
-    # header first, else the estimate: measured on the real-volume study (README), the estimate finds
-    # the gaps that make a network trained on contiguous slices lose to B-spline
-    return axis, factor, slice_profile(volume, axis, factor, adapt.get("thickness_mm"), estimate=True)
+    given = options.thickness_mm if options.thickness_mm is not None else adapt.get("thickness_mm")
+    # the caller's, then the header's, else the estimate: measured on the real-volume study (README),
+    # the estimate finds the gaps that make a network trained on contiguous slices lose to B-spline
+    return axis, factor, slice_profile(volume, axis, factor, given, estimate=True)
 
 
-def _gated(volume: Volume, options: InferenceOptions, result: Volume, progress: Progress,
+def _through_plane_network(options: InferenceOptions) -> bool:
+    from MedSRExtension.models.registry import get_spec
+    return options.mode == "throughplane" and get_spec(options.model).kind == "network"
+
+
+def _with_profile(volume: Volume, options: InferenceOptions):
+    """(options, profile found) of a through-plane network run: the slice thickness of the profile
+    (the caller's, the header's, else the estimate) picks the shipped weights trained nearest to it;
+    other runs, and adaptation (which finds its own profile), unchanged."""
+    if not _through_plane_network(options) or options.adapt not in (None, False):
+        return options, None
+    found = _gate_profile(volume, options)
+    if found is None or options.thickness_mm is not None:
+        return options, found
+    return options.replace(thickness_mm=found[2].thickness_mm), found
+
+
+def _gated(volume: Volume, options: InferenceOptions, result: Volume, found, progress: Progress,
            cancel: Cancel) -> Volume:
     from MedSRExtension.inference.engine import run_inference
-    from MedSRExtension.models.registry import get_spec
     from MedSRExtension.adapt.selfcheck import self_check
-    if not options.gate or options.mode != "throughplane" or get_spec(options.model).kind != "network":
+    if not options.gate or not _through_plane_network(options):
         return result
     if "gate_report" in result.meta:  # the adaptation already checked its own network
         report = result.meta.pop("gate_report")
     else:
-        found = _gate_profile(volume, options)
         if found is None:
             return result
         axis, factor, profile = found
@@ -73,6 +91,7 @@ def run_pipeline(volume: Volume, options: InferenceOptions, progress: Progress =
     """One run as ``options`` say (see the module docstring); the input is never modified."""
     from MedSRExtension.inference.engine import run_inference
     options = options.for_volume(volume)[0]
+    options, found = _with_profile(volume, options)
     if options.adapt not in (None, False):
         from MedSRExtension.adapt import super_resolve_adapted
         result = super_resolve_adapted(volume, options, progress=progress, cancel=cancel)
@@ -86,7 +105,7 @@ def run_pipeline(volume: Volume, options: InferenceOptions, progress: Progress =
                               lambda v, o, p, c: run_inference(v, o, progress=p, cancel=c), progress, cancel)
     else:
         result = run_inference(volume, options, progress=progress, cancel=cancel)
-    return _gated(volume, options, result, progress, cancel)
+    return _gated(volume, options, result, found, progress, cancel)
 
 
 def super_resolve(volume: Volume, model: str = "bicubic", scale: Union[float, Sequence[float], None] = 2,

@@ -82,17 +82,16 @@ def options_from_args(args) -> InferenceOptions:
         raise MedSRError("--adapt is for --mode throughplane; add --mode throughplane")
     thickness = getattr(args, "slice_thickness", None)
     if thickness is not None:
-        if adapt is None:
-            raise MedSRError("--slice-thickness is for --adapt; add --adapt")
+        if args.mode not in ("throughplane", "auto"):
+            raise MedSRError("--slice-thickness is for thick slices (--mode throughplane); add --mode throughplane")
         validation.check_thickness_mm(thickness, "--slice-thickness")
-        adapt = {"thickness_mm": thickness, **({} if adapt is True else {"minutes": adapt})}
     default = "pfmdn" if adapt is not None else default_model(scale if scale is not None else 2.0)
     fallback = None if args.model or adapt is not None else fallback_reason(scale if scale is not None else 2.0)
     return InferenceOptions(model=args.model or default, scale=scale, adapt=adapt, save_adapted=save_adapted,
                             fallback=fallback,
                             spacing=spacing, mode=args.mode, axis=args.axis, device=args.device, tile=args.tile,
                             batch=args.batch, preset=args.preset, weights=args.weights, out_dtype=args.dtype,
-                            force=args.force, clamp=args.clamp, ensemble=args.ensemble)
+                            force=args.force, clamp=args.clamp, ensemble=args.ensemble, thickness_mm=thickness)
 
 
 

@@ -72,6 +72,11 @@ class TrainConfig:
     amp: bool = True
     threads: int = 0  # 0: leave torch's default
     init: Optional[str] = None  # safetensors file to start from (strict=False), e.g. a x2 model for x4
+    thickness: Optional[list] = None  # thickslice: [lo, hi] slice thickness / spacing, drawn per batch
+
+    def val_thickness(self) -> Optional[float]:
+        """The thickness (fraction of the spacing) validation uses: the middle of the training range."""
+        return None if self.thickness is None else 0.5 * (float(self.thickness[0]) + float(self.thickness[1]))
 
     def model_scale(self) -> tuple[float, float]:
         """The scale the network is built for (the largest requested)."""
@@ -110,7 +115,7 @@ class Validator:
     def __init__(self, cfg: TrainConfig):
         from MedSRExtension.evaluation.heldout import validation_set
         self.scale = cfg.model_scale()
-        self.items = validation_set(self.scale, cfg.degradation, crop=cfg.val_crop)
+        self.items = validation_set(self.scale, cfg.degradation, crop=cfg.val_crop, thickness=cfg.val_thickness())
 
     @torch.no_grad()
     def __call__(self, model: ModelDescriptor, device: torch.device) -> tuple[float, float]:
@@ -159,6 +164,8 @@ def check_config(cfg: TrainConfig) -> ModelSpec:
         raise MedSRError("--iters and --batch must be at least 1")
     if cfg.ckpt_every % cfg.log_every:
         raise MedSRError("checkpoint interval must be a multiple of the log interval")
+    from ..data.patches import check_thickness_range
+    check_thickness_range(cfg.thickness, cfg.degradation)
     return spec
 
 
@@ -169,7 +176,7 @@ def check_resume(cfg: TrainConfig, resume: bool) -> None:
     if resume:
         if os.path.exists(cfg_path):
             saved = _read_config(cfg_path)
-            for key in ("model", "preset", "scales", "degradation", "batch", "patch", "lr", "seed"):
+            for key in ("model", "preset", "scales", "degradation", "batch", "patch", "lr", "seed", "thickness"):
                 if saved.get(key) != asdict(cfg).get(key):
                     raise MedSRError(f"--resume with a different {key} ({asdict(cfg).get(key)!r}, the run used "
                                      f"{saved.get(key)!r}); use the same settings or a new --out")
@@ -325,6 +332,7 @@ def _summary(cfg: TrainConfig, state: TrainState, end: int, params: int, hardwar
              last_val: tuple[float, float]) -> dict:
     best = state.best
     return {"model": cfg.model, "preset": cfg.preset, "scales": cfg.scales, "degradation": cfg.degradation,
+            "thickness": cfg.thickness,
             "iterations": end, "finished": end >= cfg.iters, "parameters": params,
             "train_seconds": round(state.elapsed, 1), "sec_per_iter": round(state.elapsed / max(1, end), 4),
             "hardware": hardware, "best_val_psnr": best["val_psnr"], "best_val_ssim": best["val_ssim"],
@@ -369,7 +377,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
         print(f"{cfg.model}/{cfg.preset} x{cfg.model_scale()} {cfg.degradation}: {params:,} parameters on "
               f"{describe(device)} x{world_size}; iterations {start}..{cfg.iters}", flush=True)
 
-    sampler = PatchSampler(cfg.patch, [tuple(s) for s in cfg.scales], cfg.degradation, seed=cfg.seed)
+    sampler = PatchSampler(cfg.patch, [tuple(s) for s in cfg.scales], cfg.degradation, seed=cfg.seed,
+                           thickness=cfg.thickness)
     loss_fn, caller = _loss_fn(cfg.model), ModelDescriptor(spec, net)
     validator = Validator(cfg) if main else None
     log, window, last_val = CsvLog(log_path), LossWindow(), (math.nan, math.nan)

@@ -162,10 +162,29 @@ def _serves(entry: dict, scale) -> bool:
     return False
 
 
-def _best(model: str, scale, preset: Optional[str], degradation: str) -> Optional[dict]:
+def thickness_range(entry: dict) -> tuple[float, float]:
+    """The slice thickness, as a fraction of the slice spacing, a thickslice entry was trained on: its
+    ``thickness`` [lo, hi], or contiguous slices (1, 1) when it names none."""
+    lo, hi = entry.get("thickness") or (1.0, 1.0)
+    return float(lo), float(hi)
+
+
+def _profile_distance(entry: dict, thickness: Optional[float]) -> float:
+    """How far ``thickness`` (fraction of the spacing; None: contiguous) lies outside the entry's range."""
+    t = 1.0 if thickness is None else float(thickness)
+    lo, hi = thickness_range(entry)
+    return max(lo - t, t - hi, 0.0)
+
+
+def _best(model: str, scale, preset: Optional[str], degradation: str,
+          thickness: Optional[float] = None) -> Optional[dict]:
+    """The entry of ``degradation`` serving ``scale``: for thickslice, the one trained nearest the slice
+    ``thickness`` (then the best validation PSNR), else the best validation PSNR."""
     cands = [e for e in list_weights(model)
              if _serves(e, scale) and (preset is None or e.get("preset") == preset)
              and e.get("degradation", "bicubic") == degradation]
+    if degradation == THICKSLICE:
+        return max(cands, key=lambda e: (-_profile_distance(e, thickness), val_psnr(e, scale))) if cands else None
     return max(cands, key=lambda e: val_psnr(e, scale)) if cands else None
 
 
@@ -190,10 +209,12 @@ def route(model: str, scale, preset: Optional[str] = None, weights: Union[str, o
     return Route("bicubic", False)
 
 
-def find_weights(model: str, scale, preset: Optional[str] = None, degradation: Optional[str] = None) -> Optional[dict]:
+def find_weights(model: str, scale, preset: Optional[str] = None, degradation: Optional[str] = None,
+                 thickness: Optional[float] = None) -> Optional[dict]:
     """The best shipped entry for (model, scale, preset): of ``degradation``, or by default the one
-    ``route`` picks for a pass at ``scale``; None when none serves it."""
-    return _best(model, scale, preset, degradation or route(model, scale, preset).degradation)
+    ``route`` picks for a pass at ``scale``; through-plane, the one trained nearest the slice
+    ``thickness`` (fraction of the spacing; None: contiguous). None when none serves it."""
+    return _best(model, scale, preset, degradation or route(model, scale, preset).degradation, thickness)
 
 
 def val_psnr(entry: dict, scale) -> float:
@@ -260,9 +281,10 @@ def _load_state(path: str) -> dict:
 
 
 def weights_used(model: str, scales, preset: Optional[str] = None, weights: Union[str, os.PathLike] = "auto",
-                 degradation: Optional[str] = None) -> list[tuple[str, str, Optional[str]]]:
+                 degradation: Optional[str] = None, thickness: Optional[float] = None) -> list[tuple[str, str, Optional[str]]]:
     """(file, sha256, preset) of each weight file a run of ``model`` at the model scales ``scales`` reads:
-    the shipped entries ``route`` picks for "auto", the user's file, or nothing for classical models and "random"."""
+    the shipped entries ``route`` picks for "auto" (through-plane: for the slice ``thickness``), the
+    user's file, or nothing for classical models and "random"."""
     from MedSRExtension.models.registry import as_pair, get_spec
     weights = os.fspath(weights)
     if get_spec(model).kind != "network" or weights == "random":
@@ -271,7 +293,7 @@ def weights_used(model: str, scales, preset: Optional[str] = None, weights: Unio
         return [(weights, sha256(weights), preset)]
     out = []
     for scale in scales:
-        entry = find_weights(model, as_pair(scale), preset, degradation)
+        entry = find_weights(model, as_pair(scale), preset, degradation, thickness)
         item = None if entry is None else (entry["path"], entry.get("sha256", ""), entry.get("preset"))
         if item is not None and item not in out:
             out.append(item)
@@ -280,11 +302,12 @@ def weights_used(model: str, scales, preset: Optional[str] = None, weights: Unio
 
 def load_network(model: str, scale=2, preset: Optional[str] = None,
                  weights: Union[str, os.PathLike] = "auto", device: Union[str, torch.device] = "cpu",
-                 degradation: Optional[str] = None) -> nn.Module:
+                 degradation: Optional[str] = None, thickness: Optional[float] = None) -> nn.Module:
     """Build network ``model`` for ``scale`` and load its weights, in eval mode.
 
     weights: "auto" (the shipped entry for model/scale/preset that ``route`` picks, or of
-    ``degradation`` when given; sha256-verified before loading),
+    ``degradation`` when given; through-plane, the one for the slice ``thickness``; sha256-verified
+    before loading),
     "random" (untrained; tests and benchmarks only) or a path to a .safetensors file.
     """
     from MedSRExtension.models.registry import as_pair, build, get_spec
@@ -296,7 +319,7 @@ def load_network(model: str, scale=2, preset: Optional[str] = None,
     if weights == "random":
         net = build(model, preset or "light", pair)
     elif weights == "auto":
-        entry = find_weights(model, pair, preset, degradation)
+        entry = find_weights(model, pair, preset, degradation, thickness)
         if entry is None:
             raise MedSRError(f"no trained weights for '{model}'{' ' + preset if preset else ''} at scale "
                              f"{pair[0]:g}x{pair[1]:g}; shipped weights cover {_coverage(model, preset)}; "
@@ -327,15 +350,16 @@ def _coverage(model: str, preset: Optional[str]) -> str:
 
 
 def load_model(model: str, scale=2, preset: Optional[str] = None, weights: Union[str, os.PathLike] = "auto",
-               device: Union[str, torch.device] = "cpu") -> "ModelDescriptor":
+               device: Union[str, torch.device] = "cpu", thickness: Optional[float] = None) -> "ModelDescriptor":
     """Any registered model ready to call, in eval mode on ``device``: a classical baseline as built,
-    a network with its weights (``load_network``: "auto", "random" or a .safetensors path)."""
+    a network with its weights (``load_network``: "auto", "random" or a .safetensors path; through-plane
+    "auto" weights for the slice ``thickness``)."""
     from MedSRExtension.models.descriptor import ModelDescriptor
     from MedSRExtension.models.registry import build, get_spec
     if get_spec(model).kind == "classical":
         module = build(model, preset=preset or "light", scale=scale).to(device).eval()
     else:
-        module = load_network(model, scale=scale, preset=preset, weights=weights, device=device)
+        module = load_network(model, scale=scale, preset=preset, weights=weights, device=device, thickness=thickness)
     return ModelDescriptor.of(model, module)
 
 
