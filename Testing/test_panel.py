@@ -192,3 +192,11 @@ def test_a_bicubic_default_is_said_not_silent(mrml_scene):
     records = [r for r in __import__("MedSRExtension").list_models() if get_spec(r["name"]).kind != "network"]
     p = SuperResolvePanel(PanelParameters(), mrml_scene, records=records)  # as where no weights are installed
     assert p.params.model == "bicubic" and "bicubic interpolation is selected" in p.status
+
+
+def test_an_adapted_run_reports_tuning_then_the_passes_not_batches_of_an_abstract_total():
+    from MedSRExtension.core.run_progress import ADAPT_TOTAL, ADAPT_TUNING, describe
+    assert describe("pfmdn", 400, ADAPT_TOTAL, adapting=True) == "pfmdn: adapting to the volume, 50 % of the tuning time"
+    assert describe("pfmdn", ADAPT_TUNING + 100, ADAPT_TOTAL, adapting=True) == \
+        "pfmdn: super-resolving with the adapted network, 50 %"
+    assert describe("edsr", 3, 12) == "edsr: batch 3 of 12"

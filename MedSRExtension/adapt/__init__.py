@@ -23,6 +23,7 @@ import numpy as np
 
 from MedSRExtension.core import geometry, intensity
 from MedSRExtension.core.errors import MedSRError
+from MedSRExtension.core.run_progress import ADAPT_TOTAL, ADAPT_TUNING
 from MedSRExtension.core.volume import AXES, Volume
 from MedSRExtension.adapt.finetune import Budget, FitReport, fine_tune, warm_start
 from MedSRExtension.adapt.pairs import PairSampler
@@ -30,8 +31,7 @@ from MedSRExtension.adapt.profile import SliceProfile, slice_profile
 from MedSRExtension.adapt.selfcheck import held_out_indices
 
 DEFAULT_MINUTES = {"cpu": 3.0, "gpu": 0.75}
-TRAIN_SHARE = 800  # progress units of the fine-tune; the engine's passes share the remaining 200
-PROGRESS_TOTAL = 1000
+TRAIN_SHARE, PROGRESS_TOTAL = ADAPT_TUNING, ADAPT_TOTAL  # the fine-tune's progress units, then the engine's
 METHOD_SUFFIX = "+adapt"
 
 __all__ = ["AdaptOptions", "SliceProfile", "slice_profile", "super_resolve_adapted", "split_method",

@@ -22,6 +22,7 @@ import traceback
 from dataclasses import dataclass, fields
 from typing import Callable, Optional
 
+from MedSRExtension.core import run_progress
 from MedSRExtension.core.errors import Cancelled, MedSRError
 
 from . import choices, device_info
@@ -443,7 +444,8 @@ class SuperResolvePanel:
             if self.state == State.RUNNING:
                 done, total = current.runner.progress
                 if total:
-                    self.status = f"{current.model}: batch {done} of {total}"
+                    adapting = current.role == "result" and self.params.adapt and self.params.mode == "throughplane"
+                    self.status = run_progress.describe(current.model, done, total, bool(adapting))
             return True
         last = self._steps_started()[-1]
         self._take_log(last)
