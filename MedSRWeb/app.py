@@ -16,6 +16,7 @@ import asyncio
 import base64
 import io
 import math
+import dataclasses
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,8 @@ NONE_ITEM = {"title": "(none)", "value": ""}
 #: trame layout id -> the slice views (MedSRLib.layout's view names) it shows.
 VIEW_LAYOUTS = {"one": ("Red",), "two": ("Red", "Yellow"), "three": ("Red", "Yellow", "Green")}
 #: Window/level presets (window, level), as Slicer's Volumes module offers for CT.
+#: The planes the views can show: "auto" is the plane the run changed (layout.choose_orientation).
+PLANES = ("auto", "Axial", "Coronal", "Sagittal")
 WINDOW_PRESETS = {"CT soft tissue": (400.0, 40.0), "CT bone": (1800.0, 400.0), "CT lung": (1500.0, -600.0),
                   "CT brain": (80.0, 40.0)}
 DOWNLOAD_FORMATS = {"nii.gz": "application/gzip", "nrrd": "application/octet-stream"}
@@ -82,6 +85,8 @@ class MedSRWebApp:
         self.plan: Optional[layout.LayoutPlan] = None
         self.results = ResultList()
         self.window_link = WindowLevelLink()
+        self.plane = "auto"
+        self._planned = None  # the shown plan as planned, in the plane the run changed
         self.flipped: Optional[bool] = None  # one view: True shows the result, False the input
         self.upload_message = ""
         self._poller: Optional[asyncio.Task] = None
@@ -175,6 +180,23 @@ class MedSRWebApp:
     def choose_reference(self, value: str) -> None:
         self.params.referenceVolume = self.node_for(value) if value else None
 
+    def set_plane(self, plane: str) -> None:
+        """Show every view in ``plane`` (Axial, Coronal, Sagittal; "auto": the plane the run changed,
+        ``layout.choose_orientation``), at one position, rotated onto the input's voxel grid."""
+        if plane not in PLANES:
+            raise MedSRError(f"view plane must be one of {', '.join(PLANES)}, got '{plane}'")
+        self.plane = plane
+        if self.plan is not None:
+            self.plan = self._oriented(self._planned)
+            layout.apply_plan(self.plan, self.scene)
+            self._fit(self.plan)
+        elif self.params.inputVolume is not None:
+            self._show_alone(self.params.inputVolume)
+
+    def _oriented(self, plan):
+        """``plan`` in the chosen view plane (unchanged for "auto")."""
+        return plan if self.plane == "auto" else dataclasses.replace(plan, orientation=self.plane)
+
     def _show_alone(self, node) -> None:
         view = self.slicer_app.view_manager.get_view("Red")
         if view is None:
@@ -182,7 +204,7 @@ class MedSRWebApp:
         view.set_background_volume_id(node.GetID() if node is not None else None)
         view.set_foreground_volume_id(None)
         if node is not None:
-            plan = layout.plan_side_by_side(node, node, mode=self.params.mode, axis=self.params.axis)
+            plan = self._oriented(layout.plan_side_by_side(node, node, mode=self.params.mode, axis=self.params.axis))
             slice_node = self.scene.GetSingletonNode("Red", "vtkMRMLSliceNode")
             slice_node.SetOrientation(plan.orientation)
             slice_node.RotateToVolumePlane(node)
@@ -193,7 +215,9 @@ class MedSRWebApp:
 
     def _show(self, first, second, reference=None, mode: str = "inplane", axis: str = "auto", plan=None) -> None:
         """The panel's show callback: input | result (| reference) linked, as in Slicer."""
-        plan = plan or layout.plan_side_by_side(first, second, reference, mode=mode, axis=axis)
+        if plan is None or plan is not self.plan:  # a new plan (not the shown one again): its own plane
+            self._planned = plan or layout.plan_side_by_side(first, second, reference, mode=mode, axis=axis)
+        plan = self._oriented(self._planned)
         self.plan, self.flipped = plan, None
         self.layout_manager.set_layout("three" if len(plan.views) == 3 else "two")
         layout.apply_plan(plan, self.scene)

@@ -13,7 +13,7 @@ from trame.widgets import vuetify3 as v3
 from MedSRExtension.core.errors import MedSRError
 from MedSRLib import choices
 
-from .app import DOWNLOAD_FORMATS, NONE_ITEM, WINDOW_PRESETS, MedSRWebApp
+from .app import DOWNLOAD_FORMATS, NONE_ITEM, PLANES, WINDOW_PRESETS, MedSRWebApp
 
 MODE_ITEMS = [{"title": "in-plane (2D per slice)", "value": "inplane"},
               {"title": "through-plane (thick slices)", "value": "throughplane"},
@@ -73,6 +73,7 @@ def build_page(web: MedSRWebApp) -> SinglePageWithDrawerLayout:
     state.upload_file = None
     state.result_choice = 0
     state.window_preset = None
+    state.view_plane = "auto"
     web.on_panel_changed = lambda: sync(web)
 
     def guarded(action):
@@ -141,6 +142,11 @@ def build_page(web: MedSRWebApp) -> SinglePageWithDrawerLayout:
         if window_preset:
             web.set_window_preset(window_preset)
             state.window_preset = None
+
+    @state.change("view_plane")
+    def _plane(view_plane, **_):
+        if view_plane and view_plane != web.plane:
+            guarded(lambda: web.set_plane(view_plane))
 
     @state.change("flip", "flip_result")
     def _flip(flip, flip_result, **_):
@@ -225,6 +231,9 @@ def build_page(web: MedSRWebApp) -> SinglePageWithDrawerLayout:
                           classes="text-caption text-warning mb-2")
                 v3.VProgressLinear(model_value=("progress",), v_show=("progress_visible",), height=8,
                                    color="primary", id="medsr-progress", classes="mb-2")
+                v3.VSelect(v_model=("view_plane",), items=("plane_items", _items(PLANES)),
+                           label="View plane (all views)", density="compact", hide_details=True,
+                           id="medsr-plane", classes="mb-2", disabled=("!input_value",))
                 v3.VSelect(v_model=("window_preset",), items=("window_items", _items(["auto", *WINDOW_PRESETS])),
                            label="Window/level (input and results alike)", density="compact", hide_details=True,
                            id="medsr-window", classes="mb-2", disabled=("!input_value",))

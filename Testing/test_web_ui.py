@@ -161,6 +161,12 @@ def test_views_are_labelled_located_and_move_together(server, browser):
     assert labels == ["Input", "Result: bicubic x2"], labels
     letters = {e.strip() for e in page.locator(".medsr-orientation-left, .medsr-orientation-right").all_inner_texts()}
     assert letters == {"R", "L"}, letters  # axial views of an axial volume: R and L at the sides
+    choose(page, "medsr-plane", "Coronal")  # every view in another plane: S and I at the top and bottom
+    page.wait_for_function("[...document.querySelectorAll('.medsr-orientation-top')].map(e => e.innerText.trim())"
+                           ".join() == 'S,S'")
+    choose(page, "medsr-plane", "auto")
+    page.wait_for_function("[...document.querySelectorAll('.medsr-orientation-top')].map(e => e.innerText.trim())"
+                           ".join() == 'A,A'")
 
     def positions():
         return [e.strip() for e in page.locator(".medsr-slice-position").all_inner_texts()]
