@@ -33,6 +33,7 @@ from MedSRExtension.core.volume_io import load_volume
 from MedSRLib import choices, comparison, layout, nodes, panel as panel_model  # noqa: E402
 
 from . import access, messages
+from .probe import CursorProbe
 from .results import ResultList
 from .view_ui import slice_view_ui
 from .window_link import WindowLevelLink
@@ -90,6 +91,8 @@ class MedSRWebApp:
         self.flipped: Optional[bool] = None  # one view: True shows the result, False the input
         self.upload_message = ""
         self._poller: Optional[asyncio.Task] = None
+        self.probe = CursorProbe(self.scene, self._probed)
+        self.probe.attach()
         self._offer_sources()
 
     @property
@@ -352,6 +355,11 @@ class MedSRWebApp:
 
     # --- polling ----------------------------------------------------------------------------------
 
+    def _probed(self, texts: dict) -> None:
+        """The values under the mouse changed: show them over the views."""
+        with self.state:
+            self.state.medsr_probe = texts
+
     def start_polling(self) -> None:
         if self._poller is None:
             self._poller = asyncio.ensure_future(self._poll_forever())
@@ -360,6 +368,7 @@ class MedSRWebApp:
         was_busy = False
         while True:
             await asyncio.sleep(POLL_S)
+            self.probe.attach()  # once the views have made the crosshair node
             if not (self.panel.busy or was_busy):
                 continue
             busy = self.panel.poll()

@@ -74,6 +74,7 @@ def build_page(web: MedSRWebApp) -> SinglePageWithDrawerLayout:
     state.result_choice = 0
     state.window_preset = None
     state.view_plane = "auto"
+    state.medsr_probe = {}
     web.on_panel_changed = lambda: sync(web)
 
     def guarded(action):

@@ -77,6 +77,8 @@ def slice_view_ui(reset_all: Callable[[], None]):
                      style=_TEXT + style)
         html.Div(f"{{{{ {key} ? {key}.where : '' }}}}", classes="medsr-slice-position",
                  style=_TEXT + "bottom: 34px; right: 8px; color: white; font-weight: 400;")
+        html.Div(f"{{{{ medsr_probe['{view_id}'] || '' }}}}", classes="medsr-probe", **{"data-view": view_id},
+                 style=_TEXT + "bottom: 52px; left: 8px; color: white; font-weight: 400;")
         with html.Div(style="position: absolute; top: 0; left: 0;"):
             with v3.VBtn(size="small", variant="text", click=reset_all, icon=True, title="Reset all views",
                          classes="medsr-reset-views"):

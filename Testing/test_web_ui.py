@@ -182,6 +182,43 @@ def test_views_are_labelled_located_and_move_together(server, browser):
     page.close()
 
 
+def _voxel_at(volume, ras) -> float:
+    """The nearest voxel's value of an engine Volume (LPS geometry) at a RAS point."""
+    lps = np.array([-ras[0], -ras[1], ras[2]])
+    ijk = np.linalg.solve(np.asarray(volume.direction) * np.asarray(volume.spacing), lps - np.asarray(volume.origin))
+    i, j, k = (int(np.floor(c + 0.5)) for c in ijk)
+    return float(volume.array[k, j, i])
+
+
+def test_the_values_under_the_mouse_are_shown_for_input_and_result_at_one_place(server, browser, tmp_path):
+    from MedSRExtension import load_volume
+    page = open_page(browser, server.local_url)
+    wait_for_rendered_views(page, 1)
+    choose(page, "medsr-model", "bicubic")
+    choose(page, "medsr-scale", "2")
+    page.click("#medsr-apply")
+    page.wait_for_selector("#medsr-result-tools", state="visible")
+    wait_for_rendered_views(page, 2)
+    box = page.locator("#medsr-views").bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.45)
+    page.mouse.move(box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.5, steps=4)
+    page.wait_for_function("[...document.querySelectorAll('.medsr-probe')].filter(e => e.innerText.includes('\u00b7'))"
+                           ".length == 2")
+    texts = [t.strip() for t in page.locator(".medsr-probe").all_inner_texts()]
+    places = {t.split(" \u00b7 ")[0] for t in texts}
+    assert len(places) == 1, texts  # linked views: one place, read in both
+    ras = [float(v) for v in places.pop().replace(" mm", "").split()[1::2]]
+    shown_input, shown_result = (float(t.split(" \u00b7 ")[1]) for t in texts)
+    assert shown_input == pytest.approx(_voxel_at(load_volume(SAMPLE), ras), rel=1e-5, abs=1e-3)
+    with page.expect_download() as got:
+        page.click("#medsr-download-nrrd")
+    target = tmp_path / got.value.suggested_filename
+    got.value.save_as(target)
+    result = load_volume(target)
+    assert shown_result == pytest.approx(_voxel_at(result, ras), rel=1e-5, abs=1e-3)
+    page.close()
+
+
 def test_one_window_level_for_input_and_result(server, browser):
     page = open_page(browser, server.local_url)
     wait_for_rendered_views(page, 1)
