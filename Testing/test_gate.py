@@ -3,6 +3,8 @@ held-out in-plane pairs of the same volume; otherwise the B-spline result is ret
 says so. An adaptation keeps its tuned weights only when they beat their start on those pairs."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -15,7 +17,9 @@ from MedSRExtension.adapt.selfcheck import held_out_indices
 from MedSRExtension.adapt import _keep_better
 from MedSRExtension.adapt.finetune import warm_start
 from MedSRExtension.adapt.profile import slice_profile
+from MedSRExtension.evaluation.metrics import psnr
 from sample_volumes import mni_array
+from sample_zoo import REPO_MODELS as MODELS
 
 
 @pytest.fixture(scope="module")
@@ -26,12 +30,23 @@ def thick():
     return Volume(lr.array, lr.spacing, lr.origin, lr.direction)
 
 
-def test_thin_slices_with_gaps_are_caught_without_a_header():
-    """1 mm slices every 4 mm: the estimated profile shows the gap, where the contiguous-trained network
-    loses to B-spline; the gate hands back B-spline."""
-    gappy = Volume(mni_array()[60:140:4, 60:170, 50:150].copy(), (1.0, 1.0, 4.0), (0.0, 0.0, 0.0), np.eye(3))
+def test_thin_slices_with_gaps_read_the_weights_trained_for_them_without_a_header():
+    """1 mm slices every 4 mm, no thickness in the header: the estimated profile shows the gap, the run
+    reads the weights trained on thin slices with gaps (where the contiguous-trained ones lose to
+    B-spline), the self-check keeps them, and against the true volume they beat B-spline."""
+    hr = Volume(mni_array()[60:140, 60:170, 50:150].copy(), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), np.eye(3))
+    lr = thickslice(hr, 4, axis="k", thickness=1.0)
+    gappy = Volume(lr.array, lr.spacing, lr.origin, lr.direction)
     out = super_resolve(gappy, model="pfmdn", mode="throughplane", scale=4)
-    assert "replaced by B-spline" in out.meta["gate"] and "estimated" in out.meta["profile"]
+    assert "estimated" in out.meta["profile"] and "gap" in out.meta["profile"] and "kept" in out.meta["gate"]
+    record = describe_run(gappy, out, InferenceOptions(model="pfmdn", mode="throughplane", scale=4).to_dict())
+    assert record["weights"] == "pfmdn-light-thickslice-gap-x1.5-4.safetensors", record["weights"]
+    contiguous = super_resolve(gappy, model="pfmdn", mode="throughplane", scale=4, gate=False,
+                               weights=os.path.join(MODELS, "pfmdn-light-thickslice-x1.5-6.safetensors"))
+    plain = super_resolve(gappy, model="bspline", mode="throughplane", scale=4)
+    scores = {name: psnr(hr.array, v.array, data_range=float(np.ptp(hr.array)))
+              for name, v in (("gap", out), ("contiguous", contiguous), ("bspline", plain))}
+    assert scores["gap"] > scores["bspline"] + 1.0 > scores["contiguous"] + 1.0, scores
 
 
 def test_a_network_that_loses_to_bspline_is_replaced_and_the_result_says_so(thick):

@@ -6,6 +6,8 @@ import importlib.util
 import json
 import os
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -82,6 +84,32 @@ def test_a_thickslice_run_is_published_as_through_plane_weights_the_engine_route
     monkeypatch.setenv(zoo.ENV, str(models))
     assert zoo.find_weights("pfmdn", (2.5, 1.0))["name"] == e["name"]  # what --mode throughplane reads
     assert zoo.find_weights("pfmdn", (2.0, 2.0))["name"] == shipped[0]["name"]
+
+
+def test_a_thin_slice_run_is_published_with_its_thickness_range_and_read_for_slices_with_gaps(tmp_path, monkeypatch):
+    import torch
+    from MedSRExtension.training import TrainConfig, train
+    from MedSRExtension.zoo import weights as zoo
+    from sample_zoo import REPO_MODELS
+    torch.set_num_threads(1)
+    run, models = tmp_path / "gap-run", tmp_path / "models"
+    models.mkdir()
+    with open(os.path.join(REPO_MODELS, "models.json"), encoding="utf-8") as f:
+        contiguous = [e for e in json.load(f)["models"] if e["name"] == "pfmdn-light-thickslice-x1.5-6"]
+    (models / "models.json").write_text(json.dumps({"models": contiguous}), encoding="utf-8")
+    os.symlink(os.path.join(REPO_MODELS, contiguous[0]["file"]), models / contiguous[0]["file"])
+    train(TrainConfig(model="pfmdn", out=str(run), scales=[[2.0, 1.0], [3.0, 1.0]], degradation="thickslice",
+                      thickness=[0.2, 0.6], iters=2, batch=2, patch=12, warmup=1, val_every=2, val_crop=48,
+                      threads=1, init=os.path.join(REPO_MODELS, contiguous[0]["file"])), progress=False)
+    assert _publisher().main([str(run), "--models-dir", str(models), "--crop", "48", "--hardware", "a test CPU"]) == 0
+    entries = {e["name"]: e for e in json.loads((models / "models.json").read_text(encoding="utf-8"))["models"]}
+    e = entries["pfmdn-light-thickslice-gap-x2-3"]
+    assert e["thickness"] == [0.2, 0.6] and e["val_thickness"] == pytest.approx(0.4)
+    assert e["stages"][-1]["degradation"] == "thickslice, thickness 0.2-0.6"
+    assert "t drawn in [0.2, 0.6] per batch: thin slices with gaps" in (models / e["card"]).read_text(encoding="utf-8")
+    monkeypatch.setenv(zoo.ENV, str(models))
+    assert zoo.find_weights("pfmdn", (3.0, 1.0), thickness=0.3)["name"] == e["name"]
+    assert zoo.find_weights("pfmdn", (3.0, 1.0))["name"] == contiguous[0]["name"]
 
 
 def test_validation_grid_is_exact_at_a_factor_that_does_not_divide_twelve():

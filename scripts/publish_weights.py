@@ -76,6 +76,8 @@ def _stages(prior: dict | None, summary: dict, cfg: dict, hardware: str) -> list
     if prior and before != cfg.get("degradation", "bicubic"):
         earlier = [dict(st, degradation=st.get("degradation", before)) for st in earlier]
         this["degradation"] = cfg["degradation"]
+    if cfg.get("thickness"):  # a thin-slice stage says the slice thickness it drew (fractions of the spacing)
+        this["degradation"] = f"{cfg['degradation']}, thickness {cfg['thickness'][0]:g}-{cfg['thickness'][1]:g}"
     return earlier + [this]
 
 
@@ -122,9 +124,11 @@ def curve(rows: list[dict], path: str, title: str) -> None:
         plt.close(fig)
 
 
-def measure(model: str, weights: str, scales: list[int], crop: int, through: bool = False) -> dict:
+def measure(model: str, weights: str, scales: list[int], crop: int, through: bool = False,
+            thickness: float | None = None) -> dict:
     """{scale: {psnr, ssim, bicubic_psnr, bicubic_ssim}} on the eval protocol (mean over images);
-    ``through``: at (f, 1) on thick slices, the baseline cubic along the thick axis."""
+    ``through``: at (f, 1) on thick slices (``thickness``: as a fraction of their spacing, default
+    contiguous), the baseline cubic along the thick axis."""
     import numpy as np
 
     from MedSRExtension.evaluation.heldout import psnr_ssim_in_window, upscale_like_users, validation_set
@@ -132,7 +136,7 @@ def measure(model: str, weights: str, scales: list[int], crop: int, through: boo
     for s in scales:
         net, bic = [], []
         pair, up = ((float(s), 1.0), (float(s), 1.0)) if through else ((float(s), float(s)), float(s))
-        for item in validation_set(pair, "thickslice" if through else "bicubic", crop=crop):
+        for item in validation_set(pair, "thickslice" if through else "bicubic", crop=crop, thickness=thickness):
             net.append(psnr_ssim_in_window(upscale_like_users(model, item.lr, up, weights=weights), item.hr))
             bic.append(psnr_ssim_in_window(upscale_like_users("bicubic", item.lr, up), item.hr))
         out[str(s)] = {"psnr": round(float(np.mean([p for p, _ in net])), 3),
@@ -148,7 +152,10 @@ THROUGH_TEXT = {  # the card's wording for a thickslice (through-plane) entry
         + ", ".join(f"×{s:g}" for s in e["scales"]) + "): the engine reads these weights for every 2D pass that "
         "scales one axis by such an f (`--mode throughplane`), never for in-plane (f, f) passes; degradation "
         "`thickslice` (simulated thick slices: a Gaussian "
-        "slice profile of FWHM f integrated every f pixels along the rows)"),
+        + ("slice profile of FWHM f integrated every f pixels along the rows)" if not cfg.get("thickness") else
+           f"slice profile of FWHM t·f every f pixels along the rows, t drawn in [{cfg['thickness'][0]:g}, "
+           f"{cfg['thickness'][1]:g}] per batch: thin slices with gaps; the engine reads these weights for runs "
+           "whose slice thickness lies nearest that range)")),
     "data": "as thick slices along the rows (the `thickslice` degradation of each HR patch after its flip/rotation, "
             "so the thick axis is always the rows)",
     "baseline": "cubic along the thick axis",
@@ -265,12 +272,15 @@ def main(argv=None) -> int:
         scales, measured = through, [int(f) for f in through if f >= 2 and float(f).is_integer()]
         if not measured:
             raise SystemExit(f"the run trained no whole factor f >= 2 to validate at (scales {cfg['scales']})")
-        name = args.name or f"{cfg['model']}-{cfg['preset']}-thickslice-x{min(through):g}-{max(through):g}"
+        kind = "thickslice-gap" if cfg.get("thickness") and max(cfg["thickness"]) < 1 else "thickslice"
+        name = args.name or f"{cfg['model']}-{cfg['preset']}-{kind}-x{min(through):g}-{max(through):g}"
     os.makedirs(os.path.join(args.models_dir, "cards"), exist_ok=True)
     dst = os.path.join(args.models_dir, f"{name}.safetensors")
     # measure from the run's file first: a file that does not fit the current architecture never
     # reaches the models folder
-    val = measure(cfg["model"], src, measured, args.crop, through=through is not None)
+    thickness = cfg.get("thickness")
+    val_thickness = None if not thickness else 0.5 * (thickness[0] + thickness[1])
+    val = measure(cfg["model"], src, measured, args.crop, through=through is not None, thickness=val_thickness)
     index = os.path.join(args.models_dir, "models.json")
     prior = _prior_entry(cfg, index)
     stages = _stages(prior, summary, cfg, args.hardware)
@@ -289,6 +299,8 @@ def main(argv=None) -> int:
              else "the EMA weights at the end of training"}
     if spec.arbitrary_scale:
         entry["scale_range"] = [1.0, float(max(scales))]
+    if thickness:  # the slice thickness range (fractions of the spacing) it serves best; validated at its middle
+        entry["thickness"], entry["val_thickness"] = [float(t) for t in thickness], val_thickness
     curve(_joined_log(args.prior_log, _read_log(args.run)), os.path.join(args.models_dir, entry["curve"]),
           f"{name}: loss and validation PSNR")
     _atomic_write(os.path.join(args.models_dir, entry["card"]), card(entry, summary, cfg, spec, args.note))

@@ -94,15 +94,19 @@ def _psnr(pairs: list) -> float:
 ORIENTATIONS = {"k": (False,), "j": (False, True), "i": (True,)}
 
 
-def _upsample(lr: np.ndarray, factor: float, options, network, model: str, on_columns: bool) -> np.ndarray:
+def _upsample(lr: np.ndarray, factor: float, options, network, model: str, on_columns: bool,
+              fraction: float) -> np.ndarray:
     """The engine's 2D pass over a stack of LR images degraded along their rows: at (f, 1), or with
-    ``on_columns`` turned so the factor lies on the columns, (1, f), and turned back."""
+    ``on_columns`` turned so the factor lies on the columns, (1, f), and turned back; ``fraction``
+    (slice thickness / spacing) picks the shipped weights the real run reads (the stack's spacing is
+    1 mm, so its thickness in mm is that fraction)."""
     from MedSRExtension.inference.engine import run_inference
     stack = np.ascontiguousarray(np.swapaxes(lr, 1, 2)) if on_columns else lr
     vol = Volume(stack, (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), np.eye(3))
     run = options.replace(model=model, scale=(factor, 1.0, 1.0) if on_columns else (1.0, factor, 1.0),
                           spacing=None, mode="inplane", axis="k", adapt=None, save_adapted=None, clamp="none",
-                          out_dtype="float32", weights=options.weights if model == options.model else "auto")
+                          out_dtype="float32", weights=options.weights if model == options.model else "auto",
+                          thickness_mm=fraction)
     out = run_inference(vol, run, network=network if model == options.model else None).array
     return np.swapaxes(out, 1, 2) if on_columns else out
 
@@ -116,6 +120,7 @@ def self_check(volume: Volume, options, axis: str, factor: float, thickness: flo
     if not lrs:
         return None
     turns = [ORIENTATIONS[axis][n % len(ORIENTATIONS[axis])] for n in range(len(lrs))]
-    sr = [(_upsample(lr, f, options, network, options.model, t), hr) for lr, hr, t in zip(lrs, hrs, turns)]
-    bs = [(_upsample(lr, f, options, None, "bspline", t), hr) for lr, hr, t in zip(lrs, hrs, turns)]
+    fraction = thickness / factor
+    sr = [(_upsample(lr, f, options, network, options.model, t, fraction), hr) for lr, hr, t in zip(lrs, hrs, turns)]
+    bs = [(_upsample(lr, f, options, None, "bspline", t, fraction), hr) for lr, hr, t in zip(lrs, hrs, turns)]
     return GateReport(label or options.model, _psnr(sr), _psnr(bs), sum(hr.shape[0] for hr in hrs))

@@ -325,6 +325,15 @@ def _passes(factors_ijk: Sequence[float], axis: str) -> list[list[_Pass]]:
     return groups
 
 
+def _thickness_fraction(volume: Volume, options: InferenceOptions, factors) -> Optional[float]:
+    """The slice thickness as a fraction of the slice spacing when exactly one axis is scaled (a
+    through-plane run, or the self-check's one-axis passes) and ``thickness_mm`` is given; else None."""
+    scaled = [a for a, f in enumerate(factors) if f > 1]
+    if options.thickness_mm is None or len(scaled) != 1:
+        return None
+    return float(options.thickness_mm) / float(volume.spacing[scaled[0]])
+
+
 def run_inference(volume: Volume, options: InferenceOptions, progress: Progress = None,
                   cancel: Cancel = None, network: Optional[torch.nn.Module] = None) -> Volume:
     """Run the engine as ``options`` say (see ``super_resolve``); the callbacks stay beside the options
@@ -349,8 +358,7 @@ def run_inference(volume: Volume, options: InferenceOptions, progress: Progress 
     groups = _passes(factors, axis)
     shapes = _group_shapes(groups, volume.array.shape)
     memory.check_run_fits(volume.array.shape, shapes + (shapes[-1:] if options.confidence else []))
-    thickness = (options.thickness_mm / float(volume.spacing[AXES.index(axis)])
-                 if options.thickness_mm is not None and options.mode == "throughplane" else None)
+    thickness = _thickness_fraction(volume, options, factors)
     runner = _Runner(spec, options, progress, cancel, network, thickness)
     window = intensity.robust_range(volume.array)
     shape_now = volume.array.shape
