@@ -114,6 +114,7 @@ class MedSRParameterNode:
         model's supported scales by the panel model).
     mode, axis - inplane / throughplane / volumetric, and the slicing axis where the mode uses one.
     adapt - through-plane: fine-tune the network on this volume first (self-supervised).
+    confidence - through-plane: also make the confidence map, shown as an overlay on the result.
     device, tileSize, customWeights - where to run, the tile edge in pixels (0 = automatic), and an
         optional .safetensors file for the chosen network.
     showSideBySide - show input | result (| reference) in linked views afterwards.
@@ -128,6 +129,7 @@ class MedSRParameterNode:
     mode: Annotated[str, Choice(list(medsrChoices.MODES))] = "inplane"
     axis: Annotated[str, Choice(list(medsrChoices.AXES))] = "auto"
     adapt: bool = False
+    confidence: bool = False
     device: Annotated[str, Choice(list(medsrChoices.DEVICES))] = "auto"
     tileSize: Annotated[int, WithinRange(0, 8192)] = 0
     customWeights: str = ""
@@ -321,6 +323,7 @@ class MedSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.axisLabel.setVisible(panel.axis_visible)
             self.ui.axisComboBox.setVisible(panel.axis_visible)
             self.ui.adaptCheckBox.setVisible(panel.adapt_visible)
+            self.ui.confidenceCheckBox.setVisible(panel.adapt_visible)
             self.ui.compareOptionsWidget.enabled = panel.compare_options_enabled
             self.ui.deviceStatusLabel.text = panel.device_line()
             for widget in (self.ui.runOnComboBox, self.ui.serverUrlLineEdit, self.ui.serverTokenLineEdit):

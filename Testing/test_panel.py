@@ -7,6 +7,7 @@ import os
 import signal
 import time
 
+import numpy as np
 import pytest
 
 slicer = pytest.importorskip("slicer", reason="the slicer-core wheel is needed for MRML tests")
@@ -200,3 +201,31 @@ def test_an_adapted_run_reports_tuning_then_the_passes_not_batches_of_an_abstrac
     assert describe("pfmdn", ADAPT_TUNING + 100, ADAPT_TOTAL, adapting=True) == \
         "pfmdn: super-resolving with the adapted network, 50 %"
     assert describe("edsr", 3, 12) == "edsr: batch 3 of 12"
+
+
+def test_a_confidence_map_is_a_second_node_on_the_result_grid_shown_over_the_result(mrml_scene):
+    from MedSRLib import nodes
+    from MedSRLib.confidence import OF_ATTRIBUTE
+    node = selftest.add_oblique_node(mrml_scene)  # thick along k: a through-plane run
+    shown = []
+    params = PanelParameters(inputVolume=node, model="pfmdn", scale=2.0, mode="throughplane", axis="k",
+                             device="cpu", confidence=True)
+    p = SuperResolvePanel(params, mrml_scene, show=_show_in_scene(mrml_scene, shown))
+    p.apply()
+    _poll_until_idle(p)
+    assert p.state == State.DONE, p.status
+    out, conf = p.outcome.output_node, p.outcome.confidence_node
+    assert conf is not None and conf.GetName() == f"{out.GetName()} confidence"
+    assert conf.GetAttribute(OF_ATTRIBUTE) == out.GetID()
+    result, spread = nodes.volume_from_node(out), nodes.volume_from_node(conf)
+    assert spread.array.shape == result.array.shape
+    np.testing.assert_allclose(spread.direction, result.direction)
+    np.testing.assert_allclose(spread.spacing, result.spacing)
+    np.testing.assert_allclose(spread.origin, result.origin)
+    assert spread.array.min() >= 0 and spread.array.max() > 0  # a spread: somewhere the two passes differ
+    over = [c for c in shown[0] if c.GetBackgroundVolumeID() == out.GetID()]
+    assert over and all(c.GetForegroundVolumeID() == conf.GetID() and 0 < c.GetForegroundOpacity() < 1 for c in over)
+    assert all(c.GetForegroundVolumeID() != conf.GetID() for c in shown[0] if c not in over)  # not over the input
+    p.params.confidence = False  # an in-plane run never asks for one
+    p.params.mode = "inplane"
+    assert "confidence" not in p.options_for(p._steps[0])

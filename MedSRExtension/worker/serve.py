@@ -17,7 +17,9 @@ Protocol (one request folder, private to one run):
   other output (warnings, library messages) is log text.
 - On success ``result.npy`` and ``result.json`` exist (written under temporary names and renamed);
   ``result.json`` holds the geometry and, after an adapted run, ``adapt`` (what the adaptation used:
-  the slice profile and its source, steps, loss, seconds), read back into ``Volume.meta["adapt"]``.
+  the slice profile and its source, steps, loss, seconds), read back into ``Volume.meta["adapt"]``;
+  with ``confidence`` asked, ``confidence.npy`` too (how sure, on the result's grid), read back into
+  ``Volume.meta["confidence"]``.
 
 Run as ``python -m MedSRExtension.worker.serve FOLDER``. Never imports slicer, vtk or qt.
 """
@@ -39,6 +41,7 @@ from MedSRExtension.core.volume import Volume
 
 EVENT_PREFIX = "MEDSR-EVENT "
 REQUEST, INPUT, RESULT, RESULT_META = "request.json", "input.npy", "result.npy", "result.json"
+CONFIDENCE = "confidence.npy"
 
 
 def _geometry(volume: Volume) -> dict:
@@ -103,6 +106,8 @@ def read_result(folder: str) -> Volume:
         meta = json.load(f)
     extra = {"adapt": meta["adapt"]} if isinstance(meta.get("adapt"), dict) else {}
     extra.update({k: meta[k] for k in ("gate", "values", "model_used", "profile") if k in meta})
+    if os.path.exists(os.path.join(folder, CONFIDENCE)):
+        extra["confidence"] = _volume(np.load(os.path.join(folder, CONFIDENCE), allow_pickle=False), meta["geometry"])
     return _volume(np.load(os.path.join(folder, RESULT), allow_pickle=False), meta["geometry"], extra)
 
 
@@ -159,6 +164,8 @@ def run(folder: str) -> int:
         start = time.perf_counter()
         result = run_pipeline(volume, options,
                                progress=lambda done, total: emit("progress", done=done, total=total))
+        if isinstance(result.meta.get("confidence"), Volume):  # before result.json, which says all is there
+            _save_npy(folder, CONFIDENCE, result.meta["confidence"].array)
         _save_npy(folder, RESULT, result.array)
         result_meta = {"geometry": _geometry(result)}
         if isinstance(result.meta.get("adapt"), dict):

@@ -42,6 +42,7 @@ class PanelParameters:
     mode: str = "inplane"
     axis: str = "auto"
     adapt: bool = False
+    confidence: bool = False
     device: str = "auto"
     tileSize: int = 0
     customWeights: str = ""
@@ -96,6 +97,7 @@ class Outcome:
     baseline_node: object = None
     comparison: Optional[dict] = None
     adapt: Optional[dict] = None  # what an adapted run used (the worker's ``result.meta["adapt"]``)
+    confidence_node: object = None  # the result's confidence map, when asked for
     error: Optional[BaseException] = None
     detail: str = ""           # a traceback, for errors that are not MedSRError
     reported: bool = False     # set by a GUI once it has shown ``detail`` (a dialog shows once)
@@ -381,6 +383,8 @@ class SuperResolvePanel:
                        axis=choices.effective_axis(p.mode, p.axis), device=p.device, tile=int(p.tileSize) or None)
         if step.role == "result" and p.adapt and p.mode == "throughplane":
             options["adapt"] = self.adapt_budget
+        if step.role == "result" and p.confidence and p.mode == "throughplane":
+            options["confidence"] = True
         if step.role == "result" and p.customWeights:
             from MedSRExtension.zoo.custom_weights import check_custom_weights
             options["preset"] = check_custom_weights(p.customWeights, step.model, float(p.scale))
@@ -481,7 +485,8 @@ class SuperResolvePanel:
         except Exception as exc:
             self._fail(exc)
             return
-        self.outcome = Outcome(output_node=nodes_made["result"], baseline_node=nodes_made.get("baseline"))
+        self.outcome = Outcome(output_node=nodes_made["result"], baseline_node=nodes_made.get("baseline"),
+                               confidence_node=self._steps[0].job.confidence_node)
         out = self.outcome.output_node
         self.state = State.DONE
         self.status = f"Created '{out.GetName()}'."
@@ -510,6 +515,9 @@ class SuperResolvePanel:
                 self._show(self.outcome.baseline_node, out, plan=plan)
             else:
                 self._show(p.inputVolume, out, p.referenceVolume, mode=p.mode, axis=p.axis)
+            if self.outcome.confidence_node is not None:
+                from .confidence import overlay
+                overlay(self.scene, out, self.outcome.confidence_node)
 
     @staticmethod
     def _adapt_of(step: _Step) -> Optional[dict]:

@@ -42,6 +42,7 @@ class SuperResolveJob:
         self.tile = int(tile) if tile else None
         self.engine_options = engine_options
         self.result: Optional[Volume] = None
+        self.confidence_node = None  # made by ``finish`` when the run returned a confidence map
 
     @property
     def output_name(self) -> str:
@@ -61,11 +62,22 @@ class SuperResolveJob:
         return self.result
 
     def finish(self):
-        """Write the result into the output node (created now if none was given) and return it."""
+        """Write the result into the output node (created now if none was given) and return it; a
+        confidence map the run made becomes its own node (``confidence_node``) beside it."""
         if self.result is None:
             raise MedSRError("super-resolution has not produced a result yet; nothing was added to the scene")
-        return nodes.write_output_node(self.scene, self.result, self.output_name, like=self.input_node,
-                                       output_node=self.output_node, provenance=self.provenance())
+        out = nodes.write_output_node(self.scene, self.result, self.output_name, like=self.input_node,
+                                      output_node=self.output_node, provenance=self.provenance())
+        spread = self.result.meta.get("confidence")
+        if isinstance(spread, Volume):
+            from .confidence import write_confidence_node
+            try:
+                self.confidence_node = write_confidence_node(self.scene, spread, out)
+            except Exception:
+                if self.output_node is None:  # no half-made result: the new node goes with the failure
+                    self.scene.RemoveNode(out)
+                raise
+        return out
 
     def provenance(self) -> dict:
         """What made the result (core.provenance keys), set on the output node as ``MedSR.*`` attributes."""
