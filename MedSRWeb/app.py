@@ -87,6 +87,7 @@ class MedSRWebApp:
         self.results = ResultList()
         self.window_link = WindowLevelLink()
         self.plane = "auto"
+        self.confidence_shown = True  # a result's confidence map over it, when it has one
         self._planned = None  # the shown plan as planned, in the plane the run changed
         self.flipped: Optional[bool] = None  # one view: True shows the result, False the input
         self.upload_message = ""
@@ -270,7 +271,8 @@ class MedSRWebApp:
         out = self.panel.outcome.output_node
         if out is not None and self.panel.state == panel_model.State.DONE:
             self.results.add(out, self.params.inputVolume, self.params.referenceVolume, self.params.mode,
-                             self.params.axis)
+                             self.params.axis, self.panel.outcome.confidence_node)
+            self.show_confidence(self.confidence_shown)
 
     def show_result(self, number) -> None:
         """Show an earlier result of the session beside the input it was made from."""
@@ -280,6 +282,28 @@ class MedSRWebApp:
         reference = self.scene.GetNodeByID(result.reference_id) if result.reference_id else None
         if first is not None:
             self._show(first, result.node, reference, mode=result.mode, axis=result.axis)
+            self.show_confidence(self.confidence_shown)
+
+    def shown_confidence(self):
+        """The confidence map node of the result in the views, or None."""
+        shown = self.results.get() if self.results.items and self.plan is not None else None
+        return shown.confidence if shown is not None else None
+
+    def show_confidence(self, on: bool) -> None:
+        """Lay the shown result's confidence map over it (half transparent), or take it away."""
+        from MedSRLib.confidence import overlay
+        self.confidence_shown = bool(on)
+        conf = self.shown_confidence()
+        if conf is None:
+            return
+        result = self.results.get().node
+        if on:
+            overlay(self.scene, result, conf)
+            return
+        for view in ("Red", "Yellow", "Green"):
+            composite = self.scene.GetSingletonNode(view, "vtkMRMLSliceCompositeNode")
+            if composite is not None and composite.GetForegroundVolumeID() == conf.GetID():
+                composite.SetForegroundVolumeID(None)
 
     def say(self, text: str) -> str:
         """A message for the page: no server path in it."""

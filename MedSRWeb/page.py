@@ -34,6 +34,9 @@ def sync(web: MedSRWebApp) -> None:
     s.mode, s.axis, s.device = p.params.mode, p.params.axis, p.params.device
     s.axis_visible = p.axis_visible
     s.adapt, s.adapt_visible = bool(p.params.adapt), p.adapt_visible
+    s.confidence = bool(p.params.confidence)
+    s.confidence_available = web.shown_confidence() is not None
+    s.confidence_shown = web.confidence_shown
     s.device_line = p.device_line()
     s.summary = p.summary
     button = p.button()
@@ -104,8 +107,8 @@ def build_page(web: MedSRWebApp) -> SinglePageWithDrawerLayout:
         state.scale_error = web.panel.set_scale_text(str(scale_text)) or ""
         sync(web)
 
-    @state.change("mode", "axis", "device", "baseline", "seg_method", "compare_enabled", "adapt")
-    def _options(mode, axis, device, baseline, seg_method, compare_enabled, adapt, **_):
+    @state.change("mode", "axis", "device", "baseline", "seg_method", "compare_enabled", "adapt", "confidence")
+    def _options(mode, axis, device, baseline, seg_method, compare_enabled, adapt, confidence, **_):
         if web.panel.busy:
             sync(web)
             return
@@ -114,6 +117,7 @@ def build_page(web: MedSRWebApp) -> SinglePageWithDrawerLayout:
         p.baselineModel, p.segmentationMethod = baseline or p.baselineModel, seg_method or p.segmentationMethod
         p.compareEnabled = bool(compare_enabled)
         p.adapt = bool(adapt)
+        p.confidence = bool(confidence)
         sync(web)
 
     @state.change("reference_value")
@@ -148,6 +152,11 @@ def build_page(web: MedSRWebApp) -> SinglePageWithDrawerLayout:
     def _plane(view_plane, **_):
         if view_plane and view_plane != web.plane:
             guarded(lambda: web.set_plane(view_plane))
+
+    @state.change("confidence_shown")
+    def _confidence_shown(confidence_shown, **_):
+        if bool(confidence_shown) != web.confidence_shown:
+            web.show_confidence(bool(confidence_shown))
 
     @state.change("flip", "flip_result")
     def _flip(flip, flip_result, **_):
@@ -208,6 +217,9 @@ def build_page(web: MedSRWebApp) -> SinglePageWithDrawerLayout:
                 v3.VCheckbox(v_model=("adapt",), label="Adapt to this volume (through-plane; a few minutes)",
                              id="medsr-adapt", density="compact", v_show=("adapt_visible",), disabled=("busy",),
                              hide_details=True)
+                v3.VCheckbox(v_model=("confidence",), label="Show how sure (confidence map over the result)",
+                             id="medsr-confidence", density="compact", v_show=("adapt_visible",), disabled=("busy",),
+                             hide_details=True)
                 v3.VSelect(v_model=("device",), items=("device_items", _items(choices.DEVICES)), label="Device",
                            density="compact", disabled=("busy",), hide_details=True)
                 html.Div("{{ device_line }}", classes="text-caption mb-2")
@@ -243,6 +255,9 @@ def build_page(web: MedSRWebApp) -> SinglePageWithDrawerLayout:
                                density="compact", id="medsr-results", hide_details=True, classes="mb-1",
                                placeholder="the latest")
                     html.Div("Shown: {{ result_line }}", id="medsr-result-line", classes="text-caption mb-1")
+                    with html.Div(id="medsr-confidence-overlay", v_show=("confidence_available",)):
+                        v3.VSwitch(v_model=("confidence_shown",), label="Confidence map over the result "
+                                   "(bright: least supported by the slices)", density="compact", hide_details=True)
                     with html.Div(id="medsr-flip"):
                         v3.VSwitch(v_model=("flip",), label="One view: flip input / result", density="compact",
                                    hide_details=True)

@@ -32,6 +32,7 @@ class Result:
     mode: str = "inplane"
     axis: str = "auto"
     stem: str = ""              # the download's file name without its ending
+    confidence: object = None   # its confidence map node, when the run made one
     finished: float = field(default_factory=time.time)
 
     @property
@@ -81,12 +82,14 @@ class ResultList:
         self.items: list[Result] = []
         self.shown: Optional[int] = None
 
-    def add(self, node, input_node, reference_node=None, mode: str = "inplane", axis: str = "auto") -> Result:
+    def add(self, node, input_node, reference_node=None, mode: str = "inplane", axis: str = "auto",
+            confidence=None) -> Result:
         if any(r.node is node for r in self.items):
             return next(r for r in self.items if r.node is node)
         stem = file_stem(node.GetName(), nodes.provenance_of(node), {r.stem for r in self.items})
         result = Result(len(self.items) + 1, node, input_node.GetID() if input_node is not None else "",
-                        reference_node.GetID() if reference_node is not None else "", mode, axis, stem)
+                        reference_node.GetID() if reference_node is not None else "", mode, axis, stem,
+                        confidence)
         self.items.append(result)
         self.shown = result.number
         return result

@@ -2,13 +2,14 @@
 server (a subprocess on a free port), judged from screenshots of the rendered slice views."""
 from __future__ import annotations
 
+import os
 import shutil
 import time
 
 import numpy as np
 import pytest
 
-from web_browser import (SAMPLE, chromium, choose, open_page, require_browser_stack, running_server,
+from web_browser import (SAMPLE, SAMPLE_DIR, chromium, choose, open_page, require_browser_stack, running_server,
                          views_image, wait_for_rendered_views)
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -216,6 +217,36 @@ def test_the_values_under_the_mouse_are_shown_for_input_and_result_at_one_place(
     got.value.save_as(target)
     result = load_volume(target)
     assert shown_result == pytest.approx(_voxel_at(result, ras), rel=1e-5, abs=1e-3)
+    page.close()
+
+
+def test_a_through_plane_result_can_show_its_confidence_map_over_it(server, browser, data_folder):
+    page = open_page(browser, server.local_url)
+    wait_for_rendered_views(page, 1)
+    shutil.copy(os.path.join(SAMPLE_DIR, "MedSRBrainT1Thick4mm.nrrd"), data_folder / "thick.nrrd")
+    page.click("#medsr-refresh")
+    page.wait_for_timeout(800)
+    choose(page, "medsr-input", "thick.nrrd")  # 4 mm slices: opens through-plane
+    page.wait_for_selector("#medsr-confidence", state="visible")
+    choose(page, "medsr-model", "PFMDN (pyramidal feature multi-distillation network) (pfmdn)")
+    choose(page, "medsr-scale", "2")
+    page.click("#medsr-confidence")
+    page.click("#medsr-apply")
+    page.wait_for_selector("#medsr-result-tools", state="visible", timeout=180_000)
+    page.wait_for_selector("#medsr-confidence-overlay", state="visible")
+    wait_for_rendered_views(page, 2)
+    page.wait_for_timeout(2500)  # the views are fitted again once the browser reports their sizes
+    with_map = views_image(page)
+    page.click("#medsr-confidence-overlay input")  # the map off: only the result view changes
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        without = views_image(page)
+        if np.abs(np.array_split(without, 2, axis=1)[1] - np.array_split(with_map, 2, axis=1)[1]).mean() > 1.0:
+            break
+        time.sleep(0.3)
+    left_change, right_change = (np.abs(a - b).mean() for a, b in zip(np.array_split(without, 2, axis=1),
+                                                                      np.array_split(with_map, 2, axis=1)))
+    assert right_change > 1.0 and left_change < 0.5, (left_change, right_change)
     page.close()
 
 
