@@ -74,7 +74,7 @@ def build_page(web: MedSRWebApp) -> SinglePageWithDrawerLayout:
     state.input_value = ""
     state.reference_value = ""
     state.upload_file = None
-    state.result_choice = 0
+    state.result_choice = None  # the latest (the placeholder shows until one is chosen)
     state.window_preset = None
     state.view_plane = "auto"
     state.medsr_probe = {}
