@@ -115,6 +115,7 @@ class MedSRParameterNode:
     mode, axis - inplane / throughplane / volumetric, and the slicing axis where the mode uses one.
     adapt - through-plane: fine-tune the network on this volume first (self-supervised).
     confidence - through-plane: also make the confidence map, shown as an overlay on the result.
+    sliceThickness - through-plane: the acquired slice thickness in mm (0 = the header's, else estimated).
     device, tileSize, customWeights - where to run, the tile edge in pixels (0 = automatic), and an
         optional .safetensors file for the chosen network.
     showSideBySide - show input | result (| reference) in linked views afterwards.
@@ -130,6 +131,7 @@ class MedSRParameterNode:
     axis: Annotated[str, Choice(list(medsrChoices.AXES))] = "auto"
     adapt: bool = False
     confidence: bool = False
+    sliceThickness: Annotated[float, WithinRange(0.0, 50.0)] = 0.0
     device: Annotated[str, Choice(list(medsrChoices.DEVICES))] = "auto"
     tileSize: Annotated[int, WithinRange(0, 8192)] = 0
     customWeights: str = ""
@@ -324,6 +326,8 @@ class MedSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.axisComboBox.setVisible(panel.axis_visible)
             self.ui.adaptCheckBox.setVisible(panel.adapt_visible)
             self.ui.confidenceCheckBox.setVisible(panel.adapt_visible)
+            self.ui.sliceThicknessLabel.setVisible(panel.adapt_visible)
+            self.ui.sliceThicknessSpinBox.setVisible(panel.adapt_visible)
             self.ui.compareOptionsWidget.enabled = panel.compare_options_enabled
             self.ui.deviceStatusLabel.text = panel.device_line()
             for widget in (self.ui.runOnComboBox, self.ui.serverUrlLineEdit, self.ui.serverTokenLineEdit):

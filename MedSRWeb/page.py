@@ -6,6 +6,8 @@ Element ids (``medsr-...``) are what the browser tests click and read.
 """
 from __future__ import annotations
 
+import math
+
 from trame.ui.vuetify3 import SinglePageWithDrawerLayout
 from trame.widgets import client, html
 from trame.widgets import vuetify3 as v3
@@ -24,6 +26,15 @@ def _items(values) -> list[dict]:
     return [{"title": v, "value": v} for v in values]
 
 
+def _thickness(text) -> float:
+    """The slice-thickness field as mm; empty, zero or not a number: 0 (from the header)."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return 0.0
+    return value if math.isfinite(value) and value > 0 else 0.0
+
+
 def sync(web: MedSRWebApp) -> None:
     """Copy what the panel shows into the page state (call inside ``with state``)."""
     p, s = web.panel, web.state
@@ -35,6 +46,7 @@ def sync(web: MedSRWebApp) -> None:
     s.axis_visible = p.axis_visible
     s.adapt, s.adapt_visible = bool(p.params.adapt), p.adapt_visible
     s.confidence = bool(p.params.confidence)
+    s.slice_thickness = f"{p.params.sliceThickness:g}" if p.params.sliceThickness > 0 else ""
     s.confidence_available = web.shown_confidence() is not None
     s.confidence_shown = web.confidence_shown
     s.device_line = p.device_line()
@@ -107,8 +119,9 @@ def build_page(web: MedSRWebApp) -> SinglePageWithDrawerLayout:
         state.scale_error = web.panel.set_scale_text(str(scale_text)) or ""
         sync(web)
 
-    @state.change("mode", "axis", "device", "baseline", "seg_method", "compare_enabled", "adapt", "confidence")
-    def _options(mode, axis, device, baseline, seg_method, compare_enabled, adapt, confidence, **_):
+    @state.change("mode", "axis", "device", "baseline", "seg_method", "compare_enabled", "adapt", "confidence",
+                  "slice_thickness")
+    def _options(mode, axis, device, baseline, seg_method, compare_enabled, adapt, confidence, slice_thickness, **_):
         if web.panel.busy:
             sync(web)
             return
@@ -118,6 +131,7 @@ def build_page(web: MedSRWebApp) -> SinglePageWithDrawerLayout:
         p.compareEnabled = bool(compare_enabled)
         p.adapt = bool(adapt)
         p.confidence = bool(confidence)
+        p.sliceThickness = _thickness(slice_thickness)
         sync(web)
 
     @state.change("reference_value")
@@ -217,6 +231,9 @@ def build_page(web: MedSRWebApp) -> SinglePageWithDrawerLayout:
                 v3.VCheckbox(v_model=("adapt",), label="Adapt to this volume (through-plane; a few minutes)",
                              id="medsr-adapt", density="compact", v_show=("adapt_visible",), disabled=("busy",),
                              hide_details=True)
+                v3.VTextField(v_model=("slice_thickness",), label="Slice thickness, mm (empty: from the header)",
+                              id="medsr-slice-thickness", type="number", min=0, step=0.5, density="compact",
+                              v_show=("adapt_visible",), disabled=("busy",), hide_details=True, classes="mb-1")
                 v3.VCheckbox(v_model=("confidence",), label="Show how sure (confidence map over the result)",
                              id="medsr-confidence", density="compact", v_show=("adapt_visible",), disabled=("busy",),
                              hide_details=True)

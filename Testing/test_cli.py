@@ -44,6 +44,8 @@ def test_run_with_target_spacing_and_progress_summary(tmp_path):
     (["run", "{src}", "{out}", "--device", "quantum"], "unknown device"),
     (["run", "{src}", "{bad_out}"], "cannot write"),
     (["run", "{src}", "{out}", "--scale", "a,b"], "--scale"),
+    (["run", "{src}", "{out}", "--mode", "inplane", "--slice-thickness", "1"], "--slice-thickness is for thick slices"),
+    (["run", "{src}", "{out}", "--slice-thickness", "-2"], "positive number of mm"),
 ])
 def test_bad_input_one_line_error_no_output(tmp_path, capsys, args, needle):
     # In-process through the same entry point as the console script (a subprocess per case is slow).
@@ -55,6 +57,19 @@ def test_bad_input_one_line_error_no_output(tmp_path, capsys, args, needle):
     assert len(lines) == 1 and needle in lines[0]
     assert not (tmp_path / "out.nii.gz").exists() and not (tmp_path / "out.docx").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.nii.gz"]
+
+
+def test_a_given_slice_thickness_picks_the_weights_for_slices_with_gaps_and_is_recorded(tmp_path):
+    from MedSRExtension.core.provenance import read_provenance
+    src = save_volume(mni_region(shape_kji=(8, 24, 24)), tmp_path / "in.nrrd")
+    spacing_k = load_volume(src).spacing[2]
+    out = tmp_path / "out.nrrd"
+    r = medsr("run", src, out, "--model", "pfmdn", "--mode", "throughplane", "--scale", "3",
+              "--slice-thickness", f"{spacing_k / 3:g}", "--quiet")
+    assert r.returncode == 0, r.stderr
+    record = read_provenance(out)
+    assert record["weights"] == "pfmdn-light-thickslice-gap-x1.5-4.safetensors", record
+    assert "from the caller" in record["slice_profile"], record
 
 
 def test_subprocess_error_is_one_line_without_traceback(tmp_path):

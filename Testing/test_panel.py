@@ -229,3 +229,18 @@ def test_a_confidence_map_is_a_second_node_on_the_result_grid_shown_over_the_res
     p.params.confidence = False  # an in-plane run never asks for one
     p.params.mode = "inplane"
     assert "confidence" not in p.options_for(p._steps[0])
+
+
+def test_the_slice_thickness_typed_in_picks_the_weights_for_slices_with_gaps(mrml_scene):
+    from MedSRLib import nodes
+    node = selftest.add_oblique_node(mrml_scene)  # slices 3.3 mm apart along k
+    params = PanelParameters(inputVolume=node, model="pfmdn", scale=2.0, mode="throughplane", axis="k", device="cpu")
+    p = SuperResolvePanel(params, mrml_scene)
+    assert "thickness_mm" not in p.options_for(panel._Step("result", "pfmdn", None))  # 0: from the header
+    params.sliceThickness = 1.0  # 1 mm slices every 3.3 mm, as the protocol says
+    p.apply()
+    _poll_until_idle(p)
+    assert p.state == State.DONE, p.status
+    record = nodes.provenance_of(p.outcome.output_node)
+    assert record["weights"] == "pfmdn-light-thickslice-gap-x1.5-4.safetensors", record
+    assert "1 mm every 3.3 mm" in record["slice_profile"] and "the caller" in record["slice_profile"], record

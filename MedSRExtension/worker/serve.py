@@ -105,7 +105,7 @@ def read_result(folder: str) -> Volume:
     with open(os.path.join(folder, RESULT_META), encoding="utf-8") as f:
         meta = json.load(f)
     extra = {"adapt": meta["adapt"]} if isinstance(meta.get("adapt"), dict) else {}
-    extra.update({k: meta[k] for k in ("gate", "values", "model_used", "profile") if k in meta})
+    extra.update({k: meta[k] for k in ("gate", "values", "model_used", "profile", "slice_thickness") if k in meta})
     if os.path.exists(os.path.join(folder, CONFIDENCE)):
         extra["confidence"] = _volume(np.load(os.path.join(folder, CONFIDENCE), allow_pickle=False), meta["geometry"])
     return _volume(np.load(os.path.join(folder, RESULT), allow_pickle=False), meta["geometry"], extra)
@@ -170,7 +170,7 @@ def run(folder: str) -> int:
         result_meta = {"geometry": _geometry(result)}
         if isinstance(result.meta.get("adapt"), dict):
             result_meta["adapt"] = dict(result.meta["adapt"])
-        for key in ("gate", "values", "model_used", "profile"):
+        for key in ("gate", "values", "model_used", "profile", "slice_thickness"):
             if key in result.meta:
                 result_meta[key] = result.meta[key]
         _save_json(folder, RESULT_META, result_meta)

@@ -43,6 +43,7 @@ class PanelParameters:
     axis: str = "auto"
     adapt: bool = False
     confidence: bool = False
+    sliceThickness: float = 0.0
     device: str = "auto"
     tileSize: int = 0
     customWeights: str = ""
@@ -385,6 +386,8 @@ class SuperResolvePanel:
             options["adapt"] = self.adapt_budget
         if step.role == "result" and p.confidence and p.mode == "throughplane":
             options["confidence"] = True
+        if p.mode == "throughplane" and float(p.sliceThickness) > 0:  # the user's protocol wins over the header
+            options["thickness_mm"] = float(p.sliceThickness)
         if step.role == "result" and p.customWeights:
             from MedSRExtension.zoo.custom_weights import check_custom_weights
             options["preset"] = check_custom_weights(p.customWeights, step.model, float(p.scale))
