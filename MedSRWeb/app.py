@@ -339,6 +339,14 @@ class MedSRWebApp:
         for item in dict.fromkeys(displays):
             item.AutoWindowLevelOff()
             item.SetWindowLevel(*window_level)
+        self._render_views()
+
+    def _render_views(self) -> None:
+        """Ask every slice view for a new frame (a display-node change alone may reach only one of them)."""
+        for name in VIEW_LAYOUTS["three"]:
+            view = self.slicer_app.view_manager.get_view(name)
+            if view is not None:
+                view.schedule_render()
 
     def reset_views(self) -> None:
         """Fit every shown view to its volume and put them back at one position."""

@@ -259,7 +259,9 @@ def test_one_window_level_for_input_and_result(server, browser):
     choose(page, "medsr-model", "bicubic")
     page.click("#medsr-apply")
     page.wait_for_selector("#medsr-result-tools", state="visible")
-    first = wait_for_rendered_views(page, 2)
+    wait_for_rendered_views(page, 2)
+    page.wait_for_timeout(2500)  # the views are fitted again once the browser reports their sizes
+    first = views_image(page)
     choose(page, "medsr-window", "CT bone")  # another window: both views change alike
     old_left, old_right = np.array_split(first, 2, axis=1)
     deadline = time.monotonic() + 30
