@@ -4,6 +4,7 @@ stores the derived series back, and a QIDO-RS query finds that series with new U
 StudyInstanceUID and the exact geometry of a local run."""
 from __future__ import annotations
 
+import csv
 import os
 
 import numpy as np
@@ -98,3 +99,44 @@ def test_pacs_round_trip_pull_superresolve_store_and_find(pacs, source, tmp_path
     assert np.allclose(result.direction, expected.direction, atol=1e-6)
     step = float(np.ptp(expected.array)) / 65535 * 2  # the int16 rescale's quantisation
     assert np.abs(result.array - expected.array).max() <= step
+
+
+def test_a_batch_pulls_pacs_series_from_its_csv_and_stores_each_derived_series_back(pacs, tmp_path):
+    """A CSV naming a PACS series: the batch worker pulls it, super-resolves it and the client stores
+    the committed series back; the manifest names the stored UID, --resume skips it, nothing is left
+    behind, and an output that is not a DICOM series is refused before any work."""
+    from MedSRExtension.batch.manifest import NAME
+    from MedSRExtension.remote.dicomweb import find_series, store_series
+    env = _netrc(tmp_path)
+    folder = tmp_path / "source"
+    volume = mni_region((6, 20, 24))
+    study, series = write_source_series(folder, (volume.array * 1000).astype(np.int16), volume.spacing,
+                                        volume.origin, volume.direction)
+    os.environ["MEDSR_NETRC"] = env["MEDSR_NETRC"]
+    try:
+        store_series(pacs.dicomweb, sorted(folder.glob("*.dcm")))
+    finally:
+        del os.environ["MEDSR_NETRC"]
+    cohort = tmp_path / "cohort.csv"
+    cohort.write_text(f"input,model,mode,scale\ndicomweb:{pacs.dicomweb}/studies/{study}/series/{series},"
+                      "bicubic,throughplane,2\n", encoding="utf-8")
+    out = tmp_path / "out"
+    done = cli("batch", cohort, out, "--workers", "1", "--store", pacs.dicomweb, "--quiet", env=env)
+    assert done.returncode == 0, done.stderr
+    with open(out / NAME, encoding="utf-8") as f:
+        (row,) = list(csv.DictReader(f))
+    assert row["status"] == "done" and row["stored"], row
+    assert {p.name for p in out.iterdir()} == {NAME, series}  # no staging or pulled files left
+    os.environ["MEDSR_NETRC"] = env["MEDSR_NETRC"]
+    try:
+        found = {s["0020000E"]["Value"][0] for s in find_series(pacs.dicomweb, study)}
+    finally:
+        del os.environ["MEDSR_NETRC"]
+    assert found == {series, row["stored"]}
+    local = load_volume(out / series)
+    assert local.shape_ijk == (24, 20, 12)
+    again = cli("batch", cohort, out, "--workers", "1", "--store", pacs.dicomweb, "--resume", "--quiet", env=env)
+    assert again.returncode == 0 and "1 skipped" in again.stdout, again.stdout + again.stderr
+    refused = cli("batch", cohort, tmp_path / "out2", "--format", "nii.gz", "--store", pacs.dicomweb, env=env)
+    assert refused.returncode == 2 and "--store stores DICOM series" in refused.stderr
+    assert not (tmp_path / "out2").exists()

@@ -97,7 +97,7 @@ def open_client(workers: Optional[int] = None, scheduler: Optional[str] = None) 
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main else None  # inherited by the workers
     try:
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                               scheduler_port=0, dashboard_address=None, silence_logs=logging.ERROR,
+                               scheduler_port=0, dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR,
                                resources={"GPU": 1} if gpus else None, env=one_thread)
     finally:
         if in_main and previous is not None:

@@ -7,7 +7,10 @@
   ``output`` (relative to OUTDIR), and any run option by its ``medsr run`` name (``model``,
   ``scale``, ``spacing``, ``mode``, ``axis``, ``preset``, ``weights``, ``tile``, ``batch``,
   ``dtype``, ``component``, ``device``, ``force``); an empty cell keeps the command line's value.
-  Relative input paths are relative to the CSV file's folder.
+  Relative input paths are relative to the CSV file's folder. An input may be a PACS series,
+  ``dicomweb:http(s)://HOST/dicom-web/studies/<StudyUID>/series/<SeriesUID>``: the worker that runs
+  it pulls it (WADO-RS) and MedSR's DICOM reader checks it as a local folder; its output is named by
+  the series UID (a DICOM series folder unless ``--format`` says otherwise).
 
 Outputs are named after the inputs (their path under the folder, for a folder): the input's own
 format by default, or ``--format``; a DICOM series input gives a DICOM series folder. What a folder
@@ -26,6 +29,7 @@ from typing import Callable, Optional
 
 from MedSRExtension.core import validation
 from MedSRExtension.core.errors import MedSRError
+from MedSRExtension.remote.dicomweb import is_dicomweb, parse_series_url
 from MedSRExtension.core.validation import extension_of
 
 VOLUME_FILES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
@@ -144,6 +148,9 @@ def _from_csv(path: Path, outdir: Path, fmt: Optional[str]) -> list[Task]:
         row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
         if not row.get("input"):
             raise MedSRError(f"row {n} of {path} has no input; give a path in the input column")
+        if is_dicomweb(row["input"]):  # a PACS series: pulled by the worker that runs it
+            tasks.append(_pacs_task(row, outdir, fmt))
+            continue
         source = Path(row["input"])
         if not source.is_absolute():
             source = path.parent / source
@@ -156,6 +163,20 @@ def _from_csv(path: Path, outdir: Path, fmt: Optional[str]) -> list[Task]:
         options = {k: row[k] for k in OPTION_COLUMNS if row.get(k)}
         tasks.append(Task(str(source), output, options))
     return tasks
+
+
+def _pacs_task(row: dict, outdir: Path, fmt: Optional[str]) -> Task:
+    """The task of a ``dicomweb:`` input: its output named by the series UID (a DICOM series folder
+    unless --format or the output column says otherwise)."""
+    _, _, series = parse_series_url(row["input"])
+    if row.get("output"):
+        output = os.path.normpath(os.path.join(outdir, row["output"]))
+        output += os.sep if validation.is_series_output(row["output"]) else ""
+    elif fmt in (None, "dicom"):
+        output = os.path.join(os.path.normpath(outdir), series) + os.sep
+    else:
+        output = os.path.join(os.path.normpath(outdir), f"{series}.{fmt}")
+    return Task(row["input"], output, {k: row[k] for k in OPTION_COLUMNS if row.get(k)})
 
 
 def _real(path: str) -> Path:

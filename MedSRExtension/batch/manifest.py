@@ -2,11 +2,14 @@
 each time a task ends, so a killed run leaves a manifest of everything it finished.
 
 Columns: input, output, status (done | failed), reason, input_sha256, output_sha256, model, weights,
-weights_sha256, options (the run options as JSON), seconds, finished (UTC), device, worker.
+weights_sha256, options (the run options as JSON), seconds, finished (UTC), device, worker, stored (with
+``--store``: the SeriesInstanceUID of the derived series the PACS accepted).
 A DICOM series (input or output) is hashed as its sorted file names and contents.
 
 ``--resume`` skips an input whose row says done, whose output still exists with the recorded
-sha256, whose input still has the recorded sha256, and whose options are the same; it redoes the rest.
+sha256, whose input still has the recorded sha256 (a ``dicomweb:`` input is a PACS series, named by its
+UID, which DICOM never reuses for other content), whose options are the same, and, with ``--store``,
+whose result the PACS accepted; it redoes the rest.
 A manifest that cannot be read as one (not UTF-8 text, no header of these columns) is refused in one
 line rather than guessed at: it is the only record of what the earlier runs made.
 """
@@ -26,7 +29,7 @@ from MedSRExtension.core.errors import MedSRError
 
 NAME = "manifest.csv"
 COLUMNS = ("input", "output", "status", "reason", "input_sha256", "output_sha256", "model", "weights",
-           "weights_sha256", "options", "seconds", "finished", "device", "worker")
+           "weights_sha256", "options", "seconds", "finished", "device", "worker", "stored")
 
 
 def tree_sha256(path: os.PathLike | str) -> str:
@@ -104,13 +107,15 @@ class Manifest:
             raise MedSRError(f"cannot write {self.path}: {exc.strerror or exc}; check the folder's "
                              "permissions and free space") from None
 
-    def verified(self, task) -> Optional[dict]:
+    def verified(self, task, store: Optional[str] = None) -> Optional[dict]:
         """The row of a task whose output exists and verifies (see module docstring), else None."""
+        from MedSRExtension.remote.dicomweb import is_dicomweb
         row = self.rows.get((task.input, task.output))
-        if not row or row["status"] != "done":
+        if not row or row["status"] != "done" or (store and not row.get("stored")):
             return None
         if row["options"] != options_text(task.options) or not os.path.exists(task.output):
             return None
-        if not os.path.exists(task.input) or tree_sha256(task.input) != row["input_sha256"]:
+        if not is_dicomweb(task.input) and (not os.path.exists(task.input)
+                                            or tree_sha256(task.input) != row["input_sha256"]):
             return None
         return row if tree_sha256(task.output) == row["output_sha256"] else None

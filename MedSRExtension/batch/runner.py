@@ -51,7 +51,19 @@ def _failed(task: Task, reason: str) -> dict:
     return {"input": task.input, "output": task.output, "status": "failed", "reason": reason[:300]}
 
 
-def _plan(tasks: list[Task], outdir: os.PathLike | str, resume: bool, notice: Callable[[str], None]):
+def _stored(row: dict, store: str) -> dict:
+    """The row after storing its committed DICOM series at ``store``: its SeriesInstanceUID in
+    "stored", or failed with the reason (the result stays in its output; --resume stores it again)."""
+    from MedSRExtension.remote.dicomweb import store_series
+    try:
+        uid = store_series(store, sorted(Path(row["output"]).glob("*.dcm")))
+    except MedSRError as exc:
+        return {**row, "status": "failed", "reason": f"the result is in {row['output']}, but {exc}"[:300]}
+    return {**row, "stored": uid}
+
+
+def _plan(tasks: list[Task], outdir: os.PathLike | str, resume: bool, notice: Callable[[str], None],
+          store: Optional[str] = None):
     """The manifest to keep (verified rows on --resume), rows known before any work, and what to run."""
     if resume:
         removed = sweep_stale(outdir, [t.output for t in tasks], NAME)
@@ -63,7 +75,7 @@ def _plan(tasks: list[Task], outdir: os.PathLike | str, resume: bool, notice: Ca
     results: dict[int, dict] = {}
     todo = []
     for i, task in enumerate(tasks):
-        row = old.verified(task) if resume else None
+        row = old.verified(task, store) if resume else None
         if row is not None:
             manifest.rows[(task.input, task.output)] = row
             results[i] = {**row, "status": "skipped"}
@@ -80,15 +92,17 @@ def _plan(tasks: list[Task], outdir: os.PathLike | str, resume: bool, notice: Ca
 
 def run_batch(tasks: list[Task], outdir: os.PathLike | str, client, resources: Optional[dict] = None,
               resume: bool = False, quiet: bool = False, run_id: Optional[str] = None,
-              notice: Callable[[str], None] = lambda line: print(line, file=sys.stderr)) -> list[dict]:
+              notice: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
+              store: Optional[str] = None) -> list[dict]:
     """Run ``tasks`` on ``client`` and return one row per task, in input order, with status done,
     skipped (``resume``: a verified earlier output) or failed (with its reason). ``run_id`` names this
-    run's staging folders (removed when it ends); ``notice`` gets one-line messages."""
+    run's staging folders (removed when it ends); ``notice`` gets one-line messages; ``store``: a
+    DICOMweb service each committed DICOM series is stored in (STOW-RS), its UID in the row."""
     from distributed import as_completed
 
     Path(outdir).mkdir(parents=True, exist_ok=True)
     run_id = run_id or new_run_id()
-    manifest, results, todo = _plan(tasks, outdir, resume, notice)
+    manifest, results, todo = _plan(tasks, outdir, resume, notice, store)
     bar = _Bar(len(tasks), quiet)
     for _ in results:
         bar.advance()
@@ -111,6 +125,11 @@ def run_batch(tasks: list[Task], outdir: os.PathLike | str, client, resources: O
             results[i] = row
             del futures[future]
             future.release()  # Dask must not re-run it when the worker that holds it dies
+        if store and row.get("status") == "done":  # after the commit: a retried task never stores twice
+            row = _stored(row, store)
+            with held_interrupts():
+                manifest.record(row)
+                results[i] = row
         bar.advance()
 
     client.subscribe_topic(PROGRESS_TOPIC, bar.file_progress)

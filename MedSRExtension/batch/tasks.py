@@ -56,6 +56,17 @@ def _progress_reporter(name: str):
     return update
 
 
+def _local_input(source: str, staged: str) -> str:
+    """The input as a local path: a ``dicomweb:`` series is pulled (WADO-RS) into the task's staging
+    folder, which goes with the commit or the failure, so nothing pulled is left behind."""
+    from MedSRExtension.batch.staging import stage_of
+    from MedSRExtension.remote.dicomweb import is_dicomweb, parse_series_url, pull_series
+    if not is_dicomweb(source):
+        return source
+    _, _, series = parse_series_url(source)
+    return str(pull_series(source, stage_of(staged) / ".pulled" / series))
+
+
 def run_task(task: dict, run_id: str) -> dict:
     """Run one task ({"input", "output", "options"}) into a new staging folder of run ``run_id`` and
     return its manifest row, plus "staged" (the result to commit; absent when it failed, and then
@@ -76,10 +87,11 @@ def run_task(task: dict, run_id: str) -> dict:
         options, component = options_from_args(arguments), parse_component(arguments.component)
         row["model"] = options.model
         staged = make_stage(task["output"], run_id)
-        done = superresolve_file(task["input"], staged, options, component=component,
+        source = _local_input(task["input"], staged)
+        done = superresolve_file(source, staged, options, component=component,
                                  progress=_progress_reporter(os.path.basename(task["input"].rstrip(os.sep))))
         record = done["provenance"]
-        row.update(status="done", input_sha256=tree_sha256(task["input"]), output_sha256=tree_sha256(staged),
+        row.update(status="done", input_sha256=tree_sha256(source), output_sha256=tree_sha256(staged),
                    weights=record.get("weights", ""), weights_sha256=record.get("weights_sha256", ""),
                    device=record.get("device", ""), staged=staged)
     except MedSRError as exc:

@@ -34,6 +34,10 @@ def register(sub) -> None:
                    help="skip inputs whose output in OUTDIR/manifest.csv still exists and verifies")
     p.add_argument("--format", default=None, choices=("nii.gz", "nii", "nrrd", "mha", "dicom"),
                    help="output format (default: the input's; a DICOM series gives a DICOM series)")
+    p.add_argument("--store", default=None, metavar="URL",
+                   help="store each derived DICOM series in a PACS (STOW-RS, http(s)://HOST/dicom-web); the "
+                        "outputs must be DICOM series (--format dicom, or DICOM/dicomweb: inputs); credentials "
+                        "from MEDSR_DICOMWEB_* or the netrc file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -89,6 +93,10 @@ def run(args) -> int:
     tasks = collect(args.inputs, outdir, args.format, notice=_notice)
     for task in tasks:
         task.options = task_options(given, task.options)
+    files = [t.output for t in tasks if not t.output.endswith(os.sep)]
+    if args.store and files:
+        raise MedSRError(f"--store stores DICOM series, but {files[0]} is a file; add --format dicom "
+                         "(or give outputs ending in /)")
     if args.resume:
         Manifest.load(outdir)  # a damaged manifest is refused before a cluster starts
     outdir.mkdir(parents=True, exist_ok=True)
@@ -96,7 +104,7 @@ def run(args) -> int:
     try:
         with open_client(args.workers, args.scheduler) as (client, resources):
             rows = run_batch(tasks, outdir, client, resources=resources, resume=args.resume, quiet=args.quiet,
-                             run_id=run_id, notice=_notice)
+                             run_id=run_id, notice=_notice, store=args.store)
     finally:  # once the workers are gone: nothing of this run is still being written
         sweep_run([t.output for t in tasks], run_id)
     print(_table(rows))
