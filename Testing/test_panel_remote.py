@@ -96,6 +96,23 @@ def test_a_server_run_makes_the_node_a_local_run_makes(mrml_scene, server, model
     assert job["state"] == "done" and job["source"] == "MedSRTestInput.mha"
 
 
+def test_a_server_run_brings_back_the_confidence_map_a_local_run_makes(mrml_scene, server):
+    node = selftest.add_oblique_node(mrml_scene)
+    params = dict(model="pfmdn", scale=2.0, mode="throughplane", axis="k", confidence=True)
+    local = SuperResolvePanel(PanelParameters(inputVolume=node, device="cpu", showSideBySide=False, **params),
+                              mrml_scene)
+    local.apply()
+    _poll_until_idle(local)
+    p = _remote_panel(mrml_scene, node, server.url, **params)
+    p.apply()
+    _poll_until_idle(p)
+    assert local.state == p.state == State.DONE, (local.status, p.status)
+    a, b = local.outcome.confidence_node, p.outcome.confidence_node
+    assert a is not None and b is not None and b.GetName() == f"{p.outcome.output_node.GetName()} confidence"
+    assert np.array_equal(_matrix(a), _matrix(b))
+    assert np.array_equal(slicer.util.arrayFromVolume(a), slicer.util.arrayFromVolume(b))
+
+
 def test_cancel_cancels_the_job_on_the_server_and_adds_nothing(mrml_scene, server):
     node = selftest.add_oblique_node(mrml_scene, selftest.slow_sample(slices=32, size=96))
     count = mrml_scene.GetNumberOfNodes()

@@ -155,6 +155,26 @@ def test_two_clients_at_once_get_the_local_results_bit_for_bit(server, inputs, t
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".medsr-")]  # nothing half-written
 
 
+def test_the_confidence_map_comes_back_from_the_server_as_a_local_run_makes_it(server, inputs, tmp_path):
+    options = ("--model", "pfmdn", "--mode", "throughplane", "--scale", "2")
+    local, remote = _local_and_remote(inputs, tmp_path, "slab.nii.gz", *options)
+    for command, name in ((local, "local"), (remote + ["--server", server.url], "remote")):
+        done = subprocess.run([*command, "--confidence", str(tmp_path / f"{name}-confidence.nii.gz"), "--quiet"],
+                              cwd=ROOT, capture_output=True, text=True, timeout=240,
+                              env={**os.environ, "MEDSR_TOKEN": ALICE})
+        assert done.returncode == 0, done.stderr
+    a, b = load_volume(tmp_path / "local-confidence.nii.gz"), load_volume(tmp_path / "remote-confidence.nii.gz")
+    assert np.array_equal(a.array, b.array) and a.array.max() > 0
+    assert np.allclose(a.spacing, b.spacing) and np.allclose(a.origin, b.origin)
+    assert "confidence map" in read_provenance(tmp_path / "remote-confidence.nii.gz")["derived"]
+    plain = ServerClient(server.url, ALICE).submit(str(inputs / "slab.nii.gz"), {"model": "nearest",
+                                                                                  "mode": "throughplane"})
+    state = ServerClient(server.url, ALICE).wait(plain["id"])
+    assert state["confidence"] is False  # not asked for: none, and the route says how to ask
+    with pytest.raises(ServerError, match="HTTP 404"):
+        ServerClient(server.url, ALICE).download(plain["id"], str(tmp_path / "c.nrrd"), "confidence")
+
+
 def test_a_job_belongs_to_the_token_that_made_it(server, inputs, tmp_path):
     alice, bob = ServerClient(server.url, ALICE), ServerClient(server.url, BOB)
     job = alice.submit(str(inputs / "slab.nii.gz"), {"model": "nearest", "mode": "inplane"})

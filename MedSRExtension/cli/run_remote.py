@@ -23,8 +23,7 @@ def needs_elsewhere(args) -> bool:
 
 
 def _refuse_with_server(args) -> None:
-    for flag, value in (("--confidence", args.confidence), ("--save-adapted", args.save_adapted),
-                        ("--component", args.component)):
+    for flag, value in (("--save-adapted", args.save_adapted), ("--component", args.component)):
         if value:
             raise MedSRError(f"{flag} is not offered with --server; run this one here without --server")
 
@@ -37,7 +36,7 @@ def _run(args, input_path: str, output: str, options) -> dict:
             from MedSRExtension.remote.credentials import server_token
             from MedSRExtension.remote.files import superresolve_remote
             return superresolve_remote(input_path, output, options, args.server, server_token(args.token),
-                                       progress=update, series=args.series, say=say)
+                                       progress=update, series=args.series, say=say, confidence=args.confidence)
         return superresolve_file(input_path, output, options, component=parse_component(args.component),
                                  progress=update, series=args.series, say=say, confidence=args.confidence)
     finally:

@@ -57,13 +57,13 @@ def superresolve_file(input_path: str, output: str, options: InferenceOptions, c
     else:
         save_volume(result, out, provenance=record)
     if confidence:
-        _save_confidence(result, confidence, record)
+        save_confidence(result.meta["confidence"], confidence, record)
     return {"output": str(out), "provenance": record, "shape": result.shape_ijk, "spacing": result.spacing,
             "seconds": time.perf_counter() - start, "adapt": result.meta.get("adapt")}
 
 
-def _save_confidence(result, path: str, record: dict) -> None:
+def save_confidence(confidence, path: str, record: dict) -> None:
     """The confidence volume beside the result, with the result's provenance saying what it is."""
     what = record["derived"] + " (confidence map: |difference| of the two plane orientations)"
-    save_volume(result.meta["confidence"], path, provenance={**record, "derived": what})
+    save_volume(confidence, path, provenance={**record, "derived": what})
 

@@ -103,10 +103,11 @@ class ServerClient:
                 pass
             raise
 
-    def download(self, job_id: str, path: str) -> str:
-        """Write the job's result (NRRD with provenance) to ``path`` (a temporary name, then renamed)."""
+    def download(self, job_id: str, path: str, what: str = "result") -> str:
+        """Write the job's result (NRRD with provenance), or with ``what="confidence"`` its confidence
+        map, to ``path`` (a temporary name, then renamed)."""
         from MedSRExtension.core import atomic
-        response = self._call("GET", f"/jobs/{job_id}/result", stream=True, timeout=max(self.timeout, 600.0))
+        response = self._call("GET", f"/jobs/{job_id}/{what}", stream=True, timeout=max(self.timeout, 600.0))
 
         def write(tmp: str) -> None:
             with open(tmp, "wb") as f:

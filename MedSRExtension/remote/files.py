@@ -57,15 +57,21 @@ def _result(nrrd: str, geometry: dict) -> tuple[Volume, dict]:
 
 
 def superresolve_remote(input_path: str, output: str, options: InferenceOptions, server: str, token: str,
-                        progress=None, series: Optional[str] = None, say=None) -> dict:
+                        progress=None, series: Optional[str] = None, say=None,
+                        confidence: Optional[str] = None) -> dict:
     """Send ``input_path`` to the server at ``server``, wait (Ctrl-C cancels the job there), and write
-    ``output`` as ``superresolve_file`` does. Returns the same dict (output, provenance, shape,
-    spacing, seconds, adapt=None)."""
+    ``output`` as ``superresolve_file`` does (``confidence``: also the confidence map, to that file).
+    Returns the same dict (output, provenance, shape, spacing, seconds, adapt=None)."""
     from MedSRExtension.core.volume_io import save_volume
     from MedSRExtension.pipeline.files import check_output
 
     start = time.perf_counter()
     out, series_out = check_output(output, input_path)
+    if confidence:
+        from MedSRExtension.core.validation import check_output_file
+        from MedSRExtension.core.volume_io import WRITABLE
+        check_output_file(confidence, [input_path, output], WRITABLE)
+        options = options.replace(confidence=True)
     client = ServerClient(server, token)
     scratch = Path(tempfile.mkdtemp(prefix="medsr-remote-"))
     try:
@@ -80,6 +86,11 @@ def superresolve_remote(input_path: str, output: str, options: InferenceOptions,
             write_dicom_series(result, out, input_path, record, series=series)
         else:
             save_volume(result, out, provenance=record)
+        if confidence:
+            spread, _ = _result(client.download(job["id"], str(scratch / "confidence.nrrd"), "confidence"),
+                                state["geometry"])
+            from MedSRExtension.pipeline.files import save_confidence
+            save_confidence(spread, confidence, record)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return {"output": str(out), "provenance": record, "shape": result.shape_ijk, "spacing": result.spacing,

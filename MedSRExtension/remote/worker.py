@@ -54,12 +54,17 @@ def refusal(exc: ServerError, url: str) -> str:
     return str(exc)
 
 
-def _write_result(folder: str, volume, record: dict) -> None:
-    """The result files of the worker protocol, plus the server's provenance record."""
+def _write_array(path: str, array: np.ndarray) -> None:
+    """An array as .npy under a temporary name, then renamed (never pickled)."""
     def write(tmp: str) -> None:
         with open(tmp, "wb") as f:
-            np.save(f, np.ascontiguousarray(volume.array), allow_pickle=False)
-    atomic.write_with(os.path.join(folder, protocol.RESULT), write)
+            np.save(f, np.ascontiguousarray(array), allow_pickle=False)
+    atomic.write_with(path, write)
+
+
+def _write_result(folder: str, volume, record: dict) -> None:
+    """The result files of the worker protocol, plus the server's provenance record."""
+    _write_array(os.path.join(folder, protocol.RESULT), volume.array)
     meta = {"geometry": {"spacing": [float(s) for s in volume.spacing], "origin": [float(o) for o in volume.origin],
                          "direction": np.asarray(volume.direction, dtype=float).tolist()},
             "provenance": record}
@@ -132,6 +137,10 @@ def run(folder: str, url: str, name: str) -> int:
         state = _follow(client, job_id, folder)
         protocol.emit("log", message=f"job {job_id} done; downloading the result")
         result, record = _result(client.download(job_id, str(Path(folder) / DOWNLOAD)), state["geometry"])
+        if state.get("confidence"):  # asked for (the panel's "Show how sure") and made by the run
+            spread, _ = _result(client.download(job_id, str(Path(folder) / "confidence.nrrd"), "confidence"),
+                                state["geometry"])
+            _write_array(os.path.join(folder, protocol.CONFIDENCE), spread.array)
         _write_result(folder, result, record)
         protocol.emit("result")
         return 0

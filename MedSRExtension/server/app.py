@@ -100,6 +100,19 @@ def build_app(store: JobStore, scheduler: Scheduler, max_upload: int) -> FastAPI
         name = _result_name(job.info.get("source"))
         return FileResponse(job.result_path, media_type="application/octet-stream", filename=name)
 
+    @app.get(API + "/jobs/{job_id}/confidence")
+    def job_confidence(job_id: str, request: Request):
+        job = store.get(job_id, request.state.owner)
+        if job is None:
+            return _no_job(job_id)
+        if job.state != "done":
+            return _error(409, f"job {job_id} is {job.state}; the confidence map is served once its state is done")
+        if not job.confidence_path.is_file():
+            return _error(404, f"job {job_id} has no confidence map; submit a through-plane run with "
+                               "\"confidence\": true")
+        name = _result_name(job.info.get("source")).replace("_medsr.nrrd", "_medsr_confidence.nrrd")
+        return FileResponse(job.confidence_path, media_type="application/octet-stream", filename=name)
+
     @app.delete(API + "/jobs/{job_id}")
     def cancel(job_id: str, request: Request):
         job = store.get(job_id, request.state.owner)

@@ -26,6 +26,7 @@ FINISHED = ("done", "failed", "cancelled")
 RESTARTED = "server restarted: the job was not finished when the server stopped; submit it again"
 LOG_KEPT = 200
 RECORD, RESULT, WORK, UPLOAD = "job.json", "result.nrrd", "work", "upload"
+CONFIDENCE = "confidence.nrrd"
 
 
 class Job:
@@ -52,6 +53,11 @@ class Job:
     def result_path(self) -> Path:
         return self.folder / RESULT
 
+    @property
+    def confidence_path(self) -> Path:
+        """The confidence map of a run that asked for one (``"confidence": true``)."""
+        return self.folder / CONFIDENCE
+
     def add_log(self, line: str) -> None:
         log = self.info.setdefault("log", [])
         log.append(line)
@@ -63,7 +69,8 @@ class Job:
         fraction = 1.0 if self.state == "done" else (min(1.0, done / total) if total else 0.0)
         keys = ("id", "state", "message", "log", "created", "started", "finished", "source", "options",
                 "chosen", "geometry", "shape")
-        return {**{k: self.info.get(k) for k in keys}, "fraction": fraction, "progress": [done, total]}
+        return {**{k: self.info.get(k) for k in keys}, "fraction": fraction, "progress": [done, total],
+                "confidence": self.state == "done" and self.confidence_path.is_file()}
 
 
 class JobStore:

@@ -46,8 +46,9 @@ def parse_options(text: Optional[str]) -> dict:
                          "ask the administrator to install the weights")
     if data.get("save_adapted"):
         raise MedSRError("save_adapted names a file on the server; it is not offered by the server")
-    if data.get("confidence"):
-        raise MedSRError("the confidence volume is not served by the server yet; run locally with --confidence")
+    if data.get("confidence") and data.get("mode") not in ("throughplane", "auto", None):
+        raise MedSRError("confidence needs a through-plane run (two orientations of planes to compare); "
+                         "send \"mode\": \"throughplane\" or leave confidence out")
     return InferenceOptions.from_dict(data).to_dict()
 
 

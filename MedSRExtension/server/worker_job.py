@@ -17,6 +17,7 @@ import time
 from typing import Optional
 
 from MedSRExtension.core.errors import MedSRError
+from MedSRExtension.core.volume import Volume
 from MedSRExtension.worker import serve as protocol
 
 from .jobstore import Job, JobStore
@@ -129,6 +130,9 @@ class WorkerJob:
         volume, options = protocol.read_request(str(self.job.work))
         record = describe_run(volume, result, options, source=self.job.info["source"])
         save_volume(result, self.job.result_path, provenance=record)
+        if isinstance(result.meta.get("confidence"), Volume):  # asked for, and the run made one
+            from MedSRExtension.pipeline.files import save_confidence
+            save_confidence(result.meta["confidence"], str(self.job.confidence_path), record)
         with self.store.lock:
             self.job.info["geometry"] = geometry_of(result)
             self.job.info["shape"] = list(result.shape_ijk)
