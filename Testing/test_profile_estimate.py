@@ -33,7 +33,7 @@ def test_thicker_slices_give_a_thicker_estimate(brain):
 def test_the_profile_says_it_was_estimated_and_the_header_and_caller_win(brain):
     lr = thickslice(brain, 4, axis="k", gap=1.0)  # 3 mm slices every 4 mm; no header
     guessed = slice_profile(lr, "k", 4.0)
-    assert "estimated from the volume" in guessed.source and guessed.thickness_mm == pytest.approx(3.0, rel=0.1)
+    assert "the volume itself (estimated" in guessed.source and guessed.thickness_mm == pytest.approx(3.0, rel=0.1)
     assert "gap" in guessed.describe()
     off = slice_profile(lr, "k", 4.0, estimate=False)
     assert off.thickness_mm == pytest.approx(lr.spacing[2]) and "assumed contiguous" in off.source
@@ -54,6 +54,6 @@ def test_an_adapted_run_reports_the_estimate_it_used(brain):
     lr = thickslice(Volume(mni_array()[40:72, 96:128, 60:92].copy(), spacing=(1.0, 1.0, 1.0)), 4, axis="k")
     out = super_resolve(lr, model="pfmdn", scale=4, mode="throughplane", axis="k",
                         adapt=AdaptOptions(steps=1, minutes=None))
-    assert "estimated from the volume" in out.meta["adapt"]["profile"]
+    assert "from the volume itself (estimated" in out.meta["adapt"]["profile"]
     with pytest.raises(MedSRError, match="positive"):
         slice_profile(lr, "k", 4.0, thickness_mm=-1.0)

@@ -64,7 +64,7 @@ def slice_profile(volume: Volume, axis: str, factor: float, thickness_mm: Option
         if known is not None:
             thickness_mm, source = float(known), volume.meta.get("thickness_source", "the file header")
         elif guess is not None:
-            thickness_mm, source = guess, "estimated from the volume (no thickness in the header)"
+            thickness_mm, source = guess, "the volume itself (estimated: no thickness in the header)"
         else:
             thickness_mm, source = spacing, SliceProfile.source
     check_thickness_mm(thickness_mm)
