@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from MedSRExtension.core import formats
 from MedSRExtension.core.errors import MedSRError
 from MedSRExtension.core.volume import Volume
 
 #: File endings the data folder lists and an upload may have (what ``load_volume`` reads as one file).
-VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm")
+VOLUME_SUFFIXES = formats.VOLUME_SUFFIXES
 DEFAULT_UPLOAD_LIMIT_MB = 512
 TOKEN_COOKIE = "medsr_token"
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from MedSRExtension.core import validation
+from MedSRExtension.core import formats, validation
 from MedSRExtension.core.errors import MedSRError
 from MedSRExtension.core.geometry import default_mode
 from MedSRExtension.core.provenance import read_provenance
@@ -47,7 +47,7 @@ def _refuse_geometry(path: str, problems: list[str]) -> None:
 
 def run(args) -> int:
     print_file = lambda: print(f"file:         {args.file}")  # noqa: E731
-    if validation.extension_of(args.file) in validation.NIFTI and Path(args.file).is_file():
+    if validation.extension_of(args.file) in formats.NIFTI and Path(args.file).is_file():
         # the stored header, read before ITK (which would make up 1 mm for a zero pixdim)
         validation.check_input_file(args.file, geometry=False)
         header = validation.nifti_header(Path(args.file))

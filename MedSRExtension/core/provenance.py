@@ -22,7 +22,8 @@ import os
 from pathlib import Path
 from typing import Optional, Union
 
-from MedSRExtension.core.validation import NIFTI, extension_of
+from MedSRExtension.core.formats import NIFTI
+from MedSRExtension.core.validation import extension_of
 
 PathLike = Union[str, os.PathLike]
 PREFIX = "MedSR."

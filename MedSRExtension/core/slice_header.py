@@ -26,6 +26,7 @@ import SimpleITK as sitk
 
 from MedSRExtension.core.dicom_series import series_files
 from MedSRExtension.core.errors import MedSRError
+from MedSRExtension.core.formats import DICOM_FILE, NIFTI, NRRD
 from MedSRExtension.core.nrrd_header import read_nrrd_header
 
 DICOM_THICKNESS = "0018|0050"
@@ -99,10 +100,10 @@ def read_thickness(path: os.PathLike, series: Optional[str] = None) -> dict:
     it says nothing."""
     path = Path(path)
     name = path.name.lower()
-    if path.is_dir() or name.endswith(".dcm"):
+    if path.is_dir() or name.endswith(DICOM_FILE):
         return _dicom(path, series)
-    if name.endswith((".nrrd", ".nhdr")):
+    if name.endswith(NRRD):
         return _nrrd(path)
-    if name.endswith((".nii", ".nii.gz")):
+    if name.endswith(NIFTI):
         return _nifti(path)
     return {}

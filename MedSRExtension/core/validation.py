@@ -23,10 +23,10 @@ import numpy as np
 from MedSRExtension.core import series_owner
 from MedSRExtension.core.dicom_series import looks_like_dicom
 from MedSRExtension.core.errors import MedSRError
+from MedSRExtension.core.formats import METAIMAGE, NIFTI, NRRD
 from MedSRExtension.core.nrrd_header import read_nrrd_header
 
 PathLike = Union[str, os.PathLike]
-NIFTI = (".nii", ".nii.gz")
 _PIXEL_DATA_TAGS = (b"\xe0\x7f\x10\x00", b"\x7f\xe0\x00\x10")  # (7FE0,0010) little / big endian
 _META_TYPES = {"MET_CHAR": 1, "MET_UCHAR": 1, "MET_SHORT": 2, "MET_USHORT": 2, "MET_INT": 4, "MET_UINT": 4,
                "MET_LONG": 4, "MET_ULONG": 4, "MET_LONG_LONG": 8, "MET_ULONG_LONG": 8, "MET_FLOAT": 4,
@@ -279,9 +279,9 @@ def check_input_file(path: PathLike, geometry: bool = True) -> None:
     ext = extension_of(path)
     if ext in NIFTI:
         _check_nifti(path, geometry)
-    elif ext in (".mha", ".mhd"):
+    elif ext in METAIMAGE:
         _check_metaimage(path)
-    elif ext in (".nrrd", ".nhdr"):
+    elif ext in NRRD:
         _check_nrrd(path)
     elif looks_like_dicom(path):
         _check_dicom_file(path)

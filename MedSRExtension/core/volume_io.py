@@ -12,17 +12,17 @@ from typing import Optional, Union
 import numpy as np
 import SimpleITK as sitk
 
-from MedSRExtension.core import atomic, dicom_series, validation
+from MedSRExtension.core import atomic, dicom_series, formats, validation
 from MedSRExtension.core import provenance as prov
 from MedSRExtension.core.errors import MedSRError
 from MedSRExtension.core.slice_header import read_thickness
 from MedSRExtension.core.validation import extension_of
 from MedSRExtension.core.volume import Volume
 
-VOLUME_EXTENSIONS = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm")
-IMAGE_EXTENSIONS = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
-SUPPORTED = VOLUME_EXTENSIONS + IMAGE_EXTENSIONS
-WRITABLE = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd") + IMAGE_EXTENSIONS
+VOLUME_EXTENSIONS = formats.VOLUME_SUFFIXES  # the names callers import; the table is core.formats
+IMAGE_EXTENSIONS = formats.IMAGE_EXTENSIONS
+SUPPORTED = formats.READABLE
+WRITABLE = formats.WRITABLE
 
 PathLike = Union[str, os.PathLike]
 
@@ -177,11 +177,11 @@ def save_volume(volume: Volume, path: PathLike, compress: bool = True, provenanc
     as_2d = ext in IMAGE_EXTENSIONS
     if as_2d:
         volume = Volume(_image_dtype_for(volume.array, ext), volume.spacing, volume.origin, volume.direction)
-    needed = volume.array.size * volume.array.dtype.itemsize * (2 if provenance and ext in validation.NIFTI else 1)
+    needed = volume.array.size * volume.array.dtype.itemsize * (2 if provenance and ext in formats.NIFTI else 1)
     atomic.check_free_space(parent, needed + (1 << 20), path)
     image = volume_to_image(volume, as_2d=as_2d)
     if provenance:
-        if not as_2d and ext not in validation.NIFTI:
+        if not as_2d and ext not in formats.NIFTI:
             for key, value in prov.header_fields(provenance).items():
                 image.SetMetaData(key, value)
     try:
@@ -200,7 +200,7 @@ def _write_staged(image: sitk.Image, stage: Path, name: str, ext: str, compress:
                   provenance: Optional[dict]) -> None:
     """Write ``image`` as ``stage/name``: NIfTI with a record goes through one uncompressed file that
     is streamed into its final form with the record (core.provenance); the rest ITK writes directly."""
-    if provenance and ext in validation.NIFTI:
+    if provenance and ext in formats.NIFTI:
         raw = stage / "itk.nii"
         sitk.WriteImage(image, str(raw), False)
         del image

@@ -27,9 +27,10 @@ import SimpleITK as sitk
 import slicer
 
 from MedSRExtension.core import slice_header
+from MedSRExtension.core.formats import VOLUME_FILES
 
 DICOM_UIDS = "DICOM.instanceUIDs"
-NOT_DICOM = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
+NOT_DICOM = VOLUME_FILES  # the single-file volume formats (core.formats)
 
 
 def _file_size(path: str) -> Optional[tuple]:
