@@ -183,3 +183,18 @@ def test_bad_server_settings_are_refused_before_a_run_and_an_unreachable_server_
     _poll_until_idle(p, timeout=60)
     assert p.state == State.FAILED and "cannot be reached" in p.status and "\n" not in p.status
     assert mrml_scene.GetNumberOfNodes() == count
+
+
+def test_the_nodes_slice_thickness_travels_to_the_server_with_the_run_options():
+    """The MHA upload of a node cannot carry its slice thickness: the remote worker sends it as the
+    run's thickness_mm, so the server reads the weights a local run reads instead of estimating."""
+    from MedSRExtension.core.volume import Volume
+    from MedSRExtension.remote.worker import with_header_thickness
+    thin = Volume(np.zeros((6, 8, 8), np.float32), (1.0, 1.0, 3.3), (0.0, 0.0, 0.0), np.eye(3),
+                  {"thickness_ijk": (None, None, 1.0)})
+    through = {"model": "pfmdn", "scale": 2.0, "mode": "throughplane", "axis": "auto"}
+    assert with_header_thickness(thin, through)["thickness_mm"] == 1.0
+    assert with_header_thickness(thin, {**through, "thickness_mm": 2.0})["thickness_mm"] == 2.0  # the user's wins
+    assert "thickness_mm" not in with_header_thickness(thin, {**through, "mode": "inplane"})
+    unknown = Volume(thin.array, thin.spacing, thin.origin, thin.direction, {})
+    assert "thickness_mm" not in with_header_thickness(unknown, through)

@@ -117,6 +117,23 @@ def _cancel_on_server(url: str, token: str, job_id: Optional[str]) -> None:
         protocol.emit("log", message=f"the job {job_id} could not be cancelled on the server: {exc}")
 
 
+def with_header_thickness(volume, options: dict) -> dict:
+    """The run options with the node's slice thickness along the through-plane axis as ``thickness_mm``
+    (the MHA upload cannot carry it, and without it the server would estimate the profile and might
+    read other weights than a local run); unchanged when the options give one or the node has none."""
+    from MedSRExtension.core.volume import AXES
+    from MedSRExtension.inference.engine import resolve_factors
+    from MedSRExtension.inference.options import InferenceOptions
+    known = (volume.meta.get("thickness_ijk") or (None, None, None)) if isinstance(volume.meta, dict) else ()
+    run = InferenceOptions.from_dict(options).for_volume(volume)[0]
+    if options.get("thickness_mm") is not None or run.mode != "throughplane" or not any(known):
+        return options
+    _, axis = resolve_factors(volume, run.mode, run.axis, scale=None if run.spacing is not None else run.scale,
+                              spacing=run.spacing)
+    value = known[AXES.index(axis)]
+    return options if value is None else {**options, "thickness_mm": float(value)}
+
+
 def run(folder: str, url: str, name: str) -> int:
     """Send the request in ``folder`` to ``url``; the exit status (0, 2 refused or failed, 1 error, 3 cancelled)."""
     token = os.environ.pop(SERVER_TOKEN_ENV, "")
@@ -126,6 +143,7 @@ def run(folder: str, url: str, name: str) -> int:
         from MedSRExtension.core.volume_io import save_volume
         from MedSRExtension.remote.files import _result
         volume, options = protocol.read_request(folder)
+        options = with_header_thickness(volume, options)
         upload = Path(folder) / UPLOAD
         save_volume(volume, upload)
         del volume
