@@ -151,7 +151,8 @@ def test_with_a_token_nothing_is_served_without_it(browser):
         page.close()
 
 
-def test_views_are_labelled_located_and_move_together(server, browser):
+def bicubic_result_beside_input(browser, server):
+    """A new page with a bicubic x2 result shown beside its input."""
     page = open_page(browser, server.local_url)
     wait_for_rendered_views(page, 1)
     choose(page, "medsr-model", "bicubic")
@@ -159,6 +160,11 @@ def test_views_are_labelled_located_and_move_together(server, browser):
     page.click("#medsr-apply")
     page.wait_for_selector("#medsr-result-tools", state="visible")
     wait_for_rendered_views(page, 2)
+    return page
+
+
+def test_views_are_labelled_located_and_move_together(server, browser):
+    page = bicubic_result_beside_input(browser, server)
     page.wait_for_function("document.querySelectorAll('.medsr-view-label').length == 2 && "
                            "[...document.querySelectorAll('.medsr-view-label')].every(e => e.innerText.trim())")
     labels = [e.strip() for e in page.locator(".medsr-view-label").all_inner_texts()]
@@ -196,13 +202,7 @@ def _voxel_at(volume, ras) -> float:
 
 def test_the_values_under_the_mouse_are_shown_for_input_and_result_at_one_place(server, browser, tmp_path):
     from MedSRExtension import load_volume
-    page = open_page(browser, server.local_url)
-    wait_for_rendered_views(page, 1)
-    choose(page, "medsr-model", "bicubic")
-    choose(page, "medsr-scale", "2")
-    page.click("#medsr-apply")
-    page.wait_for_selector("#medsr-result-tools", state="visible")
-    wait_for_rendered_views(page, 2)
+    page = bicubic_result_beside_input(browser, server)
     box = page.locator("#medsr-views").bounding_box()
     page.mouse.move(box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.45)
     page.mouse.move(box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.5, steps=4)

@@ -90,23 +90,28 @@ def build_app(store: JobStore, scheduler: Scheduler, max_upload: int) -> FastAPI
         with store.lock:
             return job.public()
 
-    @app.get(API + "/jobs/{job_id}/result")
-    def job_result(job_id: str, request: Request):
+    def finished_file(job_id: str, request: Request, what: str):
+        """The job, when its ``what`` may be served now; else the error response to send."""
         job = store.get(job_id, request.state.owner)
         if job is None:
-            return _no_job(job_id)
+            return None, _no_job(job_id)
         if job.state != "done":
-            return _error(409, f"job {job_id} is {job.state}; the result is served once its state is done")
+            return None, _error(409, f"job {job_id} is {job.state}; the {what} is served once its state is done")
+        return job, None
+
+    @app.get(API + "/jobs/{job_id}/result")
+    def job_result(job_id: str, request: Request):
+        job, refusal = finished_file(job_id, request, "result")
+        if refusal is not None:
+            return refusal
         name = _result_name(job.info.get("source"))
         return FileResponse(job.result_path, media_type="application/octet-stream", filename=name)
 
     @app.get(API + "/jobs/{job_id}/confidence")
     def job_confidence(job_id: str, request: Request):
-        job = store.get(job_id, request.state.owner)
-        if job is None:
-            return _no_job(job_id)
-        if job.state != "done":
-            return _error(409, f"job {job_id} is {job.state}; the confidence map is served once its state is done")
+        job, refusal = finished_file(job_id, request, "confidence map")
+        if refusal is not None:
+            return refusal
         if not job.confidence_path.is_file():
             return _error(404, f"job {job_id} has no confidence map; submit a through-plane run with "
                                "\"confidence\": true")
