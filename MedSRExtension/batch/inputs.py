@@ -29,10 +29,10 @@ from typing import Callable, Optional
 
 from MedSRExtension.core import validation
 from MedSRExtension.core.errors import MedSRError
+from MedSRExtension.core.formats import VOLUME_FILES
 from MedSRExtension.remote.dicomweb import is_dicomweb, parse_series_url
 from MedSRExtension.core.validation import extension_of
 
-VOLUME_FILES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 FORMATS = ("nii.gz", "nii", "nrrd", "mha", "dicom")
 OPTION_COLUMNS = ("model", "scale", "spacing", "mode", "axis", "device", "tile", "batch", "preset", "weights",
                   "component", "dtype", "force")

@@ -18,12 +18,12 @@ from typing import Optional
 import numpy as np
 
 from MedSRExtension.core.errors import MedSRError
+from MedSRExtension.core.formats import SELF_CONTAINED
 from MedSRExtension.core.volume import Volume
 from MedSRExtension.inference.options import InferenceOptions
 
 from .client import ServerClient
 
-SENT_AS_IS = (".nii.gz", ".nii", ".nrrd", ".mha")
 
 
 def _upload_file(input_path: str, series: Optional[str], folder: Path) -> str:
@@ -39,7 +39,7 @@ def _upload_file(input_path: str, series: Optional[str], folder: Path) -> str:
         return str(archive)
     if not path.is_file():
         raise MedSRError(f"input {input_path} does not exist; give a volume file or a DICOM folder")
-    if not path.name.lower().endswith(SENT_AS_IS):
+    if not path.name.lower().endswith(SELF_CONTAINED):
         raise MedSRError(f"{path.name}: a MedSR server takes NIfTI, NRRD or MHA files or a DICOM series folder; "
                          "convert it, or run it here without --server")
     return str(path)

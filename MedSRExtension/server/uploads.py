@@ -14,8 +14,8 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Optional
 
 from MedSRExtension.core.errors import MedSRError
+from MedSRExtension.core.formats import SELF_CONTAINED as VOLUME_SUFFIXES  # one file, no companion
 
-VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha")
 MAX_ZIP_FILES = 5000
 #: Options that name files on the machine they run on: a client cannot name the server's files.
 SERVER_WEIGHTS = ("auto", "random")
