@@ -341,6 +341,32 @@ def _summary(cfg: TrainConfig, state: TrainState, end: int, params: int, hardwar
 
 # --- the loop ------------------------------------------------------------------------------------
 
+@dataclass
+class _Run:
+    """One call of ``train``: its settings, where it runs, its state and the loop's tools."""
+
+    cfg: TrainConfig
+    spec: ModelSpec
+    rank: int
+    world_size: int
+    device: torch.device
+    half: Optional[torch.dtype]
+    state: TrainState
+    params: int
+    ckpt_path: str
+    sampler: object = None
+    loss_fn: Optional[Callable] = None
+    caller: Optional[ModelDescriptor] = None
+    validator: Optional[Validator] = None
+    log: Optional[CsvLog] = None
+    bar: object = None
+
+    @property
+    def main(self) -> bool:
+        """Rank 0: the one process that validates and writes files."""
+        return self.rank == 0
+
+
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
           stop_after: Optional[int] = None) -> dict:
     """Train (or resume) the run ``cfg`` describes; returns the summary written to summary.json.
@@ -352,12 +378,31 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
         stop_after: stop (with a checkpoint) after this many iterations of this call, as an
             interruption would; used by the resume test.
     """
+    from MedSRExtension.inference.devices import describe
+
+    run, net = _start_run(cfg, resume)
+    start = run.state.iteration
+    _add_loop_tools(run, net, progress, start)
+    end = cfg.iters if stop_after is None else min(cfg.iters, start + stop_after)
+    last_val = _iterate(run, start, end)
+    if run.bar is not None:
+        run.bar.close()
+    hardware = f"{describe(run.device)} x{run.world_size} ({platform.processor() or platform.machine()})"
+    summary = _summary(cfg, run.state, end, run.params, hardware, last_val)
+    if run.main:
+        _finish(cfg, run.state, end, summary)
+    ddp.barrier()
+    ddp.shutdown()
+    return summary
+
+
+def _start_run(cfg: TrainConfig, resume: bool) -> tuple[_Run, nn.Module]:
+    """Check the settings, set up the device, restore a checkpoint when resuming, write config.json and
+    say what runs; returns the run and the network to train (DDP-wrapped on several ranks)."""
     from MedSRExtension.inference.devices import amp_dtype, describe
-    from ..data.patches import PatchSampler
 
     spec = check_config(cfg)
     rank, local_rank, world_size, device = setup_device(cfg)
-    main = rank == 0
     os.makedirs(cfg.out, exist_ok=True)
     check_resume(cfg, resume)
     half = amp_dtype(device, spec.half) if cfg.amp else None
@@ -365,64 +410,84 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
     ckpt_path, log_path = os.path.join(cfg.out, CHECKPOINT), os.path.join(cfg.out, LOG)
     if resume and os.path.exists(ckpt_path):
         state.restore(ckpt.load(ckpt_path))
-        if main:
+        if rank == 0:
             _truncate_log(log_path, state.iteration)
     model = state.model
     net = model if world_size == 1 else nn.parallel.DistributedDataParallel(
         model, device_ids=[local_rank] if device.type == "cuda" else None)
-    params = count_parameters(model)
-    start = state.iteration
-    if main:
+    run = _Run(cfg, spec, rank, world_size, device, half, state, count_parameters(model), ckpt_path,
+               log=CsvLog(log_path))
+    if run.main:
         _write_json(os.path.join(cfg.out, "config.json"), asdict(cfg))
-        print(f"{cfg.model}/{cfg.preset} x{cfg.model_scale()} {cfg.degradation}: {params:,} parameters on "
-              f"{describe(device)} x{world_size}; iterations {start}..{cfg.iters}", flush=True)
+        print(f"{cfg.model}/{cfg.preset} x{cfg.model_scale()} {cfg.degradation}: {run.params:,} parameters on "
+              f"{describe(device)} x{world_size}; iterations {state.iteration}..{cfg.iters}", flush=True)
+    return run, net
 
-    sampler = PatchSampler(cfg.patch, [tuple(s) for s in cfg.scales], cfg.degradation, seed=cfg.seed,
-                           thickness=cfg.thickness)
-    loss_fn, caller = _loss_fn(cfg.model), ModelDescriptor(spec, net)
-    validator = Validator(cfg) if main else None
-    log, window, last_val = CsvLog(log_path), LossWindow(), (math.nan, math.nan)
-    bar = _progress_bar(cfg, start) if main and progress else None
-    end = cfg.iters if stop_after is None else min(cfg.iters, start + stop_after)
+
+def _add_loop_tools(run: _Run, net: nn.Module, progress: bool, start: int) -> None:
+    """The patch sampler, loss, model caller, validator (rank 0) and progress bar of the loop."""
+    from ..data.patches import PatchSampler
+
+    cfg = run.cfg
+    run.sampler = PatchSampler(cfg.patch, [tuple(s) for s in cfg.scales], cfg.degradation, seed=cfg.seed,
+                               thickness=cfg.thickness)
+    run.loss_fn, run.caller = _loss_fn(cfg.model), ModelDescriptor(run.spec, net)
+    run.validator = Validator(cfg) if run.main else None
+    run.bar = _progress_bar(cfg, start) if run.main and progress else None
+
+
+def _iterate(run: _Run, start: int, end: int) -> tuple[float, float]:
+    """Iterations ``start`` to ``end``, a log row (and validation, checkpoint as due) after each window
+    of ``log_every``; returns the last validation (PSNR, SSIM)."""
+    cfg, state = run.cfg, run.state
+    window, last_val = LossWindow(), (math.nan, math.nan)
     t_window = time.perf_counter()
-    model.train()
+    state.model.train()
     for it in range(start, end):
-        lr_now = learning_rate(cfg, it)
-        for group in state.optimizer.param_groups:
-            group["lr"] = lr_now
-        lr_b, hr_b, scale = sampler.sample(cfg.batch, it, rank)
-        lr_b, hr_b = lr_b.to(device, non_blocking=True), hr_b.to(device, non_blocking=True)
-        window.add(*train_step(caller, state, loss_fn, lr_b, hr_b, scale, cfg, half, it))
+        lr_now = _train_iteration(run, window, it)
         done = it + 1
-        if bar is not None:
-            bar.update(1)
+        if run.bar is not None:
+            run.bar.update(1)
         if done % cfg.log_every and done != end:
             continue
         now = time.perf_counter()
         sec, state.elapsed = (now - t_window) / window.n, state.elapsed + now - t_window
-        validated = done % cfg.val_every == 0 or done == cfg.iters
-        if main and validated:
-            last_val = _validate(validator, spec, state, device, cfg, done)
-        if main:
-            row = {"iter": done, **window.means(), "lr": lr_now, "val_psnr": last_val[0] if validated else "",
-                   "val_ssim": last_val[1] if validated else "", "sec_per_iter": sec}
-            log.write(row)
-            if bar is not None:
-                bar.set_postfix(loss=f"{row['loss']:.4f}", val_psnr=f"{last_val[0]:.2f}", s_it=f"{sec:.2f}")
+        last_val = _close_window(run, window, done, end, lr_now, sec, last_val)
         window = LossWindow()
-        state.iteration = done
-        if main and (done % cfg.ckpt_every == 0 or done == end):
-            ckpt.save_atomic(state.checkpoint(), ckpt_path)
         t_window = time.perf_counter()
-    if bar is not None:
-        bar.close()
-    hardware = f"{describe(device)} x{world_size} ({platform.processor() or platform.machine()})"
-    summary = _summary(cfg, state, end, params, hardware, last_val)
-    if main:
-        _finish(cfg, state, end, summary)
-    ddp.barrier()
-    ddp.shutdown()
-    return summary
+    return last_val
+
+
+def _train_iteration(run: _Run, window: LossWindow, it: int) -> float:
+    """One optimiser step at iteration ``it`` (its losses added to ``window``); returns its learning rate."""
+    cfg, state = run.cfg, run.state
+    lr_now = learning_rate(cfg, it)
+    for group in state.optimizer.param_groups:
+        group["lr"] = lr_now
+    lr_b, hr_b, scale = run.sampler.sample(cfg.batch, it, run.rank)
+    lr_b, hr_b = lr_b.to(run.device, non_blocking=True), hr_b.to(run.device, non_blocking=True)
+    window.add(*train_step(run.caller, state, run.loss_fn, lr_b, hr_b, scale, cfg, run.half, it))
+    return lr_now
+
+
+def _close_window(run: _Run, window: LossWindow, done: int, end: int, lr_now: float, sec: float,
+                  last_val: tuple[float, float]) -> tuple[float, float]:
+    """After ``done`` iterations: validate when due, write the log row, checkpoint when due; returns the
+    latest validation."""
+    cfg, state = run.cfg, run.state
+    validated = done % cfg.val_every == 0 or done == cfg.iters
+    if run.main and validated:
+        last_val = _validate(run.validator, run.spec, state, run.device, cfg, done)
+    if run.main:
+        row = {"iter": done, **window.means(), "lr": lr_now, "val_psnr": last_val[0] if validated else "",
+               "val_ssim": last_val[1] if validated else "", "sec_per_iter": sec}
+        run.log.write(row)
+        if run.bar is not None:
+            run.bar.set_postfix(loss=f"{row['loss']:.4f}", val_psnr=f"{last_val[0]:.2f}", s_it=f"{sec:.2f}")
+    state.iteration = done
+    if run.main and (done % cfg.ckpt_every == 0 or done == end):
+        ckpt.save_atomic(state.checkpoint(), run.ckpt_path)
+    return last_val
 
 
 def _validate(validator: Validator, spec: ModelSpec, state: TrainState, device: torch.device, cfg: TrainConfig,
