@@ -141,9 +141,7 @@ def super_resolve_adapted(volume: Volume, options, progress=None, cancel=None) -
     from MedSRExtension.inference.devices import resolve_device
 
     opts = options_from(options.adapt)
-    if options.mode != "throughplane":
-        raise MedSRError(f"adaptation to the volume is for throughplane mode, not {options.mode}; "
-                         "use --mode throughplane")
+    options = options.for_volume(volume)[0]  # "auto" decided; any other mode than throughplane was refused
     model = "pfmdn" if options.model == "bicubic" else options.model
     save_path = opts.save_adapted or options.save_adapted
     _check_save_path(save_path)

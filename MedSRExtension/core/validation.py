@@ -490,9 +490,11 @@ def parse_component(text: Optional[str]) -> Union[None, int, str]:
 
 
 def check_positive_int(value: Optional[int], what: str) -> None:
-    """Tile and batch sizes: None (automatic) or a whole number of at least 1."""
+    """Tile and batch sizes: None (automatic) or a whole number of at least 1 (``what``: the option's
+    name, which is also its command-line flag)."""
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise MedSRError(f"{what} must be a positive whole number, got {value}; leave it out for the automatic size")
+        raise MedSRError(f"{what} must be a positive whole number, got {value} (--{what}); "
+                         "leave it out for the automatic size")
 
 
 def check_thickness_mm(value: Optional[float], what: str = "slice thickness") -> None:
@@ -504,18 +506,14 @@ def check_thickness_mm(value: Optional[float], what: str = "slice thickness") ->
 OUT_DTYPES = ("float32", "input")
 
 
-def check_inference_options(tile: Optional[int] = None, batch: Optional[int] = None, out_dtype: str = "float32",
-                            weights: Union[str, os.PathLike] = "auto") -> None:
-    """The options of ``super_resolve`` that do not depend on the volume, checked before any work."""
-    check_positive_int(tile, "tile")
-    check_positive_int(batch, "batch")
-    if out_dtype not in OUT_DTYPES:
-        try:
-            ok = np.dtype(out_dtype).kind in "fiu"
-        except TypeError:
-            ok = False
-        if not ok:
-            raise MedSRError(f"output dtype must be one of {', '.join(OUT_DTYPES)} (or a numeric numpy type), "
-                             f"got '{out_dtype}'; use float32 or input")
-    if os.fspath(weights) not in ("auto", "random"):
-        check_weights_file(weights)
+def check_out_dtype(out_dtype: str) -> None:
+    """The output voxel type: one of ``OUT_DTYPES`` or a numeric numpy type name."""
+    if out_dtype in OUT_DTYPES:
+        return
+    try:
+        ok = np.dtype(out_dtype).kind in "fiu"
+    except TypeError:
+        ok = False
+    if not ok:
+        raise MedSRError(f"output dtype must be one of {', '.join(OUT_DTYPES)} (or a numeric numpy type), "
+                         f"got '{out_dtype}'; use float32 or input")

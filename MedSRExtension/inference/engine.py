@@ -339,10 +339,8 @@ def run_inference(volume: Volume, options: InferenceOptions, progress: Progress 
     """Run the engine as ``options`` say (see ``super_resolve``); the callbacks stay beside the options
     because they cannot cross a process boundary. ``network``: an in-memory module of ``options.model``
     to run instead of loading ``options.weights`` (the adaptation passes the network it tuned)."""
-    from MedSRExtension.core.validation import check_inference_options, check_volume
-    check_volume(volume, "input volume")  # before any geometry is derived from it
-    check_inference_options(tile=options.tile, batch=options.batch, out_dtype=options.out_dtype,
-                            weights=options.weights)
+    from MedSRExtension.core.validation import check_volume
+    check_volume(volume, "input volume")  # before any geometry is derived from it (the options checked themselves)
     options = options.for_volume(volume)[0]
     if options.adapt not in (None, False) and network is None:
         raise MedSRError("adaptation runs in the pipeline: call MedSRExtension.pipeline.run_pipeline "

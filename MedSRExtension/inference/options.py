@@ -49,7 +49,9 @@ def as_tuple(value):
 
 @dataclass(frozen=True)
 class InferenceOptions(JsonOptions):
-    """Options of one run of the inference engine.
+    """Options of one run of the inference engine, checked once when they are made (``__post_init__``:
+    tile, batch, out_dtype, the weights file, adapt only through-plane, ensemble, thickness, clamp), so
+    every caller (CLI, batch, worker, API) refuses the same values with the same message.
 
     Args:
         model: registry name of the model (a network or a classical baseline).
@@ -133,6 +135,12 @@ class InferenceOptions(JsonOptions):
             object.__setattr__(self, "weights", os.fspath(self.weights))
         for name in ("tile", "batch"):
             validation.check_positive_int(getattr(self, name), name)
+        validation.check_out_dtype(self.out_dtype)
+        if self.weights not in ("auto", "random"):
+            validation.check_weights_file(self.weights)  # before any input is read
+        if self.adapt not in (None, False) and self.mode not in ("throughplane", "auto"):
+            raise MedSRError(f"--adapt (adaptation to the volume) is for --mode throughplane, not {self.mode}; "
+                             "add --mode throughplane")
         if self.ensemble not in ENSEMBLES:
             raise MedSRError(f"ensemble must be one of {', '.join(map(str, ENSEMBLES))}, got {self.ensemble}; "
                              "use 8 for the best quality or 1 for none")

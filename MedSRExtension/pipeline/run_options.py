@@ -63,23 +63,18 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
 
 def options_from_args(args) -> InferenceOptions:
     """The inference options the arguments ask for, every value checked before any work (the
-    default model resolved for the scale)."""
-    validation.check_positive_int(args.tile, "--tile")
-    validation.check_positive_int(args.batch, "--batch")
+    default model resolved for the scale); tile, batch, dtype, the weights file and adapt's mode are
+    ``InferenceOptions``' own checks."""
     scale = parse_floats(args.scale, "--scale")
     spacing = parse_floats(args.spacing, "--spacing")
     if scale is None and spacing is None:
         scale = 2.0
     if args.model:
         get_spec(args.model)
-    if args.weights != "auto":
-        validation.check_weights_file(args.weights)
     resolve_device(args.device)
     adapt, save_adapted = getattr(args, "adapt", None), getattr(args, "save_adapted", None)  # medsr run only
     if save_adapted and adapt is None:
         raise MedSRError("--save-adapted needs --adapt")
-    if adapt is not None and args.mode not in ("throughplane", "auto"):
-        raise MedSRError("--adapt is for --mode throughplane; add --mode throughplane")
     thickness = getattr(args, "slice_thickness", None)
     if thickness is not None:
         if args.mode not in ("throughplane", "auto"):
