@@ -4,41 +4,33 @@ volume slice-wise, in batches and tiles, and returns a Volume on the exact upsam
 Passes (DESIGN.md "Modes"): ``inplane`` scales the two axes of each slice perpendicular to
 ``axis``; ``throughplane`` scales ``axis`` alone with 2D passes over the two families of planes
 that contain it, averaged; ``volumetric`` is an in-plane pass followed by a through-plane pass.
+
+This module plans the passes and combines them into the output; ``model_cache`` decides which network
+runs each pass and ``slice_pass`` sweeps a pass's slices in batches and tiles.
 """
 from __future__ import annotations
 
 import math
-import warnings
-from collections import deque
-from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from MedSRExtension.core import geometry
 from MedSRExtension.core import intensity
-from MedSRExtension.core.errors import Cancelled, MedSRError
+from MedSRExtension.core.errors import MedSRError
 from MedSRExtension.core.geometry import MODES, mode_factors
 from MedSRExtension.core.volume import AXES, Volume
-from MedSRExtension.inference import fastpath, fusion, memory
-from MedSRExtension.inference.devices import amp_dtype, resolve_device
+from MedSRExtension.inference import fastpath, memory
+from MedSRExtension.inference.devices import resolve_device
+from MedSRExtension.inference.model_cache import ModelCache, model_run_scale
 from MedSRExtension.inference.options import InferenceOptions
-from MedSRExtension.inference.tiling import run_tiled
-from MedSRExtension.models.descriptor import ModelDescriptor
+from MedSRExtension.inference.slice_pass import Cancel, Progress, SlicePass, SlicePassExecutor
 from MedSRExtension.models.registry import ModelSpec, get_spec
 
 __all__ = ["MODES", "InferenceOptions", "resolve_factors", "run_inference"]
 MAX_OUTPUT_VOXELS = 2**30  # 4 GiB of float32; larger outputs need force=True (--force)
-# LR pixels per batch for networks: on the CPU one 256² slice at a time keeps activations in cache
-# (measured 1.65x faster than 4 slices per batch); GPUs want more work per launch.
-NETWORK_BATCH_PIXELS = {"cpu": 2**16, "gpu": 2**20}
-CLASSICAL_BATCH_PIXELS = 2**22
 DEFAULT_NETWORK_TILE = 384
-
-Progress = Optional[Callable[[int, int], None]]
-Cancel = Optional[Callable[[], bool]]
 
 
 def resolve_factors(volume: Volume, mode: str, axis: str, scale=None,
@@ -80,18 +72,6 @@ def resolve_factors(volume: Volume, mode: str, axis: str, scale=None,
     return factors, axis
 
 
-def model_run_scale(spec: ModelSpec, scale: tuple[float, float]) -> tuple[tuple[float, float], bool]:
-    """The scale to run the model at for a 2D pass at ``scale``, and whether a per-axis detour is
-    needed (a fixed-scale model asked for (f, 1): run at (f, f) and average the extra axis back down)."""
-    sh, sw = scale
-    if sh != sw and not spec.per_axis and min(sh, sw) == 1:
-        f = max(sh, sw)
-        spec.check_scale((f, f))
-        return (f, f), True
-    spec.check_scale(scale)
-    return scale, False
-
-
 def model_scales(model: str, factors_ijk: Sequence[float], axis: str) -> list[tuple[float, float]]:
     """The distinct scales the model runs at for these per-axis factors (which weights a run reads)."""
     spec = get_spec(model)
@@ -104,210 +84,19 @@ def model_scales(model: str, factors_ijk: Sequence[float], axis: str) -> list[tu
     return out
 
 
-@dataclass
-class _Pass:
-    """One family of 2D slices: array axis ``slab`` indexes the slices; ``scale`` is (rows, cols)."""
-
-    slab: int
-    scale: tuple[float, float]
-
-
-class _Runner:
-    """Holds the model(s), device and progress state of one super_resolve call."""
-
-    def __init__(self, spec: ModelSpec, options: InferenceOptions, progress: Progress, cancel: Cancel,
-                 network: Optional[torch.nn.Module] = None, thickness: Optional[float] = None):
-        self.spec, self.preset, self.weights = spec, options.preset, options.weights
-        self.thickness = thickness  # through-plane: slice thickness / spacing, picks the shipped weights
-        self.network = network
-        self.device = resolve_device(options.device)
-        tile = options.tile
-        self.tile = tile if tile is not None else (DEFAULT_NETWORK_TILE if spec.kind == "network" else None)
-        self.batch = options.batch
-        self.progress, self.cancel = progress, cancel
-        self.fast = fastpath.choose(spec.name) if (options.fast and spec.kind == "network"
-                                                   and self.device.type == "cpu") else fastpath.FastPath()
-        self.models: dict[tuple, ModelDescriptor] = {}
-        self.routes: dict[tuple[float, float], object] = {}
-        self.done = 0
-        self.total = 0
-
-    # --- models -------------------------------------------------------------------------
-    def _model(self, scale: tuple[float, float]) -> ModelDescriptor:
-        """The model for ``scale`` (one per weight file's degradation when it is arbitrary-scale), loaded once."""
-        key = (None if self.spec.arbitrary_scale else scale, self._route(scale).degradation)
-        if key not in self.models:
-            from MedSRExtension.zoo.weights import load_model
-            if self.network is not None:  # an in-memory network (one adapted to this volume)
-                model = ModelDescriptor.of(self.spec.name, self.network.eval())
-            else:
-                model = load_model(self.spec.name, scale=scale, preset=self.preset, weights=self.weights, device="cpu",
-                                   thickness=self.thickness)
-            model.module = model.module.to(self.device)
-            if self.channels_last:
-                model.module = model.module.to(memory_format=torch.channels_last)
-            if self.fast.fuse and self.device.type == "cpu":
-                model.module = fusion.fused(model.module)  # a copy: an adapted network stays as it is
-            self.models[key] = model
-        return self.models[key]
-
-    def _route(self, scale: tuple[float, float]):
-        """zoo.route for a pass at ``scale`` (which shipped weights, transposed or not), once per scale;
-        an in-memory network or the user's weights file runs as given."""
-        if scale not in self.routes:
-            from MedSRExtension.zoo.weights import route
-            weights = "own" if self.network is not None else self.weights
-            self.routes[scale] = route(self.spec.name, scale, self.preset, weights)
-        return self.routes[scale]
-
-    @property
-    def channels_last(self) -> bool:
-        """NHWC on CUDA always; on the CPU where it measured faster for this model."""
-        return self.device.type == "cuda" or self.fast.channels_last
-
-    def _autocast(self):
-        """The reduced precision to run in: CUDA's AMP dtype, or bf16 on a CPU where it is allowed."""
-        if self.device.type == "cuda":
-            dtype = amp_dtype(self.device, self.spec.half)
-            return ("cuda", dtype) if dtype is not None else None
-        return ("cpu", torch.bfloat16) if self.fast.bf16 else None
-
-    def _model_scale(self, scale: tuple[float, float]) -> tuple[tuple[float, float], bool]:
-        return model_run_scale(self.spec, scale)
-
-    # --- batches ------------------------------------------------------------------------
-    def batch_size(self, rows: int, cols: int) -> int:
-        if self.batch:
-            return max(1, int(self.batch))
-        if self.spec.kind == "network":
-            budget = NETWORK_BATCH_PIXELS["cpu" if self.device.type == "cpu" else "gpu"]
-        else:
-            budget = CLASSICAL_BATCH_PIXELS
-        return max(1, min(64, budget // max(1, rows * cols)))
-
-    def prepare(self, scale: tuple[float, float]) -> None:
-        """Route and load the model a pass at ``scale`` runs, before threads share the runner."""
-        run_scale = self._model_scale(scale)[0]
-        if self._route(run_scale).transpose:
-            self.prepare(scale[::-1])
-        else:
-            self._model(run_scale)
-
-    def _forward(self, x: torch.Tensor, scale: tuple[float, float], out_hw: tuple[int, int]) -> torch.Tensor:
-        run_scale, detour = self._model_scale(scale)
-        if self._route(run_scale).transpose:  # thickslice weights learnt the thick axis as the rows
-            return self._forward(x.transpose(-2, -1).contiguous(), scale[::-1], out_hw[::-1]).transpose(-2, -1)
-        model = self._model(run_scale)
-        eff = (out_hw[0] / x.shape[-2], out_hw[1] / x.shape[-1]) if not detour else run_scale
-
-        def call(t: torch.Tensor) -> torch.Tensor:
-            return model(t, eff)
-
-        tile = self.tile if self.spec.tile_safe else None
-        overlap = model.receptive_field  # the preset's own reach
-        autocast = self._autocast()
-        with torch.inference_mode():
-            x = x.to(self.device)
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            if autocast is not None:
-                with torch.autocast(autocast[0], dtype=autocast[1]):
-                    y = run_tiled(model.module, x, eff, tile, overlap, call)
-            else:
-                y = run_tiled(model.module, x, eff, tile, overlap, call)
-            y = y.float()
-            if detour:
-                y = F.interpolate(y, size=out_hw, mode="area")
-        return y
-
-    def forward_batch(self, x: torch.Tensor, scale: tuple[float, float], out_hw: tuple[int, int]) -> np.ndarray:
-        """Run one batch; on CUDA out-of-memory halve the tile and retry, then fall back to CPU."""
-        while True:
-            try:
-                return self._forward(x, scale, out_hw).cpu().numpy()
-            except torch.cuda.OutOfMemoryError:
-                torch.cuda.empty_cache()
-                current = self.tile or max(x.shape[-2:])
-                smaller = current // 2
-                if smaller >= max(32, 2 * self.spec.receptive_field + 8) and self.spec.tile_safe:
-                    self.tile = smaller
-                    warnings.warn(f"CUDA out of memory: retrying with tile {smaller}", RuntimeWarning, stacklevel=2)
-                    continue
-                warnings.warn("CUDA out of memory even with small tiles: continuing on the CPU", RuntimeWarning,
-                              stacklevel=2)
-                self.device = torch.device("cpu")
-                self.fast = fastpath.FastPath()  # the GPU fallback runs the plain fp32 CPU path
-                for model in self.models.values():
-                    model.module = model.module.to("cpu", memory_format=torch.contiguous_format)
-
-    def tick(self) -> None:
-        self.done += 1
-        if self.progress is not None:
-            self.progress(self.done, self.total)
-
-    def check_cancel(self) -> None:
-        if self.cancel is not None and self.cancel():
-            raise Cancelled("super-resolution cancelled; no output was made")
-
-    # --- passes -------------------------------------------------------------------------
-    def count(self, shape: tuple[int, int, int], p: _Pass) -> int:
-        """Batches of pass ``p`` over an array of ``shape``; refuses slices the model cannot take."""
-        rows, cols = [shape[d] for d in range(3) if d != p.slab]
-        self.spec.check_size(rows, cols)
-        return math.ceil(shape[p.slab] / self.batch_size(rows, cols))
-
-    def run_pass(self, array: np.ndarray, p: _Pass, window: Optional[tuple[float, float]] = None,
-                 into: Optional[np.ndarray] = None) -> np.ndarray:
-        """Apply the model to every slice of ``array`` across axis ``p.slab``: a new float32 array, or
-        added into ``into`` (a pass averaged with others). ``window``: ``array`` is in file units and
-        each batch is normalised as it is read, so no normalised copy of the volume is ever made."""
-        slices = np.moveaxis(array, p.slab, 0)
-        n, rows, cols = slices.shape
-        out_hw = (geometry.scaled_count(rows, p.scale[0]), geometry.scaled_count(cols, p.scale[1]))
-        out = np.empty((n,) + out_hw, dtype=np.float32) if into is None else np.moveaxis(into, p.slab, 0)
-        if out.shape != (n,) + out_hw:
-            raise MedSRError(f"internal error: pass output {out.shape} does not match {(n,) + out_hw}")
-        step = self.batch_size(rows, cols)
-        starts = range(0, n, step)
-
-        def run_batch(start: int) -> None:
-            batch = np.array(slices[start:start + step], dtype=np.float32)  # this batch only, C-ordered
-            if window is not None:
-                intensity.normalize_into(batch, window)
-            y = self.forward_batch(torch.from_numpy(batch)[:, None], p.scale, out_hw)[:, 0]
-            if into is None:
-                out[start:start + step] = y
-            else:
-                out[start:start + step] += y
-
-        workers = self.slice_workers(len(starts))
-        if workers == 1:
-            for start in starts:
-                self.check_cancel()
-                run_batch(start)
-                self.tick()
-        else:
-            self.prepare(p.scale)  # loaded once, before the threads share the runner
-            with fastpath.slice_pool(workers, self.fast.flush_denormals) as pool:
-                pending: deque = deque()
-                for start in starts:  # at most `workers` batches in flight; progress in batch order
-                    self.check_cancel()
-                    pending.append(pool.submit(run_batch, start))
-                    if len(pending) == workers:
-                        pending.popleft().result()
-                        self.tick()
-                while pending:
-                    pending.popleft().result()
-                    self.tick()
-        return np.moveaxis(out, 0, p.slab) if into is None else into
-
-    def slice_workers(self, batches: int) -> int:
-        """Batches to run at once: the measured slice workers on a CPU with threads to split, else 1."""
-        workers = self.fast.slice_workers if self.device.type == "cpu" else 1
-        return workers if batches > 1 and torch.get_num_threads() >= workers > 1 else 1
+def _executor(spec: ModelSpec, options: InferenceOptions, progress: Progress, cancel: Cancel,
+              network: Optional[torch.nn.Module], thickness: Optional[float]) -> SlicePassExecutor:
+    """The slice-pass executor of one run and its model cache: the device, the CPU fast path (networks
+    only), the tile (the networks' default unless given)."""
+    device = resolve_device(options.device)
+    fast = fastpath.choose(spec.name) if (options.fast and spec.kind == "network"
+                                           and device.type == "cpu") else fastpath.FastPath()
+    cache = ModelCache(spec, options.preset, options.weights, device, fast, network, thickness)
+    tile = options.tile if options.tile is not None else (DEFAULT_NETWORK_TILE if spec.kind == "network" else None)
+    return SlicePassExecutor(cache, tile, options.batch, progress, cancel)
 
 
-def _passes(factors_ijk: Sequence[float], axis: str) -> list[list[_Pass]]:
+def _passes(factors_ijk: Sequence[float], axis: str) -> list[list[SlicePass]]:
     """Groups of passes: groups run in sequence, the passes inside a group are averaged."""
     f_kji = list(factors_ijk)[::-1]
     a = 2 - AXES.index(axis)  # array dimension of the axis
@@ -315,12 +104,12 @@ def _passes(factors_ijk: Sequence[float], axis: str) -> list[list[_Pass]]:
     groups = []
     inplane = tuple(f_kji[d] for d in others)
     if any(f != 1 for f in inplane):
-        groups.append([_Pass(a, inplane)])
+        groups.append([SlicePass(a, inplane)])
     if f_kji[a] != 1:
         group = []
         for d in others:  # the two families of planes that contain the axis
             rest = [e for e in range(3) if e != d]
-            group.append(_Pass(d, tuple(f_kji[a] if e == a else 1.0 for e in rest)))
+            group.append(SlicePass(d, tuple(f_kji[a] if e == a else 1.0 for e in rest)))
         groups.append(group)
     return groups
 
@@ -357,7 +146,7 @@ def run_inference(volume: Volume, options: InferenceOptions, progress: Progress 
     shapes = _group_shapes(groups, volume.array.shape)
     memory.check_run_fits(volume.array.shape, shapes + (shapes[-1:] if options.confidence else []))
     thickness = _thickness_fraction(volume, options, factors)
-    runner = _Runner(spec, options, progress, cancel, network, thickness)
+    runner = _executor(spec, options, progress, cancel, network, thickness)
     window = intensity.robust_range(volume.array)
     shape_now = volume.array.shape
     for group in groups:  # count batches before running, for an honest progress total
@@ -384,7 +173,7 @@ def run_inference(volume: Volume, options: InferenceOptions, progress: Progress 
     return Volume(out, out_spacing, origin, direction, meta=meta)
 
 
-def _run_groups(runner: "_Runner", groups: list[list[_Pass]], array: np.ndarray, window: tuple[float, float],
+def _run_groups(runner: SlicePassExecutor, groups: list[list[SlicePass]], array: np.ndarray, window: tuple[float, float],
                 confidence: bool) -> tuple[np.ndarray, Optional[np.ndarray]]:
     """Every group of passes in turn, in normalised units; returns the last array and, with
     ``confidence``, how far the last group's two orientations disagree (input units). Memory: the input
@@ -408,7 +197,7 @@ def _run_groups(runner: "_Runner", groups: list[list[_Pass]], array: np.ndarray,
     return array, spread
 
 
-def _group_shapes(groups: list[list[_Pass]], shape: tuple[int, int, int]) -> list[tuple[int, int, int]]:
+def _group_shapes(groups: list[list[SlicePass]], shape: tuple[int, int, int]) -> list[tuple[int, int, int]]:
     """The array shape each group of passes writes, in order (the last is the output's)."""
     out = []
     for group in groups:
@@ -417,7 +206,7 @@ def _group_shapes(groups: list[list[_Pass]], shape: tuple[int, int, int]) -> lis
     return out
 
 
-def _group_factors(group: list[_Pass], shape: tuple[int, int, int]) -> tuple[float, float, float]:
+def _group_factors(group: list[SlicePass], shape: tuple[int, int, int]) -> tuple[float, float, float]:
     """The per-array-dimension factors a group of passes applies (each pass leaves its slab axis)."""
     f = [1.0, 1.0, 1.0]
     for p in group:
