@@ -87,10 +87,6 @@ def test_no_import_circle():
 # --- rules written once ------------------------------------------------------------------------
 
 FORMAT_TABLE = ROOT / "core" / "formats.py"
-#: Lists still written out while batch/, server/ and remote/ are being reworked: batch/inputs.py is to
-#: import core.formats.VOLUME_FILES, server/uploads.py and remote/files.py core.formats.SELF_CONTAINED
-#: (then drop them from here).
-FORMAT_LISTS_PENDING = {ROOT / "batch" / "inputs.py", ROOT / "server" / "uploads.py", ROOT / "remote" / "files.py"}
 
 
 def _format_lists(path: Path) -> list[int]:
@@ -103,7 +99,7 @@ def _format_lists(path: Path) -> list[int]:
 
 def test_the_volume_formats_are_listed_only_in_core_formats():
     roots = [ROOT, ROOT.parent / "MedSRModule", ROOT.parent / "MedSRWeb"]
-    files = [p for r in roots for p in r.rglob("*.py") if p != FORMAT_TABLE and p not in FORMAT_LISTS_PENDING]
+    files = [p for r in roots for p in r.rglob("*.py") if p != FORMAT_TABLE]
     found = [f"{p.relative_to(ROOT.parent)}:{line}" for p in files for line in _format_lists(p)]
     assert found == [], "use MedSRExtension.core.formats instead of a list of endings at " + ", ".join(found)
 
