@@ -90,6 +90,16 @@ def _plan(tasks: list[Task], outdir: os.PathLike | str, resume: bool, notice: Ca
     return manifest, results, todo
 
 
+def _submit(client, tasks: list[Task], todo: list[int], run_id: str, resources: Optional[dict]) -> dict:
+    """{future: task index} of the tasks to run, each under a key naming the run, its index and its input."""
+    futures = {}
+    for i in todo:
+        key = f"medsr-{run_id}-{i}-{os.path.basename(tasks[i].input.rstrip(os.sep))}"
+        futures[client.submit(run_task, tasks[i].to_dict(), run_id, pure=False, key=key,
+                              resources=resources or None)] = i
+    return futures
+
+
 def run_batch(tasks: list[Task], outdir: os.PathLike | str, client, resources: Optional[dict] = None,
               resume: bool = False, quiet: bool = False, run_id: Optional[str] = None,
               notice: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
@@ -134,10 +144,7 @@ def run_batch(tasks: list[Task], outdir: os.PathLike | str, client, resources: O
 
     client.subscribe_topic(PROGRESS_TOPIC, bar.file_progress)
     try:
-        for i in todo:
-            key = f"medsr-{run_id}-{i}-{os.path.basename(tasks[i].input.rstrip(os.sep))}"
-            futures[client.submit(run_task, tasks[i].to_dict(), run_id, pure=False, key=key,
-                                  resources=resources or None)] = i
+        futures.update(_submit(client, tasks, todo, run_id, resources))
         try:
             for future in as_completed(list(futures)):
                 finish(future)

@@ -46,6 +46,14 @@ def build_app(store: JobStore, scheduler: Scheduler, max_upload: int) -> FastAPI
     async def _http_error(request: Request, exc: HTTPException):
         return _error(exc.status_code, str(exc.detail))
 
+    _add_info_routes(app, store, scheduler, max_upload)
+    _add_job_routes(app, store, scheduler)
+    _add_file_routes(app, store)
+    return app
+
+
+def _add_info_routes(app: FastAPI, store: JobStore, scheduler: Scheduler, max_upload: int) -> None:
+    """What the server offers: its limits and its models."""
     @app.get(API + "/server")
     def server_info() -> dict:
         from MedSRExtension import __version__
@@ -57,6 +65,9 @@ def build_app(store: JobStore, scheduler: Scheduler, max_upload: int) -> FastAPI
         from MedSRExtension.zoo.catalog import list_models
         return list_models()
 
+
+def _add_job_routes(app: FastAPI, store: JobStore, scheduler: Scheduler) -> None:
+    """Submit, list, follow and cancel jobs (each seen only by the token that made it)."""
     @app.post(API + "/jobs")
     async def submit(request: Request):
         if scheduler.queue_full():
@@ -90,6 +101,19 @@ def build_app(store: JobStore, scheduler: Scheduler, max_upload: int) -> FastAPI
         with store.lock:
             return job.public()
 
+    @app.delete(API + "/jobs/{job_id}")
+    def cancel(job_id: str, request: Request):
+        job = store.get(job_id, request.state.owner)
+        if job is None:
+            return _no_job(job_id)
+        if job.state not in FINISHED:
+            scheduler.cancel(job)
+        with store.lock:
+            return {"id": job.id, "state": "cancelling" if job.state == "running" else job.state}
+
+
+def _add_file_routes(app: FastAPI, store: JobStore) -> None:
+    """A finished job's files: its result and its confidence map."""
     def finished_file(job_id: str, request: Request, what: str):
         """The job, when its ``what`` may be served now; else the error response to send."""
         job = store.get(job_id, request.state.owner)
@@ -117,18 +141,6 @@ def build_app(store: JobStore, scheduler: Scheduler, max_upload: int) -> FastAPI
                                "\"confidence\": true")
         name = _result_name(job.info.get("source")).replace("_medsr.nrrd", "_medsr_confidence.nrrd")
         return FileResponse(job.confidence_path, media_type="application/octet-stream", filename=name)
-
-    @app.delete(API + "/jobs/{job_id}")
-    def cancel(job_id: str, request: Request):
-        job = store.get(job_id, request.state.owner)
-        if job is None:
-            return _no_job(job_id)
-        if job.state not in FINISHED:
-            scheduler.cancel(job)
-        with store.lock:
-            return {"id": job.id, "state": "cancelling" if job.state == "running" else job.state}
-
-    return app
 
 
 def _result_name(source: Optional[str]) -> str:
