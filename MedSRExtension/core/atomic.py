@@ -152,19 +152,31 @@ def copy_file(src: PathLike, dst: PathLike) -> None:
     write_with(dst, lambda tmp: shutil.copyfile(src, tmp))
 
 
+def _remove_made(folder: Path, prefix: str) -> None:
+    """Remove what one call made under its own unique ``prefix`` in ``folder``: also a folder that
+    ``mkdtemp`` had made when a Ctrl-C or SIGTERM cut it short, before its name was returned."""
+    try:
+        entries = [e.path for e in os.scandir(folder) if e.name.startswith(prefix)]
+    except OSError:
+        return
+    for path in entries:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @contextmanager
 def staging_folder(folder: PathLike) -> Iterator[Path]:
     """Yield a private empty folder inside ``folder``; on normal exit every file written into it is
     renamed into ``folder`` (for writers that make companion files, as .mhd makes .raw). The
     staging folder is removed in every case."""
     folder = Path(folder) if str(folder) else Path(".")
-    stage = Path(tempfile.mkdtemp(prefix=owner_prefix(), dir=folder))
+    prefix = f"{owner_prefix()}{next(_COUNTER)}."  # this call's own: removed whatever cut it short
     try:
+        stage = Path(tempfile.mkdtemp(prefix=prefix, dir=folder))
         yield stage
         for produced in sorted(stage.iterdir()):
             _commit(produced, folder / produced.name)
     finally:
-        shutil.rmtree(stage, ignore_errors=True)
+        _remove_made(folder, prefix)
 
 
 @contextmanager
@@ -174,18 +186,16 @@ def new_folder(folder: PathLike, replace: bool = False) -> Iterator[Path]:
     any exception it is removed with everything in it."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f"{owner_prefix()}{folder.name}.", dir=folder.parent))
-    follow_umask(stage)
-    old = None
+    prefix = f"{owner_prefix()}{next(_COUNTER)}.{folder.name}."  # as in staging_folder
     try:
+        stage = Path(tempfile.mkdtemp(prefix=prefix, dir=folder.parent))
+        follow_umask(stage)
         yield stage
         if folder.exists() and replace and folder.is_dir() and any(folder.iterdir()):
-            old = Path(tempfile.mkdtemp(prefix=f"{owner_prefix()}{folder.name}.old.", dir=folder.parent))
+            old = Path(tempfile.mkdtemp(prefix=f"{prefix}old.", dir=folder.parent))
             os.replace(folder, old / folder.name)
         elif folder.exists():
             folder.rmdir()  # refuses a non-empty folder: nothing of the user's is replaced
         os.replace(stage, folder)
     finally:
-        shutil.rmtree(stage, ignore_errors=True)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        _remove_made(folder.parent, prefix)  # the stage, and the old folder swapped out
