@@ -81,12 +81,15 @@ class ServerClient:
         return self._call("DELETE", f"/jobs/{job_id}").json()
 
     def wait(self, job_id: str, progress: Optional[Callable[[int, int], None]] = None,
-             poll: float = POLL_S) -> dict:
+             poll: float = POLL_S, on_state: Optional[Callable[[dict], None]] = None) -> dict:
         """Poll until the job ends; its last state when done. Failed: ServerError with the job's line;
-        cancelled: Cancelled. Ctrl-C (KeyboardInterrupt) cancels the job on the server, then propagates."""
+        cancelled: Cancelled. Ctrl-C (KeyboardInterrupt) cancels the job on the server, then propagates.
+        ``on_state(state)`` sees every polled state first (log lines, queue changes)."""
         try:
             while True:
                 state = self.state(job_id)
+                if on_state is not None:
+                    on_state(state)
                 if progress is not None and state["progress"][1]:
                     progress(*state["progress"])
                 if state["state"] == "done":

@@ -30,7 +30,7 @@ from MedSRExtension.core import atomic
 from MedSRExtension.core.errors import MedSRError
 from MedSRExtension.worker import serve as protocol
 
-from .client import POLL_S, ServerClient, ServerError
+from .client import ServerClient, ServerError
 from .credentials import SERVER_TOKEN_ENV
 
 UPLOAD = "upload.mha"
@@ -81,30 +81,25 @@ def _check_cancel(folder: str) -> None:
 
 
 def _follow(client: ServerClient, job_id: str, folder: str) -> dict:
-    """Poll the job until it ends, reporting state changes, progress and server log lines; its last state."""
-    import time
-    seen_state, seen_progress, seen_log = "queued", None, 0
-    while True:
+    """Wait for the job (``ServerClient.wait``), reporting state changes, progress and server log lines
+    as worker events, and stopping at the panel's cancel file; its last state."""
+    seen = {"state": "queued", "progress": None, "log": 0}
+
+    def report(state: dict) -> None:
         _check_cancel(folder)
-        state = client.state(job_id)
-        if state["state"] != seen_state and state["state"] in ("queued", "running"):
-            seen_state = state["state"]
-            protocol.emit("job", id=job_id, state=seen_state)
+        if state["state"] != seen["state"] and state["state"] in ("queued", "running"):
+            seen["state"] = state["state"]
+            protocol.emit("job", id=job_id, state=seen["state"])
         log = state.get("log") or []
-        for line in log[seen_log:]:
+        for line in log[seen["log"]:]:
             protocol.emit("log", message=f"server: {line}")
-        seen_log = len(log)
+        seen["log"] = len(log)
         progress = tuple(state.get("progress") or (0, 0))
-        if progress != seen_progress and progress[1]:
-            seen_progress = progress
+        if progress != seen["progress"] and progress[1]:
+            seen["progress"] = progress
             protocol.emit("progress", done=progress[0], total=progress[1])
-        if state["state"] == "done":
-            return state
-        if state["state"] == "failed":
-            raise MedSRError(f"the job failed on the MedSR server: {state['message']}")
-        if state["state"] == "cancelled":
-            raise MedSRError(f"the job {job_id} was cancelled on the MedSR server; nothing was added")
-        time.sleep(POLL_S)
+
+    return client.wait(job_id, on_state=report)
 
 
 def _cancel_on_server(url: str, token: str, job_id: Optional[str]) -> None:
