@@ -270,18 +270,17 @@ class MedSRWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.updateGui()
 
     def onServerUrlChanged(self, text: str) -> None:
-        if self._updatingGui or self.panel is None:
-            return
-        self.panel.server_url = text.strip()
-        qt.QSettings().setValue(SETTING_SERVER_URL, self.panel.server_url)
-        self.updateGui()
+        self._setServerField("server_url", SETTING_SERVER_URL, text)
 
     def onServerTokenChanged(self, text: str) -> None:
         """The token goes to the panel model and Slicer's settings only (never the scene or the log)."""
+        self._setServerField("token", SETTING_SERVER_TOKEN, text)
+
+    def _setServerField(self, name: str, setting: str, text: str) -> None:
         if self._updatingGui or self.panel is None:
             return
-        self.panel.token = text.strip()
-        qt.QSettings().setValue(SETTING_SERVER_TOKEN, self.panel.token)
+        setattr(self.panel, name, text.strip())
+        qt.QSettings().setValue(setting, getattr(self.panel, name))
         self.updateGui()
 
     # --- binding: widgets <- panel model --------------------------------------------------------
