@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from typing import Optional
 
 from MedSRExtension.core.provenance import DERIVED
-from MedSRExtension.core.volume import AXES, Volume
+from MedSRExtension.core.volume import Volume
 
 
 def _numbers(values) -> str:
@@ -35,11 +35,8 @@ def describe_run(volume: Volume, result: Volume, options: dict, source: Optional
                                     scale=None if spacing is not None else options.get("scale", 2.0), spacing=spacing)
     spec = get_spec(model)
     weights = os.fspath(weights_option)
-    thickness = result.meta.get("slice_thickness")  # the fraction the run used (given, header or estimate)
-    if thickness is None and options.get("thickness_mm") and options.get("mode") == "throughplane":
-        thickness = float(options["thickness_mm"]) / float(volume.spacing[AXES.index(axis)])
     used = zoo.weights_used(model, model_scales(model, factors, axis), options.get("preset"), weights,
-                            thickness=thickness) \
+                            thickness=result.meta.get("slice_thickness")) \
         if spec.kind == "network" else []
     if spec.kind != "network":
         weights_text, preset = "none (classical)", "-"
