@@ -17,6 +17,7 @@ import base64
 import io
 import math
 import dataclasses
+import itertools
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,12 +120,8 @@ class MedSRWebApp:
     def _distinct_title(self, name: str) -> str:
         """``name``, or "name (upload N)" when another offered volume already has that title."""
         titles = set(self.sources.values())
-        if name not in titles:
-            return name
-        n = 1
-        while f"{name} (upload{'' if n == 1 else f' {n}'})" in titles:
-            n += 1
-        return f"{name} (upload{'' if n == 1 else f' {n}'})"
+        candidates = itertools.chain((name, f"{name} (upload)"), (f"{name} (upload {n})" for n in itertools.count(2)))
+        return next(title for title in candidates if title not in titles)
 
     def source_items(self) -> list[dict]:
         return [{"title": title, "value": value} for value, title in self.sources.items()]
@@ -291,19 +288,13 @@ class MedSRWebApp:
 
     def show_confidence(self, on: bool) -> None:
         """Lay the shown result's confidence map over it (half transparent), or take it away."""
-        from MedSRLib.confidence import overlay
+        from MedSRLib.confidence import overlay, remove_overlay
         self.confidence_shown = bool(on)
         conf = self.shown_confidence()
-        if conf is None:
-            return
-        result = self.results.get().node
-        if on:
-            overlay(self.scene, result, conf)
-            return
-        for view in ("Red", "Yellow", "Green"):
-            composite = self.scene.GetSingletonNode(view, "vtkMRMLSliceCompositeNode")
-            if composite is not None and composite.GetForegroundVolumeID() == conf.GetID():
-                composite.SetForegroundVolumeID(None)
+        if conf is not None and on:
+            overlay(self.scene, self.results.get().node, conf)
+        elif conf is not None:
+            remove_overlay(self.scene, conf)
 
     def say(self, text: str) -> str:
         """A message for the page: no server path in it."""

@@ -69,8 +69,3 @@ class CursorProbe:
             if volume_id:
                 out[view] = describe(ras, value_at_ras(self.scene.GetNodeByID(volume_id), ras))
         return out
-
-    def detach(self) -> None:
-        if self._node is not None:
-            self._node.RemoveObserver(self._tag)
-        self._node, self._tag = None, None

@@ -39,16 +39,24 @@ def write_confidence_node(scene, confidence: Volume, result_node):
     return node
 
 
+def _composites(scene) -> list:
+    found = scene.GetNodesByClass("vtkMRMLSliceCompositeNode")
+    return [found.GetItemAsObject(i) for i in range(found.GetNumberOfItems())]
+
+
 def overlay(scene, result_node, confidence_node, opacity: float = OVERLAY_OPACITY) -> list:
     """Show ``confidence_node`` over ``result_node`` in every slice view whose background is the result;
     returns the composite nodes changed."""
-    changed = []
-    composites = scene.GetNodesByClass("vtkMRMLSliceCompositeNode")
-    for index in range(composites.GetNumberOfItems()):
-        composite = composites.GetItemAsObject(index)
-        if composite.GetBackgroundVolumeID() == result_node.GetID():
-            composite.SetForegroundVolumeID(confidence_node.GetID())
-            composite.SetForegroundOpacity(opacity)
-            changed.append(composite)
+    changed = [c for c in _composites(scene) if c.GetBackgroundVolumeID() == result_node.GetID()]
+    for composite in changed:
+        composite.SetForegroundVolumeID(confidence_node.GetID())
+        composite.SetForegroundOpacity(opacity)
     return changed
+
+
+def remove_overlay(scene, confidence_node) -> None:
+    """Take ``confidence_node`` out of every slice view that shows it."""
+    for composite in _composites(scene):
+        if composite.GetForegroundVolumeID() == confidence_node.GetID():
+            composite.SetForegroundVolumeID(None)
 
