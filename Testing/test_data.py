@@ -32,11 +32,18 @@ def test_validation_regions_are_the_documented_parts_of_each_file():
     for k in corpus.MNI_VAL_SLICES:
         assert corpus.MNI_VAL_SLAB[0] <= k < corpus.MNI_VAL_SLAB[1]
         np.testing.assert_array_equal(val[f"mni_k{k}"].array, mni[k])
+    assert set(corpus.HELD_OUT_AXIS) == set(corpus.NAMES) - {"mni"}
     for name, axis in corpus.HELD_OUT_AXIS.items():
         img = corpus.read(name)
-        split = int(np.floor(0.8 * img.shape[axis]))
-        np.testing.assert_array_equal(val[name].array, np.take(img, np.arange(split, img.shape[axis]), axis=axis))
-        assert val[name].array.std() > 0, f"validation region of {name} is empty background"
+        n = img.shape[axis]
+        held = n - int(np.floor(0.8 * n))
+        # the held-out 20 % lie at the end, or at the start where the end is empty background
+        want = np.arange(0, held) if name in corpus.HELD_OUT_FIRST else np.arange(n - held, n)
+        np.testing.assert_array_equal(val[name].array, np.take(img, want, axis=axis))
+        assert val[name].start == want[0]
+        lo, hi = np.percentile(img, [0.5, 99.5])
+        tissue = float((val[name].array > lo + 0.1 * (hi - lo)).mean())
+        assert tissue > 0.1, f"validation region of {name} is mostly background ({tissue:.0%})"
 
 
 def test_training_regions_stop_before_the_validation_regions():
@@ -45,16 +52,20 @@ def test_training_regions_stop_before_the_validation_regions():
     assert train["mni_inferior"].array.shape[0] == k0 and train["mni_superior"].start == k1
     for name, axis in corpus.HELD_OUT_AXIS.items():
         img = corpus.read(name)
-        assert train[name].array.shape[axis] == int(np.floor(0.8 * img.shape[axis]))
-        np.testing.assert_array_equal(train[name].array,
-                                      np.take(img, np.arange(train[name].array.shape[axis]), axis=axis))
+        n = img.shape[axis]
+        assert train[name].array.shape[axis] == int(np.floor(0.8 * n))
+        start = n - train[name].array.shape[axis] if name in corpus.HELD_OUT_FIRST else 0
+        assert train[name].start == start
+        np.testing.assert_array_equal(train[name].array, np.take(img, np.arange(start, start + int(np.floor(0.8 * n))),
+                                                                 axis=axis))
 
 
 @pytest.mark.parametrize("scale,kind", [((2.0, 2.0), "bicubic"), ((4.0, 4.0), "kspace"), ((4.0, 1.0), "thickslice")])
 def test_no_training_patch_touches_a_validation_region_in_any_orientation(scale, kind):
     coded = _index_coded_sources()
     sampler = PatchSampler(16, [scale], kind, seed=3, sources=coded, tissue=False)
-    limits = {r.source: r.start for r in corpus.validation_regions() if r.source != "mni"}
+    held = {r.source: (r.start, r.start + r.array.shape[r.axis]) for r in corpus.validation_regions()
+            if r.source != "mni"}
     k0, k1 = corpus.MNI_VAL_SLAB
     seen_mni_ranges = set()
     for it in range(60):
@@ -67,8 +78,9 @@ def test_no_training_patch_touches_a_validation_region_in_any_orientation(scale,
                 # values are k indices: axial patches hold one k, coronal/sagittal ones a range of k
                 assert not np.any((patch >= k0) & (patch < k1)), where
                 seen_mni_ranges.add(where.split(":")[1])
-            else:
-                assert patch.max() < limits[name], where
+            else:  # values are indices along the held-out axis
+                v0, v1 = held[name]
+                assert not np.any((patch >= v0) & (patch < v1)), where
     assert seen_mni_ranges == {"axial", "coronal", "sagittal"}
 
 
@@ -154,3 +166,16 @@ def test_a_thickness_range_no_run_can_use_is_refused(sources, thickness, kind, m
     with pytest.raises(MedSRError, match=message):
         PatchSampler(12, [(4.0, 1.0) if kind == "thickslice" else (2.0, 2.0)], kind, sources=sources,
                      thickness=thickness)
+
+
+def test_compressed_corpus_files_decode_to_their_modality_units():
+    """The JPEG 2000 / JPEG lossless CTs decode (pylibjpeg plugins) and come out in Hounsfield units, as
+    does each frame of the enhanced CT (its rescale lives in the shared functional groups)."""
+    for name in ("ctj2k", "ctpancreas", "ctneck", "ect_f0", "ect_f1"):
+        img = corpus.read(name)
+        assert img.shape == (512, 512), name
+        assert float(img.min()) <= -900, f"{name}: no air (about -1000 HU)"
+        soft = float(((img > -50) & (img < 100)).mean())
+        assert soft > 0.1, f"{name}: only {soft:.0%} of pixels at soft-tissue HU: rescale not applied?"
+    assert not np.array_equal(corpus.read("ect_f0"), corpus.read("ect_f1"))
+    assert corpus.read("nmbody").shape == (1024, 256)

@@ -5,6 +5,7 @@ import sys
 
 from MedSRExtension.core import validation
 from MedSRExtension.core.degradations import IN_PLANE_KINDS
+from MedSRExtension.core.scanner_degradation import NAME as SCANNER
 from MedSRExtension.core.errors import MedSRError
 from MedSRExtension.inference.devices import resolve_device
 from MedSRExtension.models.registry import get_spec
@@ -16,7 +17,9 @@ def register(subparsers) -> None:
                                           "validation regions of the corpus; writes eval.csv, eval.md, eval.png.")
     p.add_argument("--models", default="edsr,lgsr,iconet,pfmdn", help="comma-separated network names")
     p.add_argument("--scales", default="2,4", help="comma-separated integer scales")
-    p.add_argument("--degradation", default="bicubic", choices=IN_PLANE_KINDS)
+    p.add_argument("--degradation", default="bicubic", choices=IN_PLANE_KINDS + (SCANNER,),
+                   help="how the LR images are made (scanner: k-space truncation, PSFs, noise, shading; "
+                        "core/scanner_degradation.py)")
     p.add_argument("--out", default="out/eval", help="output folder")
     p.add_argument("--crop", type=int, default=192,
                    help="score the most structured CROPxCROP window of each region (0: whole regions)")

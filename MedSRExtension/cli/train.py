@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 
 from MedSRExtension.core.degradations import KINDS
+from MedSRExtension.core.scanner_degradation import NAME as SCANNER
 from MedSRExtension.core.errors import MedSRError
 
 
@@ -46,7 +47,9 @@ def register(subparsers) -> None:
     p.add_argument("--preset", default="light")
     p.add_argument("--scale", default="2", help="2, or 2,3,4 for mixed-scale training of an arbitrary-scale model, "
                    "or 4x1 (rows x cols) for through-plane (thickslice) training")
-    p.add_argument("--degradation", default="bicubic", choices=KINDS)
+    p.add_argument("--degradation", default="bicubic", choices=KINDS + (SCANNER,),
+                   help="how training LR patches are made (scanner: a random draw of k-space truncation, "
+                        "PSF, noise and shading per patch; core/scanner_degradation.py)")
     p.add_argument("--thickness", default=None, metavar="LO,HI",
                    help="thickslice: train on slices LO to HI times as thick as they are spaced, drawn per batch "
                    "(e.g. 0.25,0.7: thin slices with gaps; default: contiguous)")

@@ -26,14 +26,23 @@ training-time validation and every number reported by ``medsr eval``):
 | retina  | scikit-image data/retina.jpg (green)      | 1411 × 1411                          \
 | columns c ≥ 1128                    | columns c < 1128                   |
 
-For 2D images the split is at ``floor(0.8 · n)`` along the held-out axis (columns, or rows for rg3);
-training patches lie entirely before it.
+| ect_f0, ect_f1 | pydicom-data eCT_Supplemental.dcm (enhanced CT, 2 frames, HU) | 512 × 512 each | rows r ≥ 409 of each frame (the columns right of 409 are background) | rows r < 409 |
+| ctj2k   | pydicom-data J2K_pixelrep_mismatch.dcm (head CT, JPEG 2000) | 512 × 512          | columns c ≥ 409                     | columns c < 409                    |
+| ctpancreas | pydicom-data explicit_VR-UN.dcm (abdominal CT, JPEG 2000) | 512 × 512          | columns c ≥ 409                     | columns c < 409                    |
+| ctneck  | pydicom-data bad_sequence.dcm (neck CT, JPEG lossless) | 512 × 512               | columns c ≥ 409                     | columns c < 409                    |
+| nmbody  | pydicom-data JPEG2000_UNC.dcm (whole-body NM) | 1024 × 256                       | **top** 20 % of rows, r < 205 (head and shoulders: the bottom rows and right columns are empty) | rows r ≥ 205 |
+
+For 2D images the split is at ``floor(0.8 · n)`` along the held-out axis (columns, or rows for rg3 and the eCT
+frames); training patches lie entirely before it. For nmbody the held-out part comes first: rows
+[0, n − floor(0.8 · n)), training after it. JPEG 2000 / JPEG lossless files decode with pydicom's pylibjpeg
+plugins (the ``data`` extras).
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Optional
 
 import numpy as np
 
@@ -45,11 +54,20 @@ MNI_VAL_SLAB = (80, 104)
 MNI_VAL_SLICES = (86, 98)
 #: Fraction of each 2D image (from the left, or from the top) that training may use.
 TRAIN_FRACTION = 0.8
-#: Array axis of each 2D image along which the last 20 % are held out (1 = columns, 0 = rows).
-HELD_OUT_AXIS = {"rg1": 1, "rg3": 0, "mr2": 1, "ct693": 1, "retina": 1}
+#: Array axis of each 2D image along which 20 % are held out (1 = columns, 0 = rows).
+HELD_OUT_AXIS = {"rg1": 1, "rg3": 0, "mr2": 1, "ct693": 1, "retina": 1, "ect_f0": 0, "ect_f1": 0,
+                 "ctj2k": 1, "ctpancreas": 1, "ctneck": 1, "nmbody": 0}
+#: 2D images whose held-out 20 % come first along their axis (the last 20 % are empty background).
+HELD_OUT_FIRST = frozenset({"nmbody"})
 
-DICOM_FILES = {"rg1": "RG1_UNCI.dcm", "rg3": "RG3_UNCI.dcm", "mr2": "MR2_UNCI.dcm", "ct693": "693_UNCI.dcm"}
-NAMES = ("mni", "rg1", "rg3", "mr2", "ct693", "retina")
+#: name -> (pydicom-data file, frame index or None for a single-frame file)
+DICOM_FILES = {"rg1": ("RG1_UNCI.dcm", None), "rg3": ("RG3_UNCI.dcm", None), "mr2": ("MR2_UNCI.dcm", None),
+               "ct693": ("693_UNCI.dcm", None), "ect_f0": ("eCT_Supplemental.dcm", 0),
+               "ect_f1": ("eCT_Supplemental.dcm", 1), "ctj2k": ("J2K_pixelrep_mismatch.dcm", None),
+               "ctpancreas": ("explicit_VR-UN.dcm", None), "ctneck": ("bad_sequence.dcm", None),
+               "nmbody": ("JPEG2000_UNC.dcm", None)}
+NAMES = ("mni", "rg1", "rg3", "mr2", "ct693", "retina", "ect_f0", "ect_f1", "ctj2k", "ctpancreas", "ctneck",
+         "nmbody")
 
 
 def _missing(what: str, package: str) -> MedSRError:
@@ -82,6 +100,38 @@ def retina_path() -> str:
     return path
 
 
+def _rescale(ds) -> tuple[float, float]:
+    """(slope, intercept) of a DICOM dataset: top level, else the enhanced multi-frame shared group."""
+    if "RescaleSlope" in ds or "RescaleIntercept" in ds:
+        return float(ds.get("RescaleSlope", 1.0) or 1.0), float(ds.get("RescaleIntercept", 0.0) or 0.0)
+    for group in ds.get("SharedFunctionalGroupsSequence", []):
+        for item in group.get("PixelValueTransformationSequence", []):
+            return float(item.get("RescaleSlope", 1.0) or 1.0), float(item.get("RescaleIntercept", 0.0) or 0.0)
+    return 1.0, 0.0
+
+
+def _read_dicom(filename: str, frame: Optional[int]) -> np.ndarray:
+    """One pydicom-data image (one frame of a multi-frame file) in its modality units."""
+    try:
+        import pydicom
+        from pydicom.data import get_testdata_file
+    except ImportError as exc:
+        raise _missing(filename, "pydicom, pydicom-data") from exc
+    path = get_testdata_file(filename)
+    if path is None:
+        raise _missing(filename, "pydicom-data")
+    ds = pydicom.dcmread(path)
+    try:
+        arr = ds.pixel_array
+    except (RuntimeError, NotImplementedError) as exc:  # compressed, and no decoder plugin installed
+        raise _missing(f"{filename} (decoding {ds.file_meta.TransferSyntaxUID.name})",
+                       "pylibjpeg, pylibjpeg-openjpeg, pylibjpeg-libjpeg") from exc
+    if frame is not None:
+        arr = arr[frame]
+    slope, intercept = _rescale(ds)
+    return arr.astype(np.float32) * np.float32(slope) + np.float32(intercept)
+
+
 @lru_cache(maxsize=None)
 def _read(name: str) -> np.ndarray:
     if name == "mni":
@@ -92,19 +142,7 @@ def _read(name: str) -> np.ndarray:
         with Image.open(retina_path()) as img:
             return np.asarray(img.convert("RGB"))[..., 1].astype(np.float32)  # green channel: best vessel contrast
     if name in DICOM_FILES:
-        try:
-            import pydicom
-            from pydicom.data import get_testdata_file
-        except ImportError as exc:
-            raise _missing(DICOM_FILES[name], "pydicom, pydicom-data") from exc
-        path = get_testdata_file(DICOM_FILES[name])
-        if path is None:
-            raise _missing(DICOM_FILES[name], "pydicom-data")
-        ds = pydicom.dcmread(path)
-        arr = ds.pixel_array.astype(np.float32)
-        slope = float(getattr(ds, "RescaleSlope", 1.0) or 1.0)
-        intercept = float(getattr(ds, "RescaleIntercept", 0.0) or 0.0)
-        return arr * np.float32(slope) + np.float32(intercept)
+        return _read_dicom(*DICOM_FILES[name])
     raise MedSRError(f"unknown corpus image '{name}'; known: {', '.join(NAMES)}")
 
 
@@ -114,20 +152,29 @@ def read(name: str) -> np.ndarray:
 
 
 def split_index(n: int) -> int:
-    """First held-out index along an axis of ``n`` pixels."""
+    """Length of the training part along an axis of ``n`` pixels (the held-out part is the rest)."""
     return int(np.floor(TRAIN_FRACTION * n))
 
 
-def _split(name: str, img: np.ndarray) -> tuple[np.ndarray, np.ndarray, str, str]:
-    """(training part, validation part, description of each) of 2D image ``name``; the validation
-    part starts at ``split_index(img.shape[HELD_OUT_AXIS[name]])``."""
+def held_out_range(name: str, n: int) -> tuple[int, int]:
+    """[start, stop) of 2D image ``name``'s held-out part along its axis of ``n`` pixels."""
+    c = split_index(n)
+    return (0, n - c) if name in HELD_OUT_FIRST else (c, n)
+
+
+def _split(name: str, img: np.ndarray) -> tuple[np.ndarray, int, np.ndarray, int, str, str]:
+    """(training part, its first index, validation part, its first index, description of each) of 2D
+    image ``name`` along ``HELD_OUT_AXIS[name]``."""
     axis = HELD_OUT_AXIS[name]
     n = img.shape[axis]
-    c = split_index(n)
+    v0, v1 = held_out_range(name, n)
+    t0, t1 = (v1, n) if v0 == 0 else (0, v0)
     what = "columns" if axis == 1 else "rows"
-    if axis == 1:
-        return img[:, :c], img[:, c:].copy(), f"{what} [0, {c})", f"{what} [{c}, {n})"
-    return img[:c], img[c:].copy(), f"{what} [0, {c})", f"{what} [{c}, {n})"
+
+    def cut(a: int, b: int) -> np.ndarray:
+        return np.take(img, np.arange(a, b), axis=axis)
+
+    return cut(t0, t1), t0, cut(v0, v1), v0, f"{what} [{t0}, {t1})", f"{what} [{v0}, {v1})"
 
 
 @dataclass(frozen=True)
@@ -153,8 +200,8 @@ def training_regions() -> list[Region]:
     out.append(Region("mni_inferior", mni[:k0], "mni", f"k in [0, {k0})", 0, 0))
     out.append(Region("mni_superior", mni[k1:], "mni", f"k in [{k1}, {mni.shape[0]})", 0, k1))
     for name in NAMES[1:]:
-        train, _, where, _ = _split(name, _read(name))
-        out.append(Region(name, train, name, where, HELD_OUT_AXIS[name], 0))
+        train, start, _, _, where, _ = _split(name, _read(name))
+        out.append(Region(name, train, name, where, HELD_OUT_AXIS[name], start))
     return out
 
 
@@ -165,8 +212,6 @@ def validation_regions() -> list[Region]:
     for k in MNI_VAL_SLICES:
         out.append(Region(f"mni_k{k}", mni[k].copy(), "mni", f"axial slice k={k}", 0, k))
     for name in NAMES[1:]:
-        img = _read(name)
-        _, val, _, where = _split(name, img)
-        axis = HELD_OUT_AXIS[name]
-        out.append(Region(name, val, name, where, axis, split_index(img.shape[axis])))
+        _, _, val, start, _, where = _split(name, _read(name))
+        out.append(Region(name, val, name, where, HELD_OUT_AXIS[name], start))
     return out

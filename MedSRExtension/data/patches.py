@@ -11,7 +11,8 @@ scale it will see. A batch is drawn image by image:
    deviation below ``TISSUE_MEAN`` / ``TISSUE_STD``, up to ``MAX_RETRIES`` tries; the last try is
    kept so sampling always terminates);
 3. apply one of the 8 flips/90° rotations;
-4. make the LR patch with the engine's degradation (``bicubic``, ``kspace`` or ``thickslice``), then
+4. make the LR patch with the engine's degradation (``bicubic``, ``kspace``, ``thickslice``, or a
+   ``scanner`` draw: core/scanner_degradation.py, relative to the normalised range 1), then
    drop the margin from both, so the LR pixels near the patch border are as in a whole-image
    degradation.
 
@@ -28,6 +29,8 @@ import torch
 
 from MedSRExtension.core.errors import MedSRError
 from MedSRExtension.core.intensity import normalize
+from MedSRExtension.core.scanner_degradation import NAME as SCANNER
+from MedSRExtension.core.scanner_degradation import scanner_pair
 from .corpus import training_regions
 
 TISSUE_MEAN = 0.05
@@ -95,6 +98,19 @@ def degrade2d(hr: np.ndarray, kind: str, scale: tuple[float, float], thickness: 
     else:
         out = degrade(hr, kind, scale=(sw, sh, 1.0))
     return np.asarray(out, dtype=np.float32)
+
+
+def make_pair(hr: np.ndarray, kind: str, scale: tuple[float, float], rng: np.random.Generator,
+              thickness: Optional[float] = None, intensity_range: Optional[float] = None
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """(HR, LR) of a 2D image: ``degrade2d`` for the fixed kinds (HR unchanged), or a ``scanner`` pair
+    drawn from ``rng`` (core/scanner_degradation.py: the HR may carry a drawn shading field;
+    ``intensity_range``: what its noise level is relative to)."""
+    if kind == SCANNER:
+        if thickness is not None:
+            raise MedSRError("a slice thickness is for the thickslice degradation, not scanner")
+        return scanner_pair(hr, scale, rng, intensity_range)
+    return np.asarray(hr, dtype=np.float32), degrade2d(hr, kind, scale, thickness)
 
 
 def check_thickness_range(thickness: Optional[Sequence[float]], degradation: str) -> Optional[tuple[float, float]]:
@@ -212,8 +228,7 @@ class PatchSampler:
             # rotate the square-or-not cut so the augmented patch has shape (ph, pw)
             shape = (ph, pw) if code % 2 == 0 else (pw, ph)
             hr, _ = self._cut(rng, *shape)
-            hr = dihedral(hr, code)
-            lr = degrade2d(hr, self.degradation, (sh, sw), thick)
+            hr, lr = make_pair(dihedral(hr, code), self.degradation, (sh, sw), rng, thick, intensity_range=1.0)
             if lr.shape != (_lr_size(ph, sh), _lr_size(pw, sw)):
                 raise MedSRError(f"degradation '{self.degradation}' returned shape {lr.shape}, "
                                  f"expected {(_lr_size(ph, sh), _lr_size(pw, sw))}")

@@ -6,7 +6,8 @@ Protocol, for every validation image (see ``data.corpus``) and scale s:
    (every scale 2, 3, 4 then gives an exact LR grid; the same pixels are scored at every scale); a
    factor that does not divide 12 (×5) trims 12 pixels more at a time until its LR grid is exact;
 2. the LR image is the engine's degradation of it (``bicubic`` or ``kspace``; ``thickslice`` at a
-   through-plane (f, 1): thick slices along the rows);
+   through-plane (f, 1): thick slices along the rows; ``scanner``: one fixed draw per image of
+   core/scanner_degradation.py, whose shading field, when drawn, is in the scored HR too);
 3. each method upsamples the LR image the way users get it: ``super_resolve`` on a one-slice
    ``Volume`` (robust normalisation of the input, the model with its shipped, verified weights,
    back to input units) — networks and classical baselines alike;
@@ -44,12 +45,14 @@ class EvalItem:
     lr: np.ndarray
 
 
-def degrade_image(hr: np.ndarray, scale: tuple[float, float], degradation: str,
-                  thickness: Optional[float] = None) -> np.ndarray:
-    """The engine's degradation of a 2D image (file units in, file units out; ``thickness``: thickslice
-    only, as a fraction of the slice spacing)."""
-    from MedSRExtension.data.patches import degrade2d
-    return degrade2d(np.asarray(hr, dtype=np.float32), degradation, scale, thickness)
+def degrade_pair(name: str, hr: np.ndarray, scale: tuple[float, float], degradation: str,
+                 thickness: Optional[float] = None) -> tuple[np.ndarray, np.ndarray]:
+    """(HR, LR) of validation image ``name`` in file units: the engine's degradation (``thickness``:
+    thickslice only, as a fraction of the slice spacing), or its fixed ``scanner`` draw (seeded by the
+    name: every run scores the same pair)."""
+    from MedSRExtension.core.scanner_degradation import image_rng
+    from MedSRExtension.data.patches import make_pair
+    return make_pair(np.asarray(hr, dtype=np.float32), degradation, scale, image_rng(name), thickness)
 
 
 def most_structured_window(img: np.ndarray, size: tuple[int, int], stride: tuple[int, int]) -> tuple[int, int]:
@@ -98,7 +101,7 @@ def validation_set(scale: Sequence[float], degradation: str = "bicubic", crop: O
             img = _structured_crop(img, crop)
         h, w = _exact_side(img.shape[0] // TRIM * TRIM, sh), _exact_side(img.shape[1] // TRIM * TRIM, sw)
         hr = np.ascontiguousarray(img[:h, :w], dtype=np.float32)
-        items.append(EvalItem(region.name, hr, degrade_image(hr, (sh, sw), degradation, thickness)))
+        items.append(EvalItem(region.name, *degrade_pair(region.name, hr, (sh, sw), degradation, thickness)))
     if not items:
         raise MedSRError(f"no validation images selected (names {list(names or [])})")
     return items
