@@ -66,3 +66,39 @@ def test_score_is_perfect_for_the_reference_and_drops_with_error():
     assert p > 90 and s == pytest.approx(1.0)
     noisy = hr + np.random.default_rng(0).normal(0, 0.05 * hr.std(), hr.shape).astype(np.float32)
     assert psnr_ssim_in_window(noisy, hr)[0] < p
+
+
+def test_eval_scores_both_weight_families_on_both_degradations(tmp_path, monkeypatch, capsys):
+    """A zoo with bicubic and scanner weights for edsr x2: one report per degradation, each scoring
+    edsr and edsr:scanner, the scanner file sha256-checked; a family without weights is said."""
+    torch.manual_seed(0)
+    models = tmp_path / "models"
+    models.mkdir()
+    entries = []
+    for fam in ("bicubic", "scanner"):
+        path = models / f"edsr-light-{fam}-x2.safetensors"
+        save_file({k: v.contiguous() for k, v in build("edsr", "light", 2).state_dict().items()}, str(path))
+        entries.append({"name": path.stem, "file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                        "architecture": "edsr", "preset": "light", "scales": [2], "degradation": fam,
+                        "val_psnr": 1.0})
+    (models / "models.json").write_text(json.dumps({"models": entries}), encoding="utf-8")
+    monkeypatch.setenv(ENV, str(models))
+    out = tmp_path / "eval"
+    rc = main(["eval", "--models", "edsr", "--scales", "2", "--crop", "36", "--images", "ctneck",
+               "--degradation", "bicubic,scanner", "--families", "bicubic,scanner", "--out", str(out), "--quiet"])
+    assert rc == 0
+    scores = {}
+    for deg in ("bicubic", "scanner"):
+        with open(out / deg / "eval.csv", encoding="utf-8") as f:
+            rows = [r for r in csv.DictReader(f) if r["image"] == "ctneck"]
+        assert {r["method"] for r in rows} == {"nearest", "bicubic", "bspline", "edsr", "edsr:scanner"}
+        assert {r["degradation"] for r in rows} == {deg}
+        scores[deg] = {r["method"]: float(r["psnr_db"]) for r in rows}
+    # a scanner LR (noise, PSF) is harder to undo than a bicubic one, for every method
+    assert scores["scanner"]["bicubic"] < scores["bicubic"]["bicubic"] - 1
+    printed = capsys.readouterr().out
+    assert "scanner  x2 edsr:scanner" in printed
+    (models / "edsr-light-scanner-x2.safetensors").write_bytes(b"corrupt")
+    assert main(["eval", "--models", "edsr", "--scales", "2", "--crop", "36", "--images", "ctneck",
+                 "--families", "scanner", "--out", str(tmp_path / "e2"), "--quiet"]) == 2
+    assert "corrupt" in capsys.readouterr().err

@@ -158,25 +158,50 @@ class EvalResult:
     figure: dict  # scale -> {"image": name, "lr": arr, "hr": arr, "sr": {method: arr}}
 
 
+def family_weights(models: Sequence[str], scale: int, families: Sequence[str]) -> dict:
+    """Method label -> weights argument for each network and weights family: ``model`` (the default
+    bicubic family: "auto") and ``model:family`` (the shipped, sha256-verified file of that family).
+    A network without weights of a family at ``scale`` is left out (``missing_families`` names it)."""
+    from MedSRExtension.zoo.weights import find_weights, verify
+    out = {}
+    for m in models:
+        for fam in families:
+            if fam == "bicubic":
+                out[m] = "auto"
+                continue
+            entry = find_weights(m, (float(scale), float(scale)), degradation=fam)
+            if entry is not None:
+                out[f"{m}:{fam}"] = verify(entry)
+    return out
+
+
+def missing_families(models: Sequence[str], scales: Sequence[int], families: Sequence[str]) -> list[str]:
+    """"model:family xS" for every requested combination no shipped weights serve (said in the report)."""
+    return [f"{m}:{fam} x{s}" for s in scales for m in models for fam in families
+            if fam != "bicubic" and f"{m}:{fam}" not in family_weights([m], s, [fam])]
+
+
 def evaluate(models: Sequence[str], scales: Sequence[int], degradation: str = "bicubic",
              crop: Optional[int] = DEFAULT_CROP, baselines: Sequence[str] = BASELINES,
              images: Optional[Sequence[str]] = None, device: str = "cpu", figure_image: str = "mni_k86",
-             weights: Optional[dict] = None, progress=None) -> EvalResult:
+             weights: Optional[dict] = None, progress=None, families: Sequence[str] = ("bicubic",)) -> EvalResult:
     """Score ``models`` and the baselines on the validation regions at each scale.
 
-    ``weights`` optionally maps a model name to a weights argument for ``super_resolve`` (a path);
-    the default is the shipped, verified weights. Networks without weights for a scale are refused
-    (the zoo's clear error), never silently run untrained."""
+    ``families``: weights families to score per network (``family_weights``: "edsr" is the bicubic
+    family, "edsr:scanner" the scanner one). ``weights`` optionally maps a method label to a weights
+    argument for ``super_resolve`` (a path), over the shipped, verified weights. Networks without
+    weights for a scale are refused (the zoo's clear error), never silently run untrained."""
     rows, fig = [], {}
-    methods = list(baselines) + [m for m in models if m not in baselines]
     for s in scales:
+        chosen_weights = {**family_weights(models, s, families), **(weights or {})}
+        methods = list(baselines) + [m for m in chosen_weights if m not in baselines]
         items = validation_set((float(s), float(s)), degradation, crop=crop, names=images)
         chosen = next((it for it in items if it.name == figure_image), items[0])
         fig[s] = {"image": chosen.name, "lr": chosen.lr, "hr": chosen.hr, "sr": {}}
         for method in methods:
-            w = (weights or {}).get(method, "auto")
+            w = chosen_weights.get(method, "auto")
             for item in items:
-                sr = upscale_like_users(method, item.lr, float(s), weights=w, device=device)
+                sr = upscale_like_users(method.split(":")[0], item.lr, float(s), weights=w, device=device)
                 p, q = psnr_ssim_in_window(sr, item.hr)
                 rows.append({"scale": s, "degradation": degradation, "image": item.name, "method": method,
                              "psnr": p, "ssim": q})
