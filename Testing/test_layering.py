@@ -84,6 +84,26 @@ def test_no_import_circle():
     assert circles == [], "\n".join(circles)
 
 
+# The client half of the worker protocol runs inside the GUI, which opens before PyTorch is installed:
+# what it imports of the engine stays inside these (no models, no inference, no pipeline).
+CLIENT_SIDE = {"MedSRExtension.worker.protocol": ("core",),
+               "MedSRExtension.worker.runner": ("core", "worker.protocol")}
+
+
+def test_the_worker_client_imports_neither_the_models_nor_the_pipeline():
+    graph = _graph()
+    wrong = [f"{module} -> {dep}" for module, allowed in CLIENT_SIDE.items() for dep in graph[module]
+             if not any(dep == f"MedSRExtension.{a}" or dep.startswith(f"MedSRExtension.{a}.") for a in allowed)]
+    assert wrong == [], "\n".join(wrong)
+
+
+def test_nothing_but_the_worker_package_speaks_the_protocol_from_serve():
+    """``serve`` is the process side only; the shared format is ``worker.protocol`` (both halves, the
+    server's job and the remote worker import it from there)."""
+    users = [name for name, deps in _graph().items() if "MedSRExtension.worker.serve" in deps]
+    assert users == [], users
+
+
 # --- rules written once ------------------------------------------------------------------------
 
 FORMAT_TABLE = ROOT / "core" / "formats.py"

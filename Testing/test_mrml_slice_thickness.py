@@ -16,7 +16,7 @@ slicer = pytest.importorskip("slicer", reason="the slicer-core wheel is needed f
 
 from MedSRExtension.core import slice_header  # noqa: E402
 from MedSRExtension.core.volume import Volume  # noqa: E402
-from MedSRExtension.worker import serve as worker  # noqa: E402
+from MedSRExtension.worker import protocol as worker  # noqa: E402
 from MedSRLib import nodes, selftest  # noqa: E402
 from MedSRLib.node_thickness import DICOM_UIDS, thickness_of  # noqa: E402
 from MedSRLib.panel import PanelParameters, State, SuperResolvePanel  # noqa: E402

@@ -1,6 +1,6 @@
 """A worker process that sends its request to a ``medsr server`` instead of running it here.
 
-It speaks the protocol of ``MedSRExtension.worker.serve`` (a request folder in, event lines on stdout,
+It speaks the worker protocol (``MedSRExtension.worker.protocol`` (a request folder in, event lines on stdout,
 result files out), so a GUI follows it exactly as it follows a local worker; what happens in between
 is upload, poll and download. Run as ``python -m MedSRExtension.remote.worker FOLDER URL NAME`` with
 the token in the environment variable ``MEDSR_TOKEN`` (never on the command line, where ``ps`` shows
@@ -17,24 +17,21 @@ it; it is removed from the environment at start and never printed).
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 
-from MedSRExtension.core import atomic
 from MedSRExtension.core.errors import MedSRError
-from MedSRExtension.worker import serve as protocol
+from MedSRExtension.worker import protocol
 
 from .client import ServerClient, ServerError
 from .credentials import SERVER_TOKEN_ENV
 
 UPLOAD = "upload.mha"
-CANCEL = "cancel"
+CANCEL = protocol.CANCEL
 DOWNLOAD = "download.nrrd"
 
 
@@ -54,25 +51,15 @@ def refusal(exc: ServerError, url: str) -> str:
     return str(exc)
 
 
-def _write_array(path: str, array: np.ndarray) -> None:
-    """An array as .npy under a temporary name, then renamed (never pickled)."""
-    def write(tmp: str) -> None:
-        with open(tmp, "wb") as f:
-            np.save(f, np.ascontiguousarray(array), allow_pickle=False)
-    atomic.write_with(path, write)
-
-
-def _write_result(folder: str, volume, record: dict) -> None:
-    """The result files of the worker protocol, plus the server's provenance record."""
-    _write_array(os.path.join(folder, protocol.RESULT), volume.array)
-    meta = {"geometry": {"spacing": [float(s) for s in volume.spacing], "origin": [float(o) for o in volume.origin],
-                         "direction": np.asarray(volume.direction, dtype=float).tolist()},
-            "provenance": record}
+def _result_meta(record: dict) -> dict:
+    """The ``result.json`` entries besides the geometry: the server's provenance record and what of it
+    the panel shows (the do-no-harm check, the adaptation's slice profile)."""
+    meta = {"provenance": record}
     if record.get("gate", "-") != "-":
         meta["gate"] = record["gate"]
     if record.get("adapt", "off") != "off":
         meta["adapt"] = {"profile": record.get("slice_profile", "-")}
-    atomic.write_text(os.path.join(folder, protocol.RESULT_META), json.dumps(meta))
+    return meta
 
 
 def _check_cancel(folder: str) -> None:
@@ -150,11 +137,12 @@ def run(folder: str, url: str, name: str) -> int:
         state = _follow(client, job_id, folder)
         protocol.emit("log", message=f"job {job_id} done; downloading the result")
         result, record = _result(client.download(job_id, str(Path(folder) / DOWNLOAD)), state["geometry"])
+        confidence = None
         if state.get("confidence"):  # asked for (the panel's "Show how sure") and made by the run
             spread, _ = _result(client.download(job_id, str(Path(folder) / "confidence.nrrd"), "confidence"),
                                 state["geometry"])
-            _write_array(os.path.join(folder, protocol.CONFIDENCE), spread.array)
-        _write_result(folder, result, record)
+            confidence = spread.array
+        protocol.write_result(folder, result, _result_meta(record), confidence)
         protocol.emit("result")
         return 0
     except Stopped:

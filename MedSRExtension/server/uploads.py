@@ -90,7 +90,7 @@ def prepare(source: Path, options: dict, work: Path) -> tuple[dict, Optional[str
     from MedSRExtension.core.volume_io import load_volume
     from MedSRExtension.inference.engine import resolve_factors
     from MedSRExtension.inference.options import InferenceOptions
-    from MedSRExtension.worker.serve import write_request
+    from MedSRExtension.worker.protocol import write_request
 
     volume = load_volume(source)
     run_options, chosen = InferenceOptions.from_dict(options).for_volume(volume)

@@ -1,8 +1,8 @@
 """One job's run in MedSR's worker process (``python -m MedSRExtension.worker.serve FOLDER``).
 
 The same request folder, event lines and result files as the Slicer module's worker runner
-(``MedSRExtension.worker.serve`` is the protocol); this side lives in the server because the engine
-never imports MedSRLib. The worker runs in its own process group so a cancel ends all of it (SIGTERM,
+(``MedSRExtension.worker.protocol``); this side follows the worker on a thread of its own and writes
+what it reports into the job store. The worker runs in its own process group so a cancel ends all of it (SIGTERM,
 then SIGKILL after ``KILL_AFTER_S``). When it ends, the result is written as ``result.nrrd`` with
 the provenance a local ``medsr run`` records, and the job's record says done, failed or cancelled.
 """
@@ -18,25 +18,11 @@ from typing import Optional
 
 from MedSRExtension.core.errors import MedSRError
 from MedSRExtension.core.volume import Volume
-from MedSRExtension.worker import serve as protocol
+from MedSRExtension.worker import protocol
 
 from .jobstore import Job, JobStore
 
 KILL_AFTER_S = 3.0
-_ENGINE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(protocol.__file__))))
-
-
-def _env() -> dict:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (_ENGINE_PARENT, env.get("PYTHONPATH", "")) if p)
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-def geometry_of(volume) -> dict:
-    """Spacing, origin and direction as JSON floats (they round-trip exactly, unlike a text header)."""
-    return {"spacing": [float(s) for s in volume.spacing], "origin": [float(o) for o in volume.origin],
-            "direction": [[float(v) for v in row] for row in volume.direction]}
 
 
 class WorkerJob:
@@ -45,15 +31,14 @@ class WorkerJob:
     def __init__(self, store: JobStore, job: Job, on_end=None):
         self.store, self.job, self.on_end = store, job, on_end
         self.process: Optional[subprocess.Popen] = None
-        self._error: Optional[tuple[str, str]] = None
-        self._got_result = False
+        self._report = protocol.Report()
         self._thread = threading.Thread(target=self._run, name=f"medsr-job-{job.id}", daemon=True)
 
     def start(self) -> "WorkerJob":
-        command = [sys.executable, "-m", "MedSRExtension.worker.serve", str(self.job.work)]
+        command = protocol.serve_command(sys.executable, str(self.job.work))
         self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, text=True, encoding="utf-8", errors="replace",
-                                        bufsize=1, env=_env(), start_new_session=True)
+                                        bufsize=1, env=protocol.worker_env(), start_new_session=True)
         with self.store.lock:
             self.job.info.update(state="running", started=time.time(), pid=self.process.pid,
                                  message="running in a worker process")
@@ -89,37 +74,23 @@ class WorkerJob:
                 self.on_end(self)
 
     def _handle(self, line: str) -> None:
-        event = protocol.parse_event(line)
         with self.store.lock:
-            if event is None:
-                if line.strip():
-                    self.job.add_log(line)
-            elif event["event"] == "progress":
-                self.job.progress = (int(event.get("done", 0)), int(event.get("total", 0)))
-            elif event["event"] == "log":
-                self.job.add_log(str(event.get("message", "")))
-            elif event["event"] == "result":
-                self._got_result = True
-            elif event["event"] == "error":
-                self._error = (str(event.get("kind", "Error")), str(event.get("message", "")))
-                self.job.add_log(f"error: {self._error[1]}")
+            seen = len(self._report.log)
+            self._report.take(line)
+            for text in self._report.log[seen:]:
+                self.job.add_log(text)
+            self.job.progress = self._report.progress
 
     def _end(self, code: int) -> None:
         if self.job.cancel_requested:
             return self.store.finish(self.job, "cancelled", "cancelled: the worker process was stopped")
-        if self._got_result and code == 0:
+        if self._report.got_result and code == 0:
             try:
                 self._write_result()
             except MedSRError as exc:
                 return self.store.finish(self.job, "failed", str(exc))
             return self.store.finish(self.job, "done", "done")
-        if self._error is not None and self._error[0] == "MedSRError":
-            message = self._error[1]
-        elif self._error is not None:
-            message = f"super-resolution failed in the worker: {self._error[0]}: {self._error[1]}"
-        else:
-            how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
-            message = f"the worker process {how} before finishing"
+        message = self._report.failure() or f"the worker process {protocol.describe_exit(code)} before finishing"
         self.store.finish(self.job, "failed", message)
 
     def _write_result(self) -> None:
@@ -134,5 +105,5 @@ class WorkerJob:
             from MedSRExtension.pipeline.files import save_confidence
             save_confidence(result.meta["confidence"], str(self.job.confidence_path), record)
         with self.store.lock:
-            self.job.info["geometry"] = geometry_of(result)
+            self.job.info["geometry"] = protocol.geometry(result)
             self.job.info["shape"] = list(result.shape_ijk)

@@ -3,7 +3,7 @@
 The work is split so that MRML is touched only on the caller's (main) thread:
 ``SuperResolveJob.__init__`` copies the input into an engine Volume, ``compute`` runs the engine on
 that copy in this process (scripts, tests), or ``start_superresolve`` hands the copy to a worker
-process (the GUI: see ``worker_runner``), and ``finish`` writes the output node. A cancelled or
+process (the GUI: ``start_superresolve``, with any ``worker.runner.Runner``), and ``finish`` writes the output node. A cancelled or
 failed run never reaches ``finish``, so it leaves the scene exactly as it was; the input node is
 never written.
 """
@@ -14,12 +14,19 @@ from typing import Callable, Optional
 from MedSRExtension.core.errors import MedSRError
 from MedSRExtension.core.volume import Volume
 
-from . import nodes
-from .remote_run import RemoteRunner
-from .worker_runner import WorkerRunner
+from MedSRExtension.worker.runner import Progress, Runner, RunnerFactory, WorkerRunner
 
-Progress = Optional[Callable[[int, int], None]]
+from . import nodes
+from .interpreter import worker_python
+from .remote_run import RemoteRunner
+
 Cancel = Optional[Callable[[], bool]]
+
+
+def process_runner(volume: Volume, options: dict, progress: Progress = None) -> WorkerRunner:
+    """The default ``RunnerFactory``: a worker process on ``PythonSlicer`` inside Slicer, on this
+    interpreter elsewhere."""
+    return WorkerRunner(volume, options, progress=progress, python=worker_python())
 
 
 class SuperResolveJob:
@@ -100,15 +107,16 @@ def superresolve_node(inputNode, model: str = "bicubic", scale=2.0, mode: str = 
 
 
 def start_superresolve(inputNode, outputNode=None, progress: Progress = None,
-                       **options) -> tuple[SuperResolveJob, WorkerRunner]:
-    """Start a run in a worker process: returns the job and its started runner.
+                       runner_factory: RunnerFactory = process_runner, **options) -> tuple[SuperResolveJob, Runner]:
+    """Start a run (in a worker process unless ``runner_factory`` makes another ``Runner``): returns
+    the job and its started runner.
 
     The input is read now, on the calling (main) thread. Poll ``runner.done`` from the main thread (a
     QTimer in Slicer); ``progress(done, total)`` is called there, from inside ``runner.poll()``. Then
     call ``finish_superresolve(job, runner)`` there to get the output node. ``runner.cancel()`` ends
     the worker at once; ``runner.pid`` is its process id."""
     job = SuperResolveJob(inputNode, output_node=outputNode, **options)
-    runner = WorkerRunner(job.volume, job.engine_call_options(), progress=progress)
+    runner = runner_factory(job.volume, job.engine_call_options(), progress)
     return job, runner.start()
 
 
@@ -133,7 +141,7 @@ def start_superresolve_remote(inputNode, url: str, token: str, outputNode=None, 
     return job, runner.start()
 
 
-def finish_superresolve(job: SuperResolveJob, runner: WorkerRunner):
+def finish_superresolve(job: SuperResolveJob, runner: Runner):
     """On the main thread, after ``runner.done``: the output node, or the run's exception raised
     again (``Cancelled``, ``MedSRError``) with the scene unchanged."""
     if not runner.done:

@@ -1,6 +1,6 @@
 """Run on a MedSR server: the panel's remote runs, followed exactly as local ones.
 
-A ``RemoteRunner`` is a ``WorkerRunner`` whose worker process (``MedSRExtension.remote.worker``)
+A ``RemoteRunner`` is a ``WorkerRunner`` (a ``worker.runner.Runner``) whose worker process (``MedSRExtension.remote.worker``)
 uploads the request to a ``medsr server``, polls the job and downloads the result, so the main
 thread only polls event lines, as for a local run (Slicer's GIL: DESIGN.md). The token reaches the
 worker in its environment, never on its command line, and is never logged. Cancel ends the worker,
@@ -8,7 +8,6 @@ which first cancels the job on the server (DELETE). Imports neither qt nor torch
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
@@ -16,13 +15,13 @@ from typing import Optional
 from urllib.parse import urlsplit
 
 from MedSRExtension.core.volume import Volume
-from MedSRExtension.worker import serve as protocol
+from MedSRExtension.worker import protocol
+from MedSRExtension.worker.runner import KILL_AFTER_S, Progress, WorkerRunner
 
-from .worker_runner import KILL_AFTER_S, Progress, WorkerRunner, _worker_env, worker_python
+from .interpreter import worker_python
 
 RUN_ON = ("local", "server")
 RUN_ON_LABELS = {"local": "this computer", "server": "MedSR server"}
-CANCEL = "cancel"  # the cancel file MedSRExtension.remote.worker looks for
 TOKEN_ENV = "MEDSR_TOKEN"  # what MedSRExtension.remote.worker reads (remote.credentials.SERVER_TOKEN_ENV)
 URL_EXAMPLE = "https://gpu.hospital.local:8600"
 
@@ -57,7 +56,7 @@ class RemoteRunner(WorkerRunner):
     kill_after = 4 * KILL_AFTER_S  # time for the worker to cancel the job on the server
 
     def __init__(self, volume: Volume, options: dict, url: str, token: str, name: str, progress: Progress = None):
-        super().__init__(volume, options, progress=progress)
+        super().__init__(volume, options, progress=progress, python=worker_python())
         self.url, self._token, self._name = url.strip().rstrip("/"), token.strip(), _safe_name(name)
         self.job_id: Optional[str] = None
         self.remote_state = "sending"
@@ -69,7 +68,7 @@ class RemoteRunner(WorkerRunner):
         """Ask the worker to cancel the job on the server, then end: a ``cancel`` file it sees between
         polls, and SIGTERM where it can be caught (not on Windows); SIGKILL after ``kill_after``."""
         if self._cancel_at is None and self.folder is not None:
-            with open(os.path.join(self.folder, CANCEL), "w", encoding="utf-8"):
+            with open(os.path.join(self.folder, protocol.CANCEL), "w", encoding="utf-8"):
                 pass
         if os.name == "nt":
             self._cancel_at = self._cancel_at or time.monotonic()
@@ -77,10 +76,10 @@ class RemoteRunner(WorkerRunner):
         super().cancel()
 
     def _command(self) -> list[str]:
-        return [worker_python(), "-m", "MedSRExtension.remote.worker", self.folder, self.url, self._name]
+        return [self.python, "-m", "MedSRExtension.remote.worker", self.folder, self.url, self._name]
 
     def _env(self) -> dict:
-        return {**_worker_env(), TOKEN_ENV: self._token}
+        return protocol.worker_env({TOKEN_ENV: self._token})
 
     def _event(self, event: dict) -> None:
         if event["event"] == "job":
@@ -89,7 +88,6 @@ class RemoteRunner(WorkerRunner):
 
     def _read_result(self) -> Volume:
         volume = super()._read_result()
-        with open(os.path.join(self.folder, protocol.RESULT_META), encoding="utf-8") as f:
-            record = json.load(f).get("provenance")
+        record = protocol.read_result_meta(self.folder).get("provenance")
         volume.meta["provenance"] = dict(record) if isinstance(record, dict) else {}
         return volume

@@ -1,17 +1,18 @@
-"""Run ``super_resolve`` in a separate worker process and follow it from the main thread.
+"""The client half of the worker protocol: run one request in a worker process and follow it.
 
-Inside Slicer the main thread holds the GIL while Qt idles, so work on a Python thread crawls;
-TotalSegmentator and MONAIAuto3DSeg run their inference in a process for the same reason. The
-runner writes the input to a private temporary folder (``MedSRExtension.worker.serve``'s
-protocol: exact geometry, no pickle), starts the worker (``PythonSlicer`` inside Slicer, this
-interpreter elsewhere) in its own process group, and reads its event lines on a small reader thread
-into a queue. Everything the caller sees (progress callback, log, result, error) is handled in
-``poll()``, on the caller's thread, so a QTimer poll is all the GUI needs.
+``Runner`` is what a GUI drives (the Slicer panel, the browser UI): start, poll, progress, cancel,
+wait, and then ``result`` or ``error``. ``WorkerRunner`` is the real one: it writes the input to a
+private temporary folder (``protocol``: exact geometry, no pickle), starts the worker
+(``python -m MedSRExtension.worker.serve``; the caller names the interpreter: PythonSlicer inside
+Slicer) in its own process group, and reads its event lines on a small reader thread into a queue.
+Everything the caller sees (progress callback, log, result, error) is handled in ``poll()``, on the
+caller's thread, so a timer poll is all a GUI needs (inside Slicer the main thread holds the GIL while
+Qt idles, so work on a Python thread crawls: DESIGN.md).
 
 Cancel ends the worker's whole process group at once (SIGTERM, then SIGKILL after
 ``KILL_AFTER_S``). A worker that dies (killed, out of memory, a crash in a GPU driver) ends the run
 with a MedSRError naming the signal or exit status and the last lines of its log. In every case the
-temporary folder is removed once the worker has ended. Imports neither qt nor torch.
+temporary folder is removed once the worker has ended. Imports neither torch nor the pipeline.
 """
 from __future__ import annotations
 
@@ -25,81 +26,78 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Callable, Optional
+from typing import Callable, Optional, Protocol, runtime_checkable
 
 from MedSRExtension.core.errors import Cancelled, MedSRError
 from MedSRExtension.core.volume import Volume
-from MedSRExtension.worker import serve as protocol
+
+from . import protocol
 
 Progress = Optional[Callable[[int, int], None]]
 
 KILL_AFTER_S = 3.0
 LOG_LINES_IN_ERRORS = 3
-#: The folder holding the MedSRExtension package, put on the worker's PYTHONPATH (PythonSlicer does
-#: not have the module folders of scripted modules on its path).
-_ENGINE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(protocol.__file__))))
+CANCELLED = "cancelled: the worker process was stopped; nothing was added to the scene"
 _running: "set[WorkerRunner]" = set()
 
 
-def worker_python() -> str:
-    """The interpreter for the worker: ``PythonSlicer`` inside the Slicer application (Slicer's own
-    Python with its packages, as TotalSegmentator uses), else the current interpreter."""
-    try:
-        import slicer
-        in_app = getattr(slicer, "app", None) is not None
-    except ImportError:
-        in_app = False
-    if in_app:
-        found = shutil.which("PythonSlicer")
-        if found:
-            return found
-    return sys.executable
+@runtime_checkable
+class Runner(Protocol):
+    """One run of a request, followed from the caller's (main) thread.
+
+    ``done``, ``progress`` and ``fraction`` poll first, so reading them keeps the run moving; the
+    ``progress`` callback given at construction is called from there. After ``done``: ``result`` (the
+    output Volume) or ``error`` (``Cancelled`` after a cancel, ``MedSRError`` for bad input or a dead
+    worker). ``log`` holds the run's messages; ``where`` says where it runs, for the log."""
+
+    log: list[str]
+    result: Optional[Volume]
+    error: Optional[BaseException]
+
+    def start(self) -> "Runner": ...
+
+    def poll(self) -> None: ...
+
+    @property
+    def done(self) -> bool: ...
+
+    @property
+    def progress(self) -> tuple[int, int]: ...
+
+    @property
+    def fraction(self) -> float: ...
+
+    @property
+    def where(self) -> str: ...
+
+    def cancel(self) -> None: ...
+
+    def wait(self, timeout: Optional[float] = None) -> bool: ...
 
 
-def _worker_env() -> dict:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (_ENGINE_PARENT, env.get("PYTHONPATH", "")) if p)
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-def _describe_exit(code: int) -> str:
-    if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        hint = " (often the system running out of memory)" if -code == getattr(signal, "SIGKILL", 9) else ""
-        return f"was killed by {name}{hint}"
-    return f"exited with status {code}"
+#: Makes an unstarted runner for (the input Volume, the options as ``InferenceOptions.to_dict()``, progress).
+RunnerFactory = Callable[[Volume, dict, Progress], Runner]
 
 
 class WorkerRunner:
-    """One run of the engine in a worker process; poll it from the main thread.
+    """A ``Runner`` in a worker process; ``python`` is its interpreter (default: this one).
 
-    ``done``, ``progress``, ``fraction`` and ``wait()`` poll first, so reading them is enough to
-    keep the run moving. ``result`` holds the output Volume after success, ``error`` the exception
-    (``Cancelled`` after a cancel, ``MedSRError`` for bad input or a dead worker), ``log`` the
-    worker's messages.
-
-    Subclasses (``remote_run.RemoteRunner``) change what runs through the hooks ``_command``,
+    Subclasses (``MedSRLib.remote_run.RemoteRunner``) change what runs through the hooks ``_command``,
     ``_env``, ``_event`` and ``_read_result``; ``kill_after`` is how long Cancel waits before SIGKILL."""
 
     kill_after = KILL_AFTER_S
 
-    def __init__(self, volume: Volume, options: dict, progress: Progress = None):
+    def __init__(self, volume: Volume, options: dict, progress: Progress = None, python: Optional[str] = None):
         self._volume, self._options, self._user_progress = volume, dict(options), progress
+        self.python = python or sys.executable
         self._events: "queue.Queue[Optional[str]]" = queue.Queue()
         self._process: Optional[subprocess.Popen] = None
         self._reader: Optional[threading.Thread] = None
         self._folder: Optional[str] = None
         self._cancel_at: Optional[float] = None
         self._killed = False
-        self._got_result = False
-        self._worker_error: Optional[tuple[str, str]] = None
+        self._report = protocol.Report()
         self._finished = False
-        self._progress = (0, 0)
-        self.log: list[str] = []
         self.result: Optional[Volume] = None
         self.error: Optional[BaseException] = None
         self.returncode: Optional[int] = None
@@ -107,21 +105,16 @@ class WorkerRunner:
     # --- starting ---------------------------------------------------------------------------
 
     def start(self) -> "WorkerRunner":
+        """Write the request and start the worker; returns self."""
         if self._process is not None:
             raise RuntimeError("this runner has already been started")
         self._folder = tempfile.mkdtemp(prefix="MedSR-run-")
         try:
             protocol.write_request(self._folder, self._volume, self._options)
             self._volume = None  # the worker has its copy; do not keep a second one alive
-            command = self._command()
-            kwargs = {}
-            if os.name == "nt":
-                kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP | getattr(subprocess, "CREATE_NO_WINDOW", 0)
-            else:
-                kwargs["start_new_session"] = True  # its own process group, so Cancel ends all of it
-            self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            self._process = subprocess.Popen(self._command(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                              stderr=subprocess.STDOUT, text=True, encoding="utf-8",
-                                             errors="replace", bufsize=1, env=self._env(), **kwargs)
+                                             errors="replace", bufsize=1, env=self._env(), **_new_group())
         except BaseException:
             self._remove_folder()
             raise
@@ -132,10 +125,10 @@ class WorkerRunner:
 
     def _command(self) -> list[str]:
         """The worker's command line (never a secret: ``ps`` shows it)."""
-        return [worker_python(), "-m", "MedSRExtension.worker.serve", self._folder]
+        return protocol.serve_command(self.python, self._folder)
 
     def _env(self) -> dict:
-        return _worker_env()
+        return protocol.worker_env()
 
     def _read(self) -> None:
         """Reader thread: forwards each output line to the queue; None marks the end of output."""
@@ -157,6 +150,15 @@ class WorkerRunner:
         return self._process.pid if self._process is not None else None
 
     @property
+    def where(self) -> str:
+        return f"worker process {self.pid}"
+
+    @property
+    def log(self) -> list[str]:
+        """The worker's messages so far."""
+        return self._report.log
+
+    @property
     def done(self) -> bool:
         self.poll()
         return self._finished
@@ -164,7 +166,7 @@ class WorkerRunner:
     @property
     def progress(self) -> tuple[int, int]:
         self.poll()
-        return self._progress
+        return self._report.progress
 
     @property
     def fraction(self) -> float:
@@ -184,27 +186,13 @@ class WorkerRunner:
 
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Poll until the run ends (or ``timeout`` seconds pass); True when it has ended."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while not self.done:
-            if deadline is not None and time.monotonic() >= deadline:
-                return False
-            time.sleep(0.02)
-        return True
+        return wait_for(self, timeout)
 
     def poll(self) -> None:
         """Handle what the worker reported since the last poll; finish the run once it has ended."""
         if self._finished or self._process is None:
             return
-        output_ended = False
-        while True:
-            try:
-                line = self._events.get_nowait()
-            except queue.Empty:
-                break
-            if line is None:
-                output_ended = True
-                break
-            self._handle(line)
+        output_ended = self._take_lines()
         if self._cancel_at is not None and not self._killed and time.monotonic() - self._cancel_at > self.kill_after:
             self._killed = True
             self._signal(getattr(signal, "SIGKILL", signal.SIGTERM))
@@ -216,26 +204,21 @@ class WorkerRunner:
                 self.returncode = self._process.wait()
             self._finish()
 
-    def _handle(self, line: str) -> None:
-        event = protocol.parse_event(line)
-        if event is None:
-            if line.strip():
-                self.log.append(line)
-            return
-        kind = event["event"]
-        if kind == "progress":
-            self._progress = (int(event.get("done", 0)), int(event.get("total", 0)))
-            if self._user_progress is not None and self._cancel_at is None:
-                self._user_progress(*self._progress)
-        elif kind == "log":
-            self.log.append(str(event.get("message", "")))
-        elif kind == "result":
-            self._got_result = True
-        elif kind == "error":
-            self._worker_error = (str(event.get("kind", "Error")), str(event.get("message", "")))
-            self.log.append(f"error: {self._worker_error[1]}")
-        else:
-            self._event(event)
+    def _take_lines(self) -> bool:
+        """Handle the queued output lines; True once the output has ended."""
+        while True:
+            try:
+                line = self._events.get_nowait()
+            except queue.Empty:
+                return False
+            if line is None:
+                return True
+            event = self._report.take(line)
+            kind = event["event"] if event is not None else None
+            if kind == "progress" and self._user_progress is not None and self._cancel_at is None:
+                self._user_progress(*self._report.progress)
+            elif kind is not None and kind not in protocol.EVENTS:
+                self._event(event)
 
     def _event(self, event: dict) -> None:
         """An event the local worker does not send (a subclass's own); ignored here."""
@@ -246,18 +229,17 @@ class WorkerRunner:
     def _finish(self) -> None:
         try:
             if self._cancel_at is not None:
-                self.error = Cancelled("cancelled: the worker process was stopped; nothing was added to the scene")
-            elif self._got_result and self.returncode == 0:
+                self.error = Cancelled(CANCELLED)
+            elif self._report.got_result and self.returncode == 0:
                 self.result = self._read_result()
-            elif self._worker_error is not None and self._worker_error[0] == "MedSRError":
-                self.error = MedSRError(self._worker_error[1])
-            elif self._worker_error is not None:
-                self.error = MedSRError(f"super-resolution failed in the worker: {self._worker_error[0]}: "
-                                        f"{self._worker_error[1]} (see the log for details)")
+            elif self._report.error is not None:
+                message = self._report.failure()
+                self.error = MedSRError(message if self._report.error[0] == "MedSRError"
+                                        else f"{message} (see the log for details)")
             else:
                 tail = " | ".join(list(self.log)[-LOG_LINES_IN_ERRORS:]) or "no output"
-                self.error = MedSRError(f"the MedSR worker process {_describe_exit(self.returncode)} before "
-                                        f"finishing; nothing was added to the scene. Last log lines: {tail}")
+                self.error = MedSRError(f"the MedSR worker process {protocol.describe_exit(self.returncode)} "
+                                        f"before finishing; nothing was added to the scene. Last log lines: {tail}")
         except Exception as exc:  # an unreadable result is a failure of the run, not of the GUI
             self.error = MedSRError(f"the worker's result could not be read: {exc}")
         finally:
@@ -285,6 +267,31 @@ class WorkerRunner:
             self._folder = None
 
 
+def wait_for(runner: Runner, timeout: Optional[float] = None) -> bool:
+    """Poll ``runner`` until it ends (or ``timeout`` seconds pass); True when it has ended."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while not runner.done:
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def _new_group() -> dict:
+    """Popen keywords that start the worker in a process group of its own, so Cancel ends all of it."""
+    if os.name == "nt":
+        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP | getattr(subprocess, "CREATE_NO_WINDOW", 0)}
+    return {"start_new_session": True}
+
+
+def _wait_quietly(process: Optional[subprocess.Popen]) -> None:
+    if process is not None:
+        try:
+            process.wait(timeout=KILL_AFTER_S)
+        except subprocess.TimeoutExpired:
+            pass
+
+
 @atexit.register
 def _stop_all() -> None:
     """When the application quits during a run, end every worker and remove its files."""
@@ -292,15 +299,8 @@ def _stop_all() -> None:
     for runner in runners:
         runner.cancel()
     for runner in runners:
-        if runner.kill_after > KILL_AFTER_S and runner._process is not None:  # a remote run cancels its job
-            try:
-                runner._process.wait(timeout=KILL_AFTER_S)
-            except subprocess.TimeoutExpired:
-                pass
+        if runner.kill_after > KILL_AFTER_S:  # a remote run cancels its job
+            _wait_quietly(runner._process)
         runner._signal(getattr(signal, "SIGKILL", signal.SIGTERM))
-        if runner._process is not None:
-            try:
-                runner._process.wait(timeout=KILL_AFTER_S)
-            except subprocess.TimeoutExpired:
-                pass
+        _wait_quietly(runner._process)
         runner._remove_folder()
