@@ -2,9 +2,9 @@
 
 This is the only file that touches Qt, CTK or slicer.app, and it stays thin: the widget binds the
 .ui to MedSRLib.panel.SuperResolvePanel (the panel's behaviour, Qt-free, tested on a real MRML
-scene), runs go to a worker process (MedSRLib.worker_runner), and everything else (node conversion,
-layout decisions, self-test checks) lives in MedSRLib; the engine (MedSRExtension) does the
-super-resolution.
+scene), runs go to a worker process (MedSRExtension.worker.runner, followed by MedSRLib.run_sequence),
+and everything else (node conversion, layout decisions, self-test checks) lives in MedSRLib; the engine
+(MedSRExtension) does the super-resolution.
 """
 import logging
 import os
@@ -494,8 +494,9 @@ class MedSRLogic(ScriptedLoadableModuleLogic):
 
         With ``waitForCompletion=False`` the run goes to a worker process and this returns its runner
         at once: ``runner.cancel()`` stops it, and ``onFinished(outputNode, error)`` is called on the
-        main thread at the end (the node is created only then, so a cancel adds nothing)."""
-        from MedSRLib import process
+        main thread at the end (the node is created only then, so a cancel adds nothing). The run is
+        followed by MedSRLib.run_sequence, as the panel's runs are; this only supplies the QTimer."""
+        from MedSRLib import process, run_sequence
         options = dict(model=model, scale=scale, mode=mode, axis=axis, device=device, tile=tile, **engineOptions)
         if waitForCompletion:
             outputNode = process.superresolve_node(inputVolume, outputNode=outputVolume, progress=progress,
@@ -503,17 +504,9 @@ class MedSRLogic(ScriptedLoadableModuleLogic):
             if showResult:
                 self.showSideBySide(inputVolume, outputNode, mode=mode, axis=axis)
             return outputNode
-        job, runner = process.start_superresolve(inputVolume, outputNode=outputVolume, progress=progress, **options)
+        run = run_sequence.start_single(inputVolume, output_node=outputVolume, progress=progress, **options)
 
-        def poll():
-            if not runner.done:
-                qt.QTimer.singleShot(POLL_INTERVAL_MS, poll)
-                return
-            outputNode, error = None, None
-            try:
-                outputNode = process.finish_superresolve(job, runner)
-            except Exception as exc:  # reported to onFinished, with the scene unchanged
-                error = exc
+        def finished(outputNode, error) -> None:
             if outputNode is not None and showResult:
                 self.showSideBySide(inputVolume, outputNode, mode=mode, axis=axis)
             if onFinished is not None:
@@ -521,8 +514,8 @@ class MedSRLogic(ScriptedLoadableModuleLogic):
             elif error is not None:
                 logging.error(f"MedSR: {error}")
 
-        qt.QTimer.singleShot(POLL_INTERVAL_MS, poll)
-        return runner
+        run_sequence.follow(run, lambda tick: qt.QTimer.singleShot(POLL_INTERVAL_MS, tick), finished)
+        return run.steps[0].runner
 
     def compare(self, srNode, baselineNode, referenceVolume=None, referenceSegmentation=None, method: str = "otsu3",
                 mode: str = "inplane", axis: str = "auto"):

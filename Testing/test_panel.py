@@ -55,13 +55,13 @@ def test_adapt_applies_to_through_plane_runs_of_per_axis_networks(mrml_scene):
     node = selftest.add_oblique_node(mrml_scene)
     p = SuperResolvePanel(PanelParameters(inputVolume=node, model="edsr", adapt=True), mrml_scene)
     assert not p.adapt_visible and p.validation_message() is None  # in-plane: the box is hidden and ignored
-    assert "adapt" not in p.options_for(panel._Step("result", "edsr", None))
+    assert "adapt" not in p.options_for(panel.Step("result", "edsr", None))
     p.params.mode = "throughplane"
     assert p.adapt_visible and "needs a network that runs per-axis factors" in p.validation_message()
     p.choose_model("pfmdn")
     assert p.validation_message() is None
-    assert p.options_for(panel._Step("result", "pfmdn", None))["adapt"] is True
-    assert "adapt" not in p.options_for(panel._Step("baseline", "bicubic", None))
+    assert p.options_for(panel.Step("result", "pfmdn", None))["adapt"] is True
+    assert "adapt" not in p.options_for(panel.Step("baseline", "bicubic", None))
 
 
 def test_full_run_creates_the_node_shows_it_and_logs_the_worker(mrml_scene):
@@ -106,7 +106,7 @@ def test_cancel_mid_run_leaves_the_scene_as_it_was(mrml_scene):
     count = mrml_scene.GetNumberOfNodes()
     p = SuperResolvePanel(PanelParameters(inputVolume=node, model="edsr", scale=2.0, device="cpu"), mrml_scene)
     p.apply()
-    selftest.wait_for_first_batch(p._steps[0].runner, poll=p.poll)
+    selftest.wait_for_first_batch(p.steps[0].runner, poll=p.poll)
     assert p.apply() == State.CANCELLING  # the same button, now Cancel
     assert p.button() == panel.Button("Cancelling...", False, "Stopping the worker process")
     _poll_until_idle(p, timeout=30)
@@ -119,7 +119,7 @@ def test_a_worker_that_dies_fails_the_run_with_a_clear_status(mrml_scene):
     count = mrml_scene.GetNumberOfNodes()
     p = SuperResolvePanel(PanelParameters(inputVolume=node, model="edsr", scale=2.0, device="cpu"), mrml_scene)
     p.apply()
-    runner = p._steps[0].runner
+    runner = p.steps[0].runner
     selftest.wait_for_first_batch(runner)
     os.kill(runner.pid, signal.SIGKILL)
     _poll_until_idle(p, timeout=30)
@@ -138,7 +138,7 @@ def test_custom_weights_that_do_not_fit_are_refused_before_the_run(mrml_scene, t
                                           customWeights=str(wrong)), mrml_scene)
     assert p.apply() == State.FAILED
     assert "does not fit edsr at x2" in p.status and "tensors missing" in p.status and len(p.status) < 250
-    assert not p._steps[0].runner and mrml_scene.GetNumberOfNodes() == count
+    assert not p.steps[0].runner and mrml_scene.GetNumberOfNodes() == count
 
 
 def test_custom_weights_that_fit_are_used(mrml_scene, tmp_path):
@@ -149,7 +149,7 @@ def test_custom_weights_that_fit_are_used(mrml_scene, tmp_path):
     node = selftest.add_oblique_node(mrml_scene)
     p = SuperResolvePanel(PanelParameters(inputVolume=node, model="edsr", scale=2.0, device="cpu",
                                           customWeights=str(mine), showSideBySide=False), mrml_scene)
-    assert p.options_for(p._steps[0] if p._steps else panel._Step("result", "edsr", None))["weights"] == str(mine)
+    assert p.options_for(p.steps[0] if p.steps else panel.Step("result", "edsr", None))["weights"] == str(mine)
     p.apply()
     _poll_until_idle(p)
     assert p.state == State.DONE, p.status
@@ -170,7 +170,7 @@ def test_shutdown_during_a_run_stops_the_worker_and_keeps_nothing(mrml_scene):
     count = mrml_scene.GetNumberOfNodes()
     p = SuperResolvePanel(PanelParameters(inputVolume=node, model="edsr", scale=2.0, device="cpu"), mrml_scene)
     p.apply()
-    runner = p._steps[0].runner
+    runner = p.steps[0].runner
     p.shutdown()  # module reload or scene close
     assert runner.done and runner.returncode is not None and not p.busy
     assert mrml_scene.GetNumberOfNodes() == count
@@ -228,7 +228,7 @@ def test_a_confidence_map_is_a_second_node_on_the_result_grid_shown_over_the_res
     assert all(c.GetForegroundVolumeID() != conf.GetID() for c in shown[0] if c not in over)  # not over the input
     p.params.confidence = False  # an in-plane run never asks for one
     p.params.mode = "inplane"
-    assert "confidence" not in p.options_for(p._steps[0])
+    assert "confidence" not in p.options_for(p.steps[0])
 
 
 def test_the_slice_thickness_typed_in_picks_the_weights_for_slices_with_gaps(mrml_scene):
@@ -236,7 +236,7 @@ def test_the_slice_thickness_typed_in_picks_the_weights_for_slices_with_gaps(mrm
     node = selftest.add_oblique_node(mrml_scene)  # slices 3.3 mm apart along k
     params = PanelParameters(inputVolume=node, model="pfmdn", scale=2.0, mode="throughplane", axis="k", device="cpu")
     p = SuperResolvePanel(params, mrml_scene)
-    assert "thickness_mm" not in p.options_for(panel._Step("result", "pfmdn", None))  # 0: from the header
+    assert "thickness_mm" not in p.options_for(panel.Step("result", "pfmdn", None))  # 0: from the header
     params.sliceThickness = 1.0  # 1 mm slices every 3.3 mm, as the protocol says
     p.apply()
     _poll_until_idle(p)

@@ -92,7 +92,7 @@ def test_a_server_run_makes_the_node_a_local_run_makes(mrml_scene, server, model
     assert any("sends it to the MedSR server" in line for line in p.log)
     assert any(line.startswith(f"[{model}] server: ") for line in p.log)  # the server's own log lines
     _no_token_anywhere(p, mrml_scene)
-    job = ServerClient(server.url, TOKEN).state(p._steps[0].runner.job_id)
+    job = ServerClient(server.url, TOKEN).state(p.steps[0].runner.job_id)
     assert job["state"] == "done" and job["source"] == "MedSRTestInput.mha"
 
 
@@ -118,7 +118,7 @@ def test_cancel_cancels_the_job_on_the_server_and_adds_nothing(mrml_scene, serve
     count = mrml_scene.GetNumberOfNodes()
     p = _remote_panel(mrml_scene, node, server.url, model="edsr", scale=2.0, mode="inplane")
     p.apply()
-    runner = p._steps[0].runner
+    runner = p.steps[0].runner
     with open(f"/proc/{runner.pid}/cmdline", "rb") as f:
         assert TOKEN.encode() not in f.read()  # the token travels in the environment only
     selftest.wait_for_first_batch(runner, poll=p.poll)

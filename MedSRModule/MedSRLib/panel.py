@@ -3,8 +3,9 @@
 The Slicer widget (MedSR.py) and the browser UI bind their controls to one ``SuperResolvePanel``;
 neither holds behaviour of its own. The panel reads and writes a parameter object with the fields of
 ``PanelParameters`` (in Slicer: the module's parameter node, which has the same fields), runs the
-engine through worker processes (``process.start_superresolve``) and follows them from ``poll()``,
-which the GUI calls from a timer on the main thread.
+engine through runners (``worker.runner.Runner``: by default a worker process, ``process.process_runner``;
+any other ``runner_factory`` may be given) and follows them from ``poll()``, which the GUI calls from a
+timer on the main thread; the start -> poll -> finish of a request's runs is ``run_sequence.RunSequence``.
 
 Run states: idle -> (installing ->) running -> cancelling -> done | failed | idle (cancelled).
 Run on: this computer (``run_on = "local"``) or a MedSR server (``"server"``, with ``server_url`` and
@@ -24,8 +25,10 @@ from typing import Callable, Optional
 
 from MedSRExtension.core import run_progress
 from MedSRExtension.core.errors import Cancelled, MedSRError
+from MedSRExtension.worker.runner import RunnerFactory
 
 from . import choices, device_info
+from .run_sequence import RunSequence, Step
 
 #: Called with (inputNode, outputNode, referenceNode, mode, axis, plan) to show the result.
 ShowCallback = Callable[..., None]
@@ -80,18 +83,6 @@ class Button:
 
 
 @dataclass
-class _Step:
-    """One worker run of a request: the chosen model, or the comparison's baseline."""
-    role: str              # "result" or "baseline"
-    model: str
-    output_node: object
-    job: object = None
-    runner: object = None
-    log_seen: int = 0
-    server_seen: tuple = ()  # the (state, job id) of a server run last shown
-
-
-@dataclass
 class Outcome:
     """What the last run left in the scene."""
     output_node: object = None
@@ -115,11 +106,15 @@ class SuperResolvePanel:
         torch_ready: whether PyTorch can be imported (default: checked without importing it).
         adapt_budget: the ``adapt`` option of an adapted run: True (the engine's default budget: a few
             minutes on a CPU, under one on a GPU), minutes, or ``AdaptOptions`` fields as a dict.
+        runner_factory: makes the runner of each local run (default ``process.process_runner``, a worker
+            process); server runs always go through ``remote_run.RemoteRunner``.
     """
 
     def __init__(self, params, scene, show: Optional[ShowCallback] = None, records: Optional[list] = None,
-                 torch_ready: Optional[Callable[[], bool]] = None, adapt_budget=True):
+                 torch_ready: Optional[Callable[[], bool]] = None, adapt_budget=True,
+                 runner_factory: Optional[RunnerFactory] = None):
         self.params, self.scene, self._show = params, scene, show
+        self._runner_factory = runner_factory
         self.adapt_budget = adapt_budget
         self._records = records
         self._torch_ready = torch_ready or device_info.torch_installed
@@ -127,7 +122,7 @@ class SuperResolvePanel:
         self.status = ""
         self.log: list[str] = []
         self.outcome = Outcome()
-        self._steps: list[_Step] = []
+        self.run: Optional[RunSequence] = None  # the request in progress, or the last one
         self._device_line: Optional[tuple[str, str]] = None
         self.model_choices: list[choices.ModelChoice] = []
         self._input_seen: Optional[str] = None
@@ -284,14 +279,22 @@ class SuperResolvePanel:
             return "The output is the input volume: choose another output or 'Create new volume'"
         if self.model_choices and self.current_choice is None:
             return f"Model '{p.model}' is not available; choose another"
-        if p.adapt and p.mode == "throughplane" and self.current_choice is not None:
-            from MedSRExtension.models.registry import get_spec
-            if not get_spec(p.model).per_axis:
-                return (f"Adapt to this volume needs a network that runs per-axis factors (pfmdn), not "
-                        f"{p.model}: choose pfmdn or untick Adapt")
         if p.compareEnabled and p.baselineModel == p.model:
             return "The baseline is the chosen model: choose another baseline to compare against"
-        return self._remote_problem()
+        problem = self._remote_problem()
+        if problem is None and self.current_choice is not None:
+            problem = self._options_problem()
+        return problem
+
+    def _options_problem(self) -> Optional[str]:
+        """What ``InferenceOptions`` (the engine's own checks, written once) refuses in the options of
+        the chosen run, or None; the custom weights' fit is checked when the run starts."""
+        from MedSRExtension.inference.options import InferenceOptions
+        try:
+            InferenceOptions(**self.options_for(Step("result", self.params.model, None), check_weights=False))
+        except MedSRError as exc:
+            return str(exc)
+        return None
 
     def _remote_problem(self) -> Optional[str]:
         from .remote_run import RUN_ON, server_problem
@@ -326,13 +329,12 @@ class SuperResolvePanel:
     @property
     def progress_percent(self) -> int:
         """Progress over the whole request (both runs when comparing)."""
-        if not self._steps:
-            return 0
-        total = len(self._steps)
-        done = sum(1 for s in self._steps if s.runner is not None and s.runner.done)
-        current = next((s for s in self._steps if s.runner is not None and not s.runner.done), None)
-        fraction = (done + (current.runner.fraction if current is not None else 0.0)) / total
-        return int(round(100 * min(1.0, fraction)))
+        return int(round(100 * self.run.fraction)) if self.run is not None else 0
+
+    @property
+    def steps(self) -> list[Step]:
+        """The steps of the request in progress (or the last one): their jobs and runners."""
+        return self.run.steps if self.run is not None else []
 
     # --- dependencies ---------------------------------------------------------------------------
 
@@ -366,19 +368,21 @@ class SuperResolvePanel:
         self.outcome = Outcome()
         self._server = (self.server_url, self.token) if self.remote else None
         self.log = []
-        self._steps = [_Step("result", p.model, p.outputVolume)]
+        steps = [Step("result", p.model, p.outputVolume)]
         if p.compareEnabled:
-            self._steps.append(_Step("baseline", p.baselineModel, None))
+            steps.append(Step("baseline", p.baselineModel, None))
+        self.run = RunSequence(steps, self._start, self._log)
         try:
-            self._start(self._steps[0])
+            self.run.begin()
         except Exception as exc:  # refused before any work: nothing was added
             self._fail(exc)
             return self.state
         self.state = State.QUEUED if self._server else State.RUNNING
         return self.state
 
-    def options_for(self, step: _Step) -> dict:
-        """The engine options of one run, from the parameters."""
+    def options_for(self, step: Step, check_weights: bool = True) -> dict:
+        """The engine options of one run, from the parameters (``check_weights``: check that the custom
+        weights fit the model, reading them, and take their preset)."""
         p = self.params
         options = dict(model=step.model, scale=float(p.scale), mode=p.mode,
                        axis=choices.effective_axis(p.mode, p.axis), device=p.device, tile=int(p.tileSize) or None)
@@ -389,12 +393,13 @@ class SuperResolvePanel:
         if p.mode == "throughplane" and float(p.sliceThickness) > 0:  # the user's protocol wins over the header
             options["thickness_mm"] = float(p.sliceThickness)
         if step.role == "result" and p.customWeights:
-            from MedSRExtension.zoo.custom_weights import check_custom_weights
-            options["preset"] = check_custom_weights(p.customWeights, step.model, float(p.scale))
+            if check_weights:
+                from MedSRExtension.zoo.custom_weights import check_custom_weights
+                options["preset"] = check_custom_weights(p.customWeights, step.model, float(p.scale))
             options["weights"] = p.customWeights
         return options
 
-    def _start(self, step: _Step) -> None:
+    def _start(self, step: Step) -> None:
         from . import process
         options = self.options_for(step)
         name = self.params.inputVolume.GetName()
@@ -403,16 +408,17 @@ class SuperResolvePanel:
             url, token = self._server
             step.job, step.runner = process.start_superresolve_remote(
                 self.params.inputVolume, url, token, outputNode=step.output_node, **options)
-            self._log(f"worker process {step.runner.pid} sends it to the MedSR server at {step.runner.url}")
+            self._log(f"{step.runner.where} sends it to the MedSR server at {step.runner.url}")
             self.status = f"Sending '{name}' to the MedSR server at {step.runner.url}..."
             step.server_seen = (step.runner.remote_state, None)
             return
         step.job, step.runner = process.start_superresolve(self.params.inputVolume, outputNode=step.output_node,
+                                                           runner_factory=self._runner_factory or process.process_runner,
                                                            **options)
-        self._log(f"worker process {step.runner.pid} started")
+        self._log(f"{step.runner.where} started")
         self.status = f"Running {step.model} on {self.device_line()}..."
 
-    def _follow_server(self, step: _Step) -> None:
+    def _follow_server(self, step: Step) -> None:
         """Queued until the server runs the step's job, then running (a remote step only)."""
         remote_state = getattr(step.runner, "remote_state", None)
         if remote_state is None or self.state not in ACTIVE:
@@ -433,9 +439,7 @@ class SuperResolvePanel:
 
     def cancel(self) -> State:
         if self.state in ACTIVE:
-            for step in self._steps:
-                if step.runner is not None and not step.runner.done:
-                    step.runner.cancel()
+            self.run.cancel()
             self.state = State.CANCELLING
             self.status = "Cancelling..."
         return self.state
@@ -444,60 +448,39 @@ class SuperResolvePanel:
         """Move the run on (call from a timer on the main thread); True while it is still busy."""
         if self.state not in (*ACTIVE, State.CANCELLING):
             return self.busy
-        current = next((s for s in self._steps if s.runner is not None and not s.runner.done), None)
-        if current is not None:
-            self._take_log(current)
-            self._follow_server(current)
-            if self.state == State.RUNNING:
-                done, total = current.runner.progress
-                if total:
-                    adapting = current.role == "result" and self.params.adapt and self.params.mode == "throughplane"
-                    self.status = run_progress.describe(current.model, done, total, bool(adapting))
+        if self.run.poll():
+            current = self.run.current
+            if current is not None:
+                self._follow_server(current)
+                self._show_progress(current)
             return True
-        last = self._steps_started()[-1]
-        self._take_log(last)
-        if last.runner.error is not None:
-            self._end_with_error(last.runner.error)
-            return False
-        following = next((s for s in self._steps if s.runner is None), None)
-        if following is not None and self.state in ACTIVE:
-            try:
-                self._start(following)
-            except Exception as exc:
-                self._fail(exc)
-                return False
-            return True
-        self._finish_all()
+        if self.run.error is not None:
+            self._end_with_error(self.run.error)
+        else:
+            self._finish_all()
         return False
 
-    def _steps_started(self) -> list[_Step]:
-        return [s for s in self._steps if s.runner is not None]
-
-    def _take_log(self, step: _Step) -> None:
-        lines = list(step.runner.log)
-        for line in lines[step.log_seen:]:
-            self._log(f"[{step.model}] {line}")
-        step.log_seen = len(lines)
+    def _show_progress(self, step: Step) -> None:
+        if self.state == State.RUNNING:
+            done, total = step.runner.progress
+            if total:
+                adapting = step.role == "result" and self.params.adapt and self.params.mode == "throughplane"
+                self.status = run_progress.describe(step.model, done, total, bool(adapting))
 
     def _finish_all(self) -> None:
         """Every run succeeded: create the nodes, compare, show. The result node is kept even if the
         comparison fails (it is a finished result); the failure is reported."""
-        from . import process
-        try:
-            nodes_made = {s.role: process.finish_superresolve(s.job, s.runner) for s in self._steps}
-        except Exception as exc:
-            self._fail(exc)
-            return
+        nodes_made, first = self.run.nodes, self.run.steps[0]
         self.outcome = Outcome(output_node=nodes_made["result"], baseline_node=nodes_made.get("baseline"),
-                               confidence_node=self._steps[0].job.confidence_node)
+                               confidence_node=first.job.confidence_node)
         out = self.outcome.output_node
         self.state = State.DONE
         self.status = f"Created '{out.GetName()}'."
-        self.outcome.adapt = self._adapt_of(self._steps[0])
+        self.outcome.adapt = self._adapt_of(first)
         adapted = self._adapt_line(self.outcome.adapt)
         if adapted:
             self.status = f"Created '{out.GetName()}', adapted to the volume: {adapted}."
-        gate = self._meta_of(self._steps[0], "gate")
+        gate = self._meta_of(first, "gate")
         if gate:
             self.status += f" Do-no-harm {gate}."
         self._log(self.status)
@@ -523,13 +506,13 @@ class SuperResolvePanel:
                 overlay(self.scene, out, self.outcome.confidence_node)
 
     @staticmethod
-    def _adapt_of(step: _Step) -> Optional[dict]:
+    def _adapt_of(step: Step) -> Optional[dict]:
         result = step.runner.result if step.runner is not None else None
         adapt = result.meta.get("adapt") if result is not None else None
         return adapt if isinstance(adapt, dict) else None
 
     @staticmethod
-    def _meta_of(step: _Step, key: str):
+    def _meta_of(step: Step, key: str):
         result = step.runner.result if step.runner is not None else None
         return result.meta.get(key) if result is not None else None
 
@@ -572,11 +555,9 @@ class SuperResolvePanel:
 
     def shutdown(self) -> None:
         """Module reload, widget cleanup or scene close: stop any worker now and keep nothing."""
-        for step in self._steps:
-            if step.runner is not None and not step.runner.done:
-                step.runner.cancel()
-                step.runner.wait(5)
+        if self.run is not None:
+            self.run.shutdown()
         if self.busy:
             self.state = State.IDLE
             self.status = "The run was stopped; nothing was added to the scene."
-        self._steps = []
+        self.run = None
