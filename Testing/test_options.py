@@ -41,3 +41,16 @@ def test_keywords_and_options_give_the_same_volume():
     a = super_resolve(vol, model="bicubic", scale=2, mode="inplane", axis="auto", device="cpu", batch=2)
     b = run_inference(vol, InferenceOptions(model="bicubic", scale=2, device="cpu", batch=2))
     assert np.array_equal(a.array, b.array) and a.spacing == b.spacing
+
+
+def test_the_adaptation_rules_are_the_options_own():
+    """--save-adapted needs --adapt, and adapting needs a network that runs per-axis factors: refused when
+    the options are made (CLI, batch, worker and panel alike), before any input is read."""
+    with pytest.raises(MedSRError, match="--save-adapted needs --adapt"):
+        InferenceOptions(model="pfmdn", mode="throughplane", save_adapted="tuned.safetensors")
+    with pytest.raises(MedSRError, match="needs a network that runs per-axis factors \\(pfmdn\\), not edsr"):
+        InferenceOptions(model="edsr", mode="throughplane", adapt=True)
+    with pytest.raises(MedSRError, match="unknown model"):
+        InferenceOptions(model="nosuchnet", mode="throughplane", adapt=True)
+    for model in ("pfmdn", "bicubic"):  # bicubic: the default model, which adapts pfmdn
+        assert InferenceOptions(model=model, mode="throughplane", adapt=2.0, save_adapted="t.safetensors").adapt == 2.0

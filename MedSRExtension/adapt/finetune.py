@@ -19,6 +19,7 @@ import torch.nn as nn
 
 from MedSRExtension.core.errors import Cancelled, MedSRError
 from MedSRExtension.adapt.pairs import PairSampler
+from MedSRExtension.inference.options import check_adaptable
 
 LEARNING_RATE = 2e-4
 PIXELS_PER_BATCH = 24 * 48 * 8  # LR pixels per step: 8 patches of 24 x 48 (more, smaller ones when slabs are thin)
@@ -70,13 +71,10 @@ def warm_start(model: str, scale: tuple[float, float], weights: Union[str, os.Pa
     weights the engine's through-plane route reads at this factor (``zoo.route``: thickslice when an
     entry serves it, the one trained nearest the slice ``thickness``), else the architecture's best bicubic file (loaded at this factor even outside
     its trained range: tuning is what adapts it)."""
-    from MedSRExtension.models.registry import build, get_spec
+    from MedSRExtension.models.registry import build
     from MedSRExtension.zoo import weights as zoo
 
-    spec = get_spec(model)
-    if spec.kind != "network" or not spec.arbitrary_scale or not spec.per_axis:
-        raise MedSRError(f"adaptation needs a network that runs any per-axis factor; '{model}' does not "
-                         f"(use {', '.join(_per_axis_networks()) or 'pfmdn'})")
+    check_adaptable(model, default=False)
     if isinstance(weights, nn.Module):
         return copy.deepcopy(weights).cpu(), "the given network"
     if weights == "random":
@@ -94,12 +92,6 @@ def warm_start(model: str, scale: tuple[float, float], weights: Union[str, os.Pa
     net = build(model, entry.get("preset", "light"), scale)
     zoo._load_into(net, zoo._load_state(path), path)
     return net, entry["name"]
-
-
-def _per_axis_networks() -> list[str]:
-    from MedSRExtension.models.registry import get_spec, names
-    specs = [get_spec(n) for n in names()]
-    return [s.name for s in specs if s.kind == "network" and s.per_axis and s.arbitrary_scale]
 
 
 def fine_tune(net: nn.Module, sampler: PairSampler, budget: Budget, device: torch.device,

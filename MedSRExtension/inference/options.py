@@ -42,6 +42,25 @@ class JsonOptions:
         return cls(**data)
 
 
+def adaptable_networks() -> list[str]:
+    """The networks an adaptation can tune: those that run any per-axis factor."""
+    from MedSRExtension.models.registry import get_spec, names
+    return [n for n in names() if get_spec(n).kind == "network" and get_spec(n).per_axis
+            and get_spec(n).arbitrary_scale]
+
+
+def check_adaptable(model: str, default: bool = True) -> None:
+    """Adaptation tunes a network that runs any per-axis factor; with ``default``, "bicubic" (the default
+    model) stands for the first of them. Anything else is refused in one line."""
+    if (default and model == "bicubic") or model in adaptable_networks():
+        return
+    from MedSRExtension.models.registry import get_spec
+    get_spec(model)  # an unknown name is refused as such
+    fits = ", ".join(adaptable_networks()) or "pfmdn"
+    raise MedSRError(f"--adapt (adaptation to the volume) needs a network that runs per-axis factors ({fits}), "
+                     f"not {model}: choose {fits.split(', ')[0]} or run without adapting")
+
+
 def as_tuple(value):
     """A scalar as is, a sequence (a JSON list) as a tuple of floats: options compare and hash."""
     return value if value is None or isinstance(value, (int, float)) else tuple(float(v) for v in value)
@@ -50,7 +69,8 @@ def as_tuple(value):
 @dataclass(frozen=True)
 class InferenceOptions(JsonOptions):
     """Options of one run of the inference engine, checked once when they are made (``__post_init__``:
-    tile, batch, out_dtype, the weights file, adapt only through-plane, ensemble, thickness, clamp), so
+    tile, batch, out_dtype, the weights file, adapt only through-plane and of a network that runs per-axis
+    factors, save_adapted only with adapt, ensemble, thickness, clamp), so
     every caller (CLI, batch, worker, API) refuses the same values with the same message.
 
     Args:
@@ -138,9 +158,7 @@ class InferenceOptions(JsonOptions):
         validation.check_out_dtype(self.out_dtype)
         if self.weights not in ("auto", "random"):
             validation.check_weights_file(self.weights)  # before any input is read
-        if self.adapt not in (None, False) and self.mode not in ("throughplane", "auto"):
-            raise MedSRError(f"--adapt (adaptation to the volume) is for --mode throughplane, not {self.mode}; "
-                             "add --mode throughplane")
+        self._check_adapt()
         if self.ensemble not in ENSEMBLES:
             raise MedSRError(f"ensemble must be one of {', '.join(map(str, ENSEMBLES))}, got {self.ensemble}; "
                              "use 8 for the best quality or 1 for none")
@@ -148,3 +166,13 @@ class InferenceOptions(JsonOptions):
             validation.check_thickness_mm(self.thickness_mm)
         if self.clamp not in CLAMPS:
             raise MedSRError(f"clamp must be one of {', '.join(CLAMPS)}, got '{self.clamp}'; use input or none")
+
+    def _check_adapt(self) -> None:
+        if self.adapt in (None, False):
+            if self.save_adapted:
+                raise MedSRError("--save-adapted needs --adapt")
+            return
+        if self.mode not in ("throughplane", "auto"):
+            raise MedSRError(f"--adapt (adaptation to the volume) is for --mode throughplane, not {self.mode}; "
+                             "add --mode throughplane")
+        check_adaptable(self.model)

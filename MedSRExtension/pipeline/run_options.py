@@ -63,8 +63,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
 
 def options_from_args(args) -> InferenceOptions:
     """The inference options the arguments ask for, every value checked before any work (the
-    default model resolved for the scale); tile, batch, dtype, the weights file and adapt's mode are
-    ``InferenceOptions``' own checks."""
+    default model resolved for the scale); tile, batch, dtype, the weights file and adapt's mode,
+    network and --save-adapted are ``InferenceOptions``' own checks."""
     scale = parse_floats(args.scale, "--scale")
     spacing = parse_floats(args.spacing, "--spacing")
     if scale is None and spacing is None:
@@ -73,8 +73,6 @@ def options_from_args(args) -> InferenceOptions:
         get_spec(args.model)
     resolve_device(args.device)
     adapt, save_adapted = getattr(args, "adapt", None), getattr(args, "save_adapted", None)  # medsr run only
-    if save_adapted and adapt is None:
-        raise MedSRError("--save-adapted needs --adapt")
     thickness = getattr(args, "slice_thickness", None)
     if thickness is not None:
         if args.mode not in ("throughplane", "auto"):
