@@ -41,7 +41,7 @@ def test_thin_slices_with_gaps_read_the_weights_trained_for_them_without_a_heade
     assert "estimated" in out.meta["profile"] and "gap" in out.meta["profile"] and "kept" in out.meta["gate"]
     record = describe_run(gappy, out, InferenceOptions(model="pfmdn", mode="throughplane", scale=4).to_dict())
     assert record["weights"] == "pfmdn-light-thickslice-gap-x1.5-4.safetensors", record["weights"]
-    contiguous = super_resolve(gappy, model="pfmdn", mode="throughplane", scale=4, gate=False,
+    contiguous = super_resolve(gappy, model="pfmdn", mode="throughplane", scale=4, gate=False, consistency=False,
                                weights=os.path.join(MODELS, "pfmdn-light-thickslice-x1.5-6.safetensors"))
     plain = super_resolve(gappy, model="bspline", mode="throughplane", scale=4)
     scores = {name: psnr(hr.array, v.array, data_range=float(np.ptp(hr.array)))
@@ -50,10 +50,13 @@ def test_thin_slices_with_gaps_read_the_weights_trained_for_them_without_a_heade
 
 
 def test_a_network_that_loses_to_bspline_is_replaced_and_the_result_says_so(thick):
-    bad = super_resolve(thick, model="pfmdn", mode="throughplane", scale=4, weights="random")
+    bad = super_resolve(thick, model="pfmdn", mode="throughplane", scale=4, weights="random", consistency=False)
     plain = super_resolve(thick, model="bspline", mode="throughplane", scale=4)
     np.testing.assert_array_equal(bad.array, plain.array)
     assert "replaced by B-spline" in bad.meta["gate"] and bad.meta["model_used"] == "bspline"
+    # by default the B-spline result is then made consistent with the input slices, and says so
+    consistent = super_resolve(thick, model="pfmdn", mode="throughplane", scale=4, weights="random")
+    assert consistent.meta["model_used"] == "bspline" and "back-projection" in consistent.meta["consistency"]
     record = describe_run(thick, bad, InferenceOptions(model="pfmdn", mode="throughplane", scale=4,
                                                        weights="random").to_dict())
     assert record["model"] == "bspline" and record["requested_model"] == "pfmdn" and "replaced" in record["gate"]

@@ -32,10 +32,10 @@ from MedSRExtension.core.errors import MedSRError
 from MedSRExtension.core.formats import VOLUME_FILES
 from MedSRExtension.remote.dicomweb import is_dicomweb, parse_series_url
 from MedSRExtension.core.validation import extension_of
+from MedSRExtension.pipeline.run_options import OPTION_NAMES
 
 FORMATS = ("nii.gz", "nii", "nrrd", "mha", "dicom")
-OPTION_COLUMNS = ("model", "scale", "spacing", "mode", "axis", "device", "tile", "batch", "preset", "weights",
-                  "component", "dtype", "force")
+OPTION_COLUMNS = OPTION_NAMES  # a CSV column per run option, named as `medsr run` names it
 
 
 @dataclass

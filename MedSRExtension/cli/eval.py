@@ -5,14 +5,13 @@ import os
 import sys
 
 from MedSRExtension.core import validation
-from MedSRExtension.core.degradations import IN_PLANE_KINDS
+from MedSRExtension.core.degradations import FAMILIES, IN_PLANE_KINDS
 from MedSRExtension.core.scanner_degradation import NAME as SCANNER
 from MedSRExtension.core.errors import MedSRError
 from MedSRExtension.inference.devices import resolve_device
 from MedSRExtension.models.registry import get_spec
 
 DEGRADATIONS = IN_PLANE_KINDS + (SCANNER,)
-FAMILIES = ("bicubic", SCANNER)
 
 
 def register(subparsers) -> None:

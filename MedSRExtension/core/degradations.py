@@ -36,6 +36,7 @@ from MedSRExtension.core.volume import AXES, Volume
 __all__ = [
     "KINDS",
     "IN_PLANE_KINDS",
+    "FAMILIES",
     "NOISES",
     "bicubic",
     "kspace",
@@ -50,6 +51,10 @@ KINDS = ("bicubic", "kspace", "thickslice")  # the one list of degradations (CLI
 #: The kinds that shrink a 2D image on both axes alike (thickslice shrinks one axis: through-plane only).
 IN_PLANE_KINDS = tuple(k for k in KINDS if k != "thickslice")
 NOISES = ("gaussian", "rician")
+#: The weights families of in-plane passes, by how their training pairs were made (bicubic: the default,
+#: as published results are measured; scanner: core/scanner_degradation.py). ``InferenceOptions.trained_on``
+#: picks one.
+FAMILIES = ("bicubic", "scanner")
 PROFILES = ("gaussian", "box")
 FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
 

@@ -91,7 +91,7 @@ def _executor(spec: ModelSpec, options: InferenceOptions, progress: Progress, ca
     device = resolve_device(options.device)
     fast = fastpath.choose(spec.name) if (options.fast and spec.kind == "network"
                                            and device.type == "cpu") else fastpath.FastPath()
-    cache = ModelCache(spec, options.preset, options.weights, device, fast, network, thickness)
+    cache = ModelCache(spec, options.preset, options.weights, device, fast, network, thickness, options.trained_on)
     tile = options.tile if options.tile is not None else (DEFAULT_NETWORK_TILE if spec.kind == "network" else None)
     return SlicePassExecutor(cache, tile, options.batch, progress, cancel)
 

@@ -41,12 +41,13 @@ class ModelCache:
         fast: the CPU fast path chosen for this model (``fastpath.FastPath()``: plain fp32).
         network: an in-memory network to run instead of loading weights (one adapted to the volume).
         thickness: through-plane: slice thickness / spacing, which picks the shipped weights.
+        family: the weights family of in-plane passes (``zoo.weights.FAMILIES``).
     """
 
     def __init__(self, spec: ModelSpec, preset: Optional[str], weights: str, device: torch.device,
                  fast: fastpath.FastPath, network: Optional[torch.nn.Module] = None,
-                 thickness: Optional[float] = None):
-        self.spec, self.preset, self.weights = spec, preset, weights
+                 thickness: Optional[float] = None, family: str = "bicubic"):
+        self.spec, self.preset, self.weights, self.family = spec, preset, weights, family
         self.device, self.fast = device, fast
         self.network, self.thickness = network, thickness
         self.models: dict[tuple, ModelDescriptor] = {}
@@ -67,7 +68,7 @@ class ModelCache:
         if scale not in self.routes:
             from MedSRExtension.zoo.weights import route
             weights = "own" if self.network is not None else self.weights
-            self.routes[scale] = route(self.spec.name, scale, self.preset, weights)
+            self.routes[scale] = route(self.spec.name, scale, self.preset, weights, self.family)
         return self.routes[scale]
 
     def model(self, scale: tuple[float, float]) -> ModelDescriptor:
@@ -82,7 +83,7 @@ class ModelCache:
             return ModelDescriptor.of(self.spec.name, self.network.eval())
         from MedSRExtension.zoo.weights import load_model
         return load_model(self.spec.name, scale=scale, preset=self.preset, weights=self.weights, device="cpu",
-                          thickness=self.thickness)
+                          thickness=self.thickness, family=self.family)
 
     def _placed(self, model: ModelDescriptor) -> ModelDescriptor:
         """``model`` on the device, in the memory layout and (CPU) fused form of the fast path."""

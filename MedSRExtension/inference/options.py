@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Optional, Sequence, Union
 
 from MedSRExtension.core import validation
+from MedSRExtension.core.degradations import FAMILIES
 from MedSRExtension.core.errors import MedSRError
 
 ScaleArg = Union[float, Sequence[float], None]
@@ -109,6 +110,13 @@ class InferenceOptions(JsonOptions):
             picks the shipped weights trained nearest to it (``zoo.weights``: contiguous slices, or thin
             slices with gaps). None: the file header's, else ``run_pipeline`` estimates it from the
             volume (the engine alone then assumes contiguous slices).
+        consistency: through-plane network runs: make the result reproduce the input slices when
+            re-degraded with the slice profile (``pipeline.consistency``; measured on the corpus's
+            validation regions never worse on average, docs/consistency.json); False: the network's
+            (or the gate's B-spline) result as it is.
+        trained_on: the weights family of in-plane passes: "bicubic" (default, as published results
+            are measured) or "scanner" (trained on k-space truncation, PSFs, noise and shading:
+            ``core.scanner_degradation``), for data made the way scanners make it.
         fallback: why ``model`` is a classical baseline nobody asked for (no ``--model`` and no shipped
             weights serve the scale: ``zoo.catalog.fallback_reason``); recorded in the provenance.
     """
@@ -133,6 +141,8 @@ class InferenceOptions(JsonOptions):
     confidence: bool = False
     ensemble: int = 1
     thickness_mm: Optional[float] = None
+    consistency: bool = True
+    trained_on: str = "bicubic"
     fallback: Optional[str] = None
 
     def for_volume(self, volume) -> tuple["InferenceOptions", Optional[str]]:
@@ -164,6 +174,8 @@ class InferenceOptions(JsonOptions):
                              "use 8 for the best quality or 1 for none")
         if self.thickness_mm is not None:
             validation.check_thickness_mm(self.thickness_mm)
+        if self.trained_on not in FAMILIES:
+            raise MedSRError(f"trained_on must be one of {', '.join(FAMILIES)}, got '{self.trained_on}'")
         if self.clamp not in CLAMPS:
             raise MedSRError(f"clamp must be one of {', '.join(CLAMPS)}, got '{self.clamp}'; use input or none")
 

@@ -36,7 +36,8 @@ def describe_run(volume: Volume, result: Volume, options: dict, source: Optional
     spec = get_spec(model)
     weights = os.fspath(weights_option)
     used = zoo.weights_used(model, model_scales(model, factors, axis), options.get("preset"), weights,
-                            thickness=result.meta.get("slice_thickness")) \
+                            thickness=result.meta.get("slice_thickness"),
+                            family=options.get("trained_on", "bicubic")) \
         if spec.kind == "network" else []
     if spec.kind != "network":
         weights_text, preset = "none (classical)", "-"
@@ -61,6 +62,7 @@ def describe_run(volume: Volume, result: Volume, options: dict, source: Optional
         "adapt": str(options.get("adapt") or "off"),
         "values": result.meta.get("values", "raw network output"),
         "gate": result.meta.get("gate", "-"),
+        "consistency": result.meta.get("consistency", "-"),
         "slice_profile": result.meta.get("profile") or (result.meta.get("adapt") or {}).get("profile") or "-",
         "device": str(resolve_device(options.get("device", "auto"))),
         "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),

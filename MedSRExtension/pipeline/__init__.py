@@ -7,7 +7,8 @@ for a through-plane network result, the do-no-harm gate (``adapt.selfcheck``): t
 when it beats cubic B-spline on held-out pairs of this very volume, else the B-spline result is
 returned and the result says so (``meta["gate"]``, the provenance, the log). The same slice profile
 (the header's thickness, else the estimate) first picks the shipped through-plane weights trained
-nearest to it (contiguous slices, or thin slices with gaps: ``InferenceOptions.thickness_mm``).
+nearest to it (contiguous slices, or thin slices with gaps: ``InferenceOptions.thickness_mm``), and
+last makes the result reproduce the input slices under it (``pipeline.consistency``, ``meta["consistency"]``).
 """
 from __future__ import annotations
 
@@ -86,6 +87,31 @@ def _gated(volume: Volume, options: InferenceOptions, result: Volume, found, pro
     return fallback
 
 
+def _consistent(volume: Volume, options: InferenceOptions, result: Volume, found) -> Volume:
+    """A through-plane network run's result (or the gate's B-spline) made to reproduce the input slices
+    under the slice profile (``pipeline.consistency``), the residual before and after in ``meta``."""
+    from MedSRExtension.core import intensity
+    from MedSRExtension.pipeline.consistency import ITERATIONS, project, residual_db
+    if not options.consistency or not _through_plane_network(options):
+        return result
+    found = found or _gate_profile(volume, options)
+    if found is None:
+        return result
+    axis, _, profile = found
+    dim = 2 - AXES.index(axis)
+    before = residual_db(volume.array, result.array, dim, profile.thickness, profile.shape)
+    array = project(volume.array, result.array, dim, profile.thickness, profile.shape)
+    if options.clamp == "input":
+        intensity.clamp_to_input(array, volume.array)
+    array = intensity.cast_like(array, result.array.dtype, inplace=True)
+    after = residual_db(volume.array, array, dim, profile.thickness, profile.shape)
+    out = Volume(array, result.spacing, result.origin, result.direction, meta=dict(result.meta))
+    out.meta["consistency"] = (f"input slices re-made from the result to {after:.1f} dB below their range "
+                               f"(before {before:.1f} dB; {ITERATIONS} back-projection steps, "
+                               f"{profile.thickness:.3g} output voxels thick)")
+    return out
+
+
 def run_pipeline(volume: Volume, options: InferenceOptions, progress: Progress = None,
                  cancel: Cancel = None) -> Volume:
     """One run as ``options`` say (see the module docstring); the input is never modified."""
@@ -105,7 +131,7 @@ def run_pipeline(volume: Volume, options: InferenceOptions, progress: Progress =
                               lambda v, o, p, c: run_inference(v, o, progress=p, cancel=c), progress, cancel)
     else:
         result = run_inference(volume, options, progress=progress, cancel=cancel)
-    return _gated(volume, options, result, found, progress, cancel)
+    return _consistent(volume, options, _gated(volume, options, result, found, progress, cancel), found)
 
 
 def super_resolve(volume: Volume, model: str = "bicubic", scale: Union[float, Sequence[float], None] = 2,

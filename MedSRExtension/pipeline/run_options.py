@@ -10,6 +10,7 @@ import io
 from typing import Optional
 
 from MedSRExtension.core import validation
+from MedSRExtension.core.degradations import FAMILIES
 from MedSRExtension.core.errors import MedSRError
 from MedSRExtension.core.geometry import MODES
 from MedSRExtension.inference.devices import resolve_device
@@ -30,7 +31,7 @@ def parse_component(text):
 
 #: The run options, as argparse names them (``medsr batch`` CSV columns use the same names).
 OPTION_NAMES = ("model", "scale", "spacing", "mode", "axis", "device", "tile", "batch", "preset", "weights",
-                "component", "dtype", "force", "clamp", "ensemble")
+                "component", "dtype", "force", "clamp", "ensemble", "consistency", "trained_on")
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
@@ -56,6 +57,13 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="allow outputs above the size limit")
     p.add_argument("--ensemble", type=int, default=1, choices=(1, 2, 4, 8),
                    help="average the network over N flipped/transposed copies (best quality, N times the time)")
+    p.add_argument("--consistency", default="on", choices=("on", "off"),
+                   help="through-plane networks: make the result reproduce the input slices under the slice "
+                        "profile (default on: measured never worse on average on the corpus; off: as the "
+                        "network made it)")
+    p.add_argument("--trained-on", dest="trained_on", default="bicubic", choices=FAMILIES,
+                   help="weights family for in-plane passes: bicubic (default, as published results) or "
+                        "scanner (trained on k-space truncation, PSFs, noise and shading: for scanner data)")
     p.add_argument("--clamp", default="input", choices=("input", "none"),
                    help="input: keep the result inside the input's value range (default; recorded in the "
                         "provenance); none: the raw network output")
@@ -84,7 +92,8 @@ def options_from_args(args) -> InferenceOptions:
                             fallback=fallback,
                             spacing=spacing, mode=args.mode, axis=args.axis, device=args.device, tile=args.tile,
                             batch=args.batch, preset=args.preset, weights=args.weights, out_dtype=args.dtype,
-                            force=args.force, clamp=args.clamp, ensemble=args.ensemble, thickness_mm=thickness)
+                            force=args.force, clamp=args.clamp, ensemble=args.ensemble, thickness_mm=thickness,
+                            consistency=args.consistency == "on", trained_on=args.trained_on)
 
 
 
@@ -107,7 +116,7 @@ def parse_run_options(options: dict) -> argparse.Namespace:
             elif str(value).strip().lower() not in ("", "0", "false", "no", "n"):
                 raise MedSRError(f"force must be true or false, got '{value}'")
         elif value is not None:
-            argv.append(f"--{name}={value}")
+            argv.append(f"--{name.replace('_', '-')}={value}")
     parser = _OptionParser(prog="medsr run", add_help=False)
     add_run_options(parser)
     with contextlib.redirect_stderr(io.StringIO()):

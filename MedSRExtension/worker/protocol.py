@@ -39,7 +39,7 @@ REQUEST, INPUT, RESULT, RESULT_META = "request.json", "input.npy", "result.npy",
 CONFIDENCE, CANCEL = "confidence.npy", "cancel"
 EVENTS = ("progress", "log", "result", "error")
 #: What a result's ``meta`` carries across the process boundary besides ``adapt`` and ``confidence``.
-RESULT_META_KEYS = ("gate", "values", "model_used", "profile", "slice_thickness")
+RESULT_META_KEYS = ("gate", "values", "model_used", "profile", "slice_thickness", "consistency")
 SERVE_MODULE = "MedSRExtension.worker.serve"
 #: The folder holding the MedSRExtension package, put on a worker's PYTHONPATH (PythonSlicer does not
 #: have the module folders of scripted modules on its path).

@@ -196,9 +196,11 @@ class Route(NamedTuple):
     transpose: bool
 
 
-def route(model: str, scale, preset: Optional[str] = None, weights: Union[str, os.PathLike] = "auto") -> Route:
+def route(model: str, scale, preset: Optional[str] = None, weights: Union[str, os.PathLike] = "auto",
+          family: str = "bicubic") -> Route:
     """The through-plane route (module docstring): thickslice weights for a one-axis pass of a per-axis
-    network when an entry serves its factor, else bicubic; an explicit weights file is never re-routed."""
+    network when an entry serves its factor, else the weights ``family`` (bicubic by default, or
+    scanner: trained on scanner-like degradations); an explicit weights file is never re-routed."""
     from MedSRExtension.models.registry import as_pair, get_spec
     if os.fspath(weights) != "auto":
         return Route(None, False)
@@ -206,15 +208,16 @@ def route(model: str, scale, preset: Optional[str] = None, weights: Union[str, o
     if spec.kind == "network" and spec.per_axis and through_plane_factor(scale) is not None \
             and _best(model, scale, preset, THICKSLICE) is not None:
         return Route(THICKSLICE, as_pair(scale)[0] == 1)
-    return Route("bicubic", False)
+    return Route(family, False)
 
 
 def find_weights(model: str, scale, preset: Optional[str] = None, degradation: Optional[str] = None,
-                 thickness: Optional[float] = None) -> Optional[dict]:
+                 thickness: Optional[float] = None, family: str = "bicubic") -> Optional[dict]:
     """The best shipped entry for (model, scale, preset): of ``degradation``, or by default the one
-    ``route`` picks for a pass at ``scale``; through-plane, the one trained nearest the slice
-    ``thickness`` (fraction of the spacing; None: contiguous). None when none serves it."""
-    return _best(model, scale, preset, degradation or route(model, scale, preset).degradation, thickness)
+    ``route`` picks for a pass at ``scale`` in weights ``family``; through-plane, the one trained nearest
+    the slice ``thickness`` (fraction of the spacing; None: contiguous). None when none serves it."""
+    return _best(model, scale, preset, degradation or route(model, scale, preset, family=family).degradation,
+                 thickness)
 
 
 def val_psnr(entry: dict, scale) -> float:
@@ -281,7 +284,8 @@ def _load_state(path: str) -> dict:
 
 
 def weights_used(model: str, scales, preset: Optional[str] = None, weights: Union[str, os.PathLike] = "auto",
-                 degradation: Optional[str] = None, thickness: Optional[float] = None) -> list[tuple[str, str, Optional[str]]]:
+                 degradation: Optional[str] = None, thickness: Optional[float] = None,
+                 family: str = "bicubic") -> list[tuple[str, str, Optional[str]]]:
     """(file, sha256, preset) of each weight file a run of ``model`` at the model scales ``scales`` reads:
     the shipped entries ``route`` picks for "auto" (through-plane: for the slice ``thickness``), the
     user's file, or nothing for classical models and "random"."""
@@ -293,7 +297,7 @@ def weights_used(model: str, scales, preset: Optional[str] = None, weights: Unio
         return [(weights, sha256(weights), preset)]
     out = []
     for scale in scales:
-        entry = find_weights(model, as_pair(scale), preset, degradation, thickness)
+        entry = find_weights(model, as_pair(scale), preset, degradation, thickness, family)
         item = None if entry is None else (entry["path"], entry.get("sha256", ""), entry.get("preset"))
         if item is not None and item not in out:
             out.append(item)
@@ -302,7 +306,8 @@ def weights_used(model: str, scales, preset: Optional[str] = None, weights: Unio
 
 def load_network(model: str, scale=2, preset: Optional[str] = None,
                  weights: Union[str, os.PathLike] = "auto", device: Union[str, torch.device] = "cpu",
-                 degradation: Optional[str] = None, thickness: Optional[float] = None) -> nn.Module:
+                 degradation: Optional[str] = None, thickness: Optional[float] = None,
+                 family: str = "bicubic") -> nn.Module:
     """Build network ``model`` for ``scale`` and load its weights, in eval mode.
 
     weights: "auto" (the shipped entry for model/scale/preset that ``route`` picks, or of
@@ -319,9 +324,10 @@ def load_network(model: str, scale=2, preset: Optional[str] = None,
     if weights == "random":
         net = build(model, preset or "light", pair)
     elif weights == "auto":
-        entry = find_weights(model, pair, preset, degradation, thickness)
+        entry = find_weights(model, pair, preset, degradation, thickness, family)
         if entry is None:
-            raise MedSRError(f"no trained weights for '{model}'{' ' + preset if preset else ''} at scale "
+            of = "" if family == "bicubic" else f" of the {family} family"
+            raise MedSRError(f"no trained weights{of} for '{model}'{' ' + preset if preset else ''} at scale "
                              f"{pair[0]:g}x{pair[1]:g}; shipped weights cover {_coverage(model, preset)}; "
                              "pick one of those, another model, or a classical baseline such as bicubic")
         path = verify(entry)
@@ -350,7 +356,8 @@ def _coverage(model: str, preset: Optional[str]) -> str:
 
 
 def load_model(model: str, scale=2, preset: Optional[str] = None, weights: Union[str, os.PathLike] = "auto",
-               device: Union[str, torch.device] = "cpu", thickness: Optional[float] = None) -> "ModelDescriptor":
+               device: Union[str, torch.device] = "cpu", thickness: Optional[float] = None,
+               family: str = "bicubic") -> "ModelDescriptor":
     """Any registered model ready to call, in eval mode on ``device``: a classical baseline as built,
     a network with its weights (``load_network``: "auto", "random" or a .safetensors path; through-plane
     "auto" weights for the slice ``thickness``)."""
@@ -359,7 +366,8 @@ def load_model(model: str, scale=2, preset: Optional[str] = None, weights: Union
     if get_spec(model).kind == "classical":
         module = build(model, preset=preset or "light", scale=scale).to(device).eval()
     else:
-        module = load_network(model, scale=scale, preset=preset, weights=weights, device=device, thickness=thickness)
+        module = load_network(model, scale=scale, preset=preset, weights=weights, device=device, thickness=thickness,
+                              family=family)
     return ModelDescriptor.of(model, module)
 
 
