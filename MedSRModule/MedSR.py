@@ -116,6 +116,7 @@ class MedSRParameterNode:
     adapt - through-plane: fine-tune the network on this volume first (self-supervised).
     confidence - through-plane: also make the confidence map, shown as an overlay on the result.
     sliceThickness - through-plane: the acquired slice thickness in mm (0 = the header's, else estimated).
+    bestQuality - average the network over the 8 flips/transposes of the volume (8x the time; not with adapt).
     device, tileSize, customWeights - where to run, the tile edge in pixels (0 = automatic), and an
         optional .safetensors file for the chosen network.
     showSideBySide - show input | result (| reference) in linked views afterwards.
@@ -132,6 +133,7 @@ class MedSRParameterNode:
     adapt: bool = False
     confidence: bool = False
     sliceThickness: Annotated[float, WithinRange(0.0, 50.0)] = 0.0
+    bestQuality: bool = False
     device: Annotated[str, Choice(list(medsrChoices.DEVICES))] = "auto"
     tileSize: Annotated[int, WithinRange(0, 8192)] = 0
     customWeights: str = ""

@@ -46,6 +46,7 @@ def sync(web: MedSRWebApp) -> None:
     s.axis_visible = p.axis_visible
     s.adapt, s.adapt_visible = bool(p.params.adapt), p.adapt_visible
     s.confidence = bool(p.params.confidence)
+    s.best_quality = bool(p.params.bestQuality)
     s.slice_thickness = f"{p.params.sliceThickness:g}" if p.params.sliceThickness > 0 else ""
     s.confidence_available = web.shown_confidence() is not None
     s.confidence_shown = web.confidence_shown
@@ -120,8 +121,9 @@ def build_page(web: MedSRWebApp) -> SinglePageWithDrawerLayout:
         sync(web)
 
     @state.change("mode", "axis", "device", "baseline", "seg_method", "compare_enabled", "adapt", "confidence",
-                  "slice_thickness")
-    def _options(mode, axis, device, baseline, seg_method, compare_enabled, adapt, confidence, slice_thickness, **_):
+                  "slice_thickness", "best_quality")
+    def _options(mode, axis, device, baseline, seg_method, compare_enabled, adapt, confidence, slice_thickness,
+                 best_quality, **_):
         if web.panel.busy:
             sync(web)
             return
@@ -132,6 +134,7 @@ def build_page(web: MedSRWebApp) -> SinglePageWithDrawerLayout:
         p.adapt = bool(adapt)
         p.confidence = bool(confidence)
         p.sliceThickness = _thickness(slice_thickness)
+        p.bestQuality = bool(best_quality)
         sync(web)
 
     @state.change("reference_value")
@@ -237,6 +240,8 @@ def build_page(web: MedSRWebApp) -> SinglePageWithDrawerLayout:
                 v3.VCheckbox(v_model=("confidence",), label="Show how sure (confidence map over the result)",
                              id="medsr-confidence", density="compact", v_show=("adapt_visible",), disabled=("busy",),
                              hide_details=True)
+                v3.VCheckbox(v_model=("best_quality",), label="Best quality (8x slower: averaged over flips)",
+                             id="medsr-best-quality", density="compact", disabled=("busy",), hide_details=True)
                 v3.VSelect(v_model=("device",), items=("device_items", _items(choices.DEVICES)), label="Device",
                            density="compact", disabled=("busy",), hide_details=True)
                 html.Div("{{ device_line }}", classes="text-caption mb-2")

@@ -244,3 +244,20 @@ def test_the_slice_thickness_typed_in_picks_the_weights_for_slices_with_gaps(mrm
     record = nodes.provenance_of(p.outcome.output_node)
     assert record["weights"] == "pfmdn-light-thickslice-gap-x1.5-4.safetensors", record
     assert "1 mm every 3.3 mm" in record["slice_profile"] and "the caller" in record["slice_profile"], record
+
+
+def test_best_quality_averages_the_network_over_eight_flips_and_the_result_says_so(mrml_scene):
+    from MedSRLib import nodes
+    node = selftest.add_oblique_node(mrml_scene)
+    params = PanelParameters(inputVolume=node, model="edsr", scale=2.0, mode="inplane", device="cpu", bestQuality=True)
+    p = SuperResolvePanel(params, mrml_scene)
+    assert p.options_for(panel.Step("result", "edsr", None))["ensemble"] == 8
+    assert "ensemble" not in p.options_for(panel.Step("result", "bicubic", None))  # nothing to average
+    assert "ensemble" not in p.options_for(panel.Step("baseline", "edsr", None))  # the comparison's baseline
+    params.mode, params.adapt, params.model = "throughplane", True, "pfmdn"
+    assert "ensemble" not in p.options_for(panel.Step("result", "pfmdn", None))  # adaptation runs once
+    params.mode, params.adapt, params.model = "inplane", False, "edsr"
+    p.apply()
+    _poll_until_idle(p)
+    assert p.state == State.DONE, p.status
+    assert nodes.provenance_of(p.outcome.output_node)["ensemble"] == "8"

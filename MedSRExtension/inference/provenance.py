@@ -60,6 +60,7 @@ def describe_run(volume: Volume, result: Volume, options: dict, source: Optional
         "mode": options.get("mode", "inplane"),
         "axis": axis,
         "adapt": str(options.get("adapt") or "off"),
+        "ensemble": str(options.get("ensemble") or 1),
         "values": result.meta.get("values", "raw network output"),
         "gate": result.meta.get("gate", "-"),
         "consistency": result.meta.get("consistency", "-"),
