@@ -90,7 +90,7 @@ def warm_start(model: str, scale: tuple[float, float], weights: Union[str, os.Pa
         entry = max(entries, key=lambda e: zoo.val_psnr(e, 2))
     path = zoo.verify(entry)
     net = build(model, entry.get("preset", "light"), scale)
-    zoo._load_into(net, zoo._load_state(path), path)
+    zoo.load_into(net, path)
     return net, entry["name"]
 
 

@@ -53,12 +53,9 @@ class MedSRWorkerSetup(WorkerPlugin):
 
 
 def gpu_count() -> int:
-    """CUDA GPUs on this machine (0 without torch CUDA)."""
-    try:
-        import torch
-        return torch.cuda.device_count() if torch.cuda.is_available() else 0
-    except ImportError:  # pragma: no cover
-        return 0
+    """CUDA GPUs on this machine (0 without CUDA)."""
+    import torch  # a core dependency; imported here so the Dask client side starts without it loaded
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def default_workers() -> int:

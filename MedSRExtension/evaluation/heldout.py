@@ -29,7 +29,7 @@ import torch
 
 from MedSRExtension.core import atomic
 from MedSRExtension.core.errors import MedSRError
-from MedSRExtension.core.intensity import denormalize, normalize, robust_range
+from MedSRExtension.core.intensity import normalize, robust_range
 from MedSRExtension.models.descriptor import ModelDescriptor
 
 TRIM = 12
@@ -121,16 +121,22 @@ def psnr_ssim_in_window(sr: np.ndarray, hr: np.ndarray) -> tuple[float, float]:
 @torch.no_grad()
 def network_upscale(model: ModelDescriptor, lr: np.ndarray, scale: tuple[float, float],
                     device: torch.device) -> np.ndarray:
-    """Run a model on a whole 2D LR image the way inference does: robust normalisation, model (in
-    eval mode), back to file units (no tiling)."""
-    x, window = normalize(lr)
-    t = torch.from_numpy(np.ascontiguousarray(x))[None, None].to(device)
+    """Run an in-memory model on a whole 2D LR image the way inference does (the engine's slice pass:
+    robust normalisation, the model in eval mode, back to file units), untiled and without the CPU
+    fast path, so training-time validation scores exactly the network it trains."""
+    from MedSRExtension.core.volume import Volume
+    from MedSRExtension.inference.engine import run_inference
+    from MedSRExtension.inference.options import InferenceOptions
+    sh, sw = (float(v) for v in scale)
+    options = InferenceOptions(model=model.spec.name, scale=(sw, sh, 1.0), mode="inplane", axis="k",
+                               device=str(device), tile=max(lr.shape), fast=False, clamp="none", gate=False,
+                               consistency=False)
     was_training = model.module.training
-    model.module.eval()
-    y = model(t, scale)
-    if was_training:
-        model.module.train()
-    return denormalize(y[0, 0].float().cpu().numpy(), window)
+    try:
+        out = run_inference(Volume(np.asarray(lr, dtype=np.float32)[None]), options, network=model.module)
+    finally:
+        model.module.train(was_training)
+    return np.asarray(out.array[0], dtype=np.float32)
 
 
 # ------------------------------------------------------------------------------------ medsr eval

@@ -34,15 +34,16 @@ import hashlib
 import json
 import os
 from collections import OrderedDict
-from typing import TYPE_CHECKING, NamedTuple, Optional, Union
+from typing import NamedTuple, Optional, Union
 
 import torch
 import torch.nn as nn
 
 from MedSRExtension.core.errors import MedSRError
-
-if TYPE_CHECKING:
-    from MedSRExtension.models.descriptor import ModelDescriptor
+from MedSRExtension.core.validation import check_weights_file
+from MedSRExtension.models.descriptor import ModelDescriptor
+from MedSRExtension.models.registry import as_pair, build, get_spec
+from MedSRExtension.zoo.custom_weights import mismatch
 
 ENV = "MEDSR_MODELS_DIR"
 STATE_CACHE_SIZE = 8
@@ -129,7 +130,6 @@ def list_weights(model: Optional[str] = None) -> list[dict]:
 
 
 def _scale_int(scale) -> Optional[int]:
-    from MedSRExtension.models.registry import as_pair
     sh, sw = as_pair(scale)
     if sh == sw and float(sh).is_integer():
         return int(sh)
@@ -138,13 +138,11 @@ def _scale_int(scale) -> Optional[int]:
 
 def through_plane_factor(scale) -> Optional[float]:
     """f for a 2D pass that scales one axis only, (f, 1) or (1, f) with f > 1; None otherwise."""
-    from MedSRExtension.models.registry import as_pair
     sh, sw = as_pair(scale)
     return max(sh, sw) if min(sh, sw) == 1 < max(sh, sw) else None
 
 
 def _serves(entry: dict, scale) -> bool:
-    from MedSRExtension.models.registry import as_pair, get_spec
     ranged = get_spec(entry["architecture"]).arbitrary_scale and entry.get("scale_range")
     if entry.get("degradation", "bicubic") == THICKSLICE:  # through-plane passes only, at factor f
         f = through_plane_factor(scale)
@@ -201,7 +199,6 @@ def route(model: str, scale, preset: Optional[str] = None, weights: Union[str, o
     """The through-plane route (module docstring): thickslice weights for a one-axis pass of a per-axis
     network when an entry serves its factor, else the weights ``family`` (bicubic by default, or
     scanner: trained on scanner-like degradations); an explicit weights file is never re-routed."""
-    from MedSRExtension.models.registry import as_pair, get_spec
     if os.fspath(weights) != "auto":
         return Route(None, False)
     spec = get_spec(model)
@@ -289,7 +286,6 @@ def weights_used(model: str, scales, preset: Optional[str] = None, weights: Unio
     """(file, sha256, preset) of each weight file a run of ``model`` at the model scales ``scales`` reads:
     the shipped entries ``route`` picks for "auto" (through-plane: for the slice ``thickness``), the
     user's file, or nothing for classical models and "random"."""
-    from MedSRExtension.models.registry import as_pair, get_spec
     weights = os.fspath(weights)
     if get_spec(model).kind != "network" or weights == "random":
         return []
@@ -315,7 +311,6 @@ def load_network(model: str, scale=2, preset: Optional[str] = None,
     before loading),
     "random" (untrained; tests and benchmarks only) or a path to a .safetensors file.
     """
-    from MedSRExtension.models.registry import as_pair, build, get_spec
     spec = get_spec(model)
     if spec.kind != "network":
         raise MedSRError(f"'{model}' is a classical baseline without weights")
@@ -335,7 +330,6 @@ def load_network(model: str, scale=2, preset: Optional[str] = None,
         _load_into(net, _load_state(path), path)
     else:
         path = str(weights)
-        from MedSRExtension.core.validation import check_weights_file
         check_weights_file(path)
         net = build(model, preset or "light", pair)
         _load_into(net, _load_state(path), path)
@@ -357,12 +351,10 @@ def _coverage(model: str, preset: Optional[str]) -> str:
 
 def load_model(model: str, scale=2, preset: Optional[str] = None, weights: Union[str, os.PathLike] = "auto",
                device: Union[str, torch.device] = "cpu", thickness: Optional[float] = None,
-               family: str = "bicubic") -> "ModelDescriptor":
+               family: str = "bicubic") -> ModelDescriptor:
     """Any registered model ready to call, in eval mode on ``device``: a classical baseline as built,
     a network with its weights (``load_network``: "auto", "random" or a .safetensors path; through-plane
     "auto" weights for the slice ``thickness``)."""
-    from MedSRExtension.models.descriptor import ModelDescriptor
-    from MedSRExtension.models.registry import build, get_spec
     if get_spec(model).kind == "classical":
         module = build(model, preset=preset or "light", scale=scale).to(device).eval()
     else:
@@ -371,10 +363,14 @@ def load_model(model: str, scale=2, preset: Optional[str] = None, weights: Union
     return ModelDescriptor.of(model, module)
 
 
+def load_into(net: nn.Module, path: str) -> None:
+    """Load the safetensors file ``path`` into ``net`` strictly (a warm start: adaptation, ``--init``)."""
+    _load_into(net, _load_state(path), path)
+
+
 def _load_into(net: nn.Module, state: dict, path: str) -> None:
     """Load ``state`` strictly; a mismatch is one line: how many tensors are missing, unexpected or
     of the wrong shape, naming the first of each."""
-    from MedSRExtension.zoo.custom_weights import mismatch
     problem = mismatch({k: tuple(v.shape) for k, v in net.state_dict().items()},
                        {k: tuple(v.shape) for k, v in state.items()})
     if problem:
