@@ -118,3 +118,66 @@ def test_validation_grid_is_exact_at_a_factor_that_does_not_divide_twelve():
     assert item.hr.shape == (60, 72) and item.lr.shape == (12, 72)
     (item,) = validation_set((2.0, 2.0), "bicubic", crop=72, names=["ct693"])  # square scales as before
     assert item.hr.shape == (72, 72) and item.lr.shape == (36, 36)
+
+
+def test_a_scanner_run_is_published_as_its_own_family_and_only_if_it_beats_what_it_replaces(tmp_path, monkeypatch):
+    """A tiny real scanner-degradation run of edsr x2: entry edsr-light-scanner-x2 (validated on the scanner
+    draws, against bicubic of the same LR), read only when a run asks for that family; publishing it
+    again with --only-if-better (it would replace an equal file) is refused and changes nothing."""
+    import torch
+    from MedSRExtension.training import TrainConfig, train
+    from MedSRExtension.zoo import weights as zoo
+    from sample_zoo import REPO_MODELS, shipped_entries
+    torch.set_num_threads(1)
+    run, models = tmp_path / "scanner-run", tmp_path / "models"
+    models.mkdir()
+    shipped = [e for e in shipped_entries() if e["name"] == "edsr-light-x2"]
+    (models / "models.json").write_text(json.dumps({"models": shipped}), encoding="utf-8")
+    os.symlink(os.path.join(REPO_MODELS, shipped[0]["file"]), models / shipped[0]["file"])
+    train(TrainConfig(model="edsr", out=str(run), scales=[[2.0, 2.0]], degradation="scanner", iters=2, batch=2,
+                      patch=12, warmup=1, val_every=2, val_crop=48, threads=1,
+                      init=os.path.join(REPO_MODELS, shipped[0]["file"])), progress=False)
+    publish = [str(run), "--models-dir", str(models), "--crop", "48", "--hardware", "a test CPU"]
+    assert _publisher().main(publish) == 0
+    entries = {e["name"]: e for e in json.loads((models / "models.json").read_text(encoding="utf-8"))["models"]}
+    e = entries["edsr-light-scanner-x2"]
+    assert e["degradation"] == "scanner" and e["stages"][-1]["degradation"] == "scanner"
+    assert e["val"]["2"]["bicubic_psnr"] < 35  # bicubic of scanner LR images (noise, PSF) scores low
+    assert "core/scanner_degradation.py" in (models / e["card"]).read_text(encoding="utf-8")
+    monkeypatch.setenv(zoo.ENV, str(models))
+    assert zoo.find_weights("edsr", (2.0, 2.0))["name"] == "edsr-light-x2"  # bicubic stays the default
+    assert zoo.find_weights("edsr", (2.0, 2.0), family="scanner")["name"] == "edsr-light-scanner-x2"
+    before = (models / "models.json").read_bytes()
+    with pytest.raises(SystemExit, match="not published: the run does not beat edsr-light-scanner-x2"):
+        _publisher().main(publish + ["--only-if-better"])
+    assert (models / "models.json").read_bytes() == before
+
+
+def test_a_run_asked_for_the_scanner_family_reads_its_weights_or_says_there_are_none(tmp_path, monkeypatch):
+    import numpy as np
+    from MedSRExtension.core.errors import MedSRError
+    from MedSRExtension.core.volume import Volume
+    from MedSRExtension.data.corpus import validation_regions
+    from MedSRExtension.inference.provenance import describe_run
+    from MedSRExtension.pipeline import super_resolve
+    from MedSRExtension.zoo import weights as zoo
+    from sample_zoo import REPO_MODELS, shipped_entries
+    models = tmp_path / "models"
+    models.mkdir()
+    bicubic = next(e for e in shipped_entries() if e["name"] == "edsr-light-x2")
+    os.symlink(os.path.join(REPO_MODELS, bicubic["file"]), models / bicubic["file"])
+    (models / "models.json").write_text(json.dumps({"models": [bicubic]}), encoding="utf-8")
+    monkeypatch.setenv(zoo.ENV, str(models))
+    vol = Volume(next(r.array for r in validation_regions() if r.name == "ctneck")[:40, :40][None].copy())
+    with pytest.raises(MedSRError, match="no trained weights of the scanner family for 'edsr'"):
+        super_resolve(vol, model="edsr", scale=(2, 2, 1), device="cpu", trained_on="scanner")
+    scanner = dict(bicubic, name="edsr-light-scanner-x2", file="edsr-light-scanner-x2.safetensors",
+                   degradation="scanner")
+    os.symlink(os.path.join(REPO_MODELS, bicubic["file"]), models / scanner["file"])
+    (models / "models.json").write_text(json.dumps({"models": [bicubic, scanner]}), encoding="utf-8")
+    options = dict(model="edsr", scale=(2, 2, 1), device="cpu", trained_on="scanner")
+    out = super_resolve(vol, **options)
+    assert describe_run(vol, out, options)["weights"] == "edsr-light-scanner-x2.safetensors"
+    plain = super_resolve(vol, model="edsr", scale=(2, 2, 1), device="cpu")
+    np.testing.assert_array_equal(out.array, plain.array)  # the same tensors under another name here
+    assert describe_run(vol, plain, dict(options, trained_on="bicubic"))["weights"] == "edsr-light-x2.safetensors"
