@@ -18,10 +18,10 @@ from typing import Optional
 from MedSRExtension.core.errors import Cancelled, MedSRError
 from MedSRExtension.core.volume import Volume
 
-from .runner import CANCELLED, Progress, wait_for
+from .runner import CANCELLED, PolledRunner, Progress, wait_for
 
 
-class InProcessRunner:
+class InProcessRunner(PolledRunner):
     """One run of ``pipeline.run_pipeline`` on a daemon thread, followed through ``poll()``."""
 
     def __init__(self, volume: Volume, options: dict, progress: Progress = None):
@@ -101,21 +101,8 @@ class InProcessRunner:
             self._volume = None
             self._finished = True
 
-    @property
-    def done(self) -> bool:
-        self.poll()
-        return self._finished
-
-    @property
-    def progress(self) -> tuple[int, int]:
-        self.poll()
+    def _progress_now(self) -> tuple[int, int]:
         return self._shown
-
-    @property
-    def fraction(self) -> float:
-        """Completed fraction in [0, 1] (0 until the first batch reports a total)."""
-        done, total = self.progress
-        return min(1.0, done / total) if total else 0.0
 
     def cancel(self) -> None:
         """Stop the run at its next batch; nothing reaches the caller's scene."""

@@ -79,7 +79,36 @@ class Runner(Protocol):
 RunnerFactory = Callable[[Volume, dict, Progress], Runner]
 
 
-class WorkerRunner:
+class PolledRunner:
+    """What a runner's state properties are once ``poll`` has caught up: ``done``, ``progress`` and
+    ``fraction`` (subclasses set ``_finished`` in ``poll`` and say their ``_progress_now``)."""
+
+    _finished = False
+
+    def poll(self) -> None:  # pragma: no cover - every runner defines it
+        raise NotImplementedError
+
+    def _progress_now(self) -> tuple[int, int]:  # pragma: no cover
+        raise NotImplementedError
+
+    @property
+    def done(self) -> bool:
+        self.poll()
+        return self._finished
+
+    @property
+    def progress(self) -> tuple[int, int]:
+        self.poll()
+        return self._progress_now()
+
+    @property
+    def fraction(self) -> float:
+        """Completed fraction in [0, 1] (0 until the first batch reports a total)."""
+        done, total = self.progress
+        return min(1.0, done / total) if total else 0.0
+
+
+class WorkerRunner(PolledRunner):
     """A ``Runner`` in a worker process; ``python`` is its interpreter (default: this one).
 
     Subclasses (``MedSRLib.remote_run.RemoteRunner``) change what runs through the hooks ``_command``,
@@ -158,21 +187,8 @@ class WorkerRunner:
         """The worker's messages so far."""
         return self._report.log
 
-    @property
-    def done(self) -> bool:
-        self.poll()
-        return self._finished
-
-    @property
-    def progress(self) -> tuple[int, int]:
-        self.poll()
+    def _progress_now(self) -> tuple[int, int]:
         return self._report.progress
-
-    @property
-    def fraction(self) -> float:
-        """Completed fraction in [0, 1] (0 until the first batch reports a total)."""
-        done, total = self.progress
-        return min(1.0, done / total) if total else 0.0
 
     @property
     def cancel_requested(self) -> bool:
