@@ -285,3 +285,17 @@ def test_one_window_level_for_input_and_result(server, browser):
         f"the preset did not apply to the input and the result alike ({change_left:.1f}, {change_right:.1f})"
     assert abs(change_left - change_right) < 0.5 * max(abs(change_left), abs(change_right))
     page.close()
+
+
+def test_best_quality_runs_the_self_ensemble_and_the_download_says_so(server, browser, tmp_path):
+    page = open_page(browser, server.local_url)
+    wait_for_rendered_views(page, 1)
+    choose(page, "medsr-model", "EDSR (residual CNN reference) (edsr)")
+    choose(page, "medsr-scale", "2")
+    page.click("#medsr-best-quality")
+    page.click("#medsr-apply")
+    page.wait_for_selector("#medsr-result-tools", state="visible", timeout=240_000)
+    with page.expect_download() as got:
+        page.click("#medsr-download-nii")
+    assert got.value.suggested_filename == "MedSRBrainT1_SR2x_edsr_ens8.nii.gz"
+    page.close()
