@@ -117,6 +117,7 @@ class MedSRParameterNode:
     confidence - through-plane: also make the confidence map, shown as an overlay on the result.
     sliceThickness - through-plane: the acquired slice thickness in mm (0 = the header's, else estimated).
     bestQuality - average the network over the 8 flips/transposes of the volume (8x the time; not with adapt).
+    trainedOn - the in-plane weights family: bicubic (default) or scanner (k-space truncation, blur, noise).
     device, tileSize, customWeights - where to run, the tile edge in pixels (0 = automatic), and an
         optional .safetensors file for the chosen network.
     showSideBySide - show input | result (| reference) in linked views afterwards.
@@ -134,6 +135,7 @@ class MedSRParameterNode:
     confidence: bool = False
     sliceThickness: Annotated[float, WithinRange(0.0, 50.0)] = 0.0
     bestQuality: bool = False
+    trainedOn: Annotated[str, Choice(list(medsrChoices.FAMILIES))] = "bicubic"
     device: Annotated[str, Choice(list(medsrChoices.DEVICES))] = "auto"
     tileSize: Annotated[int, WithinRange(0, 8192)] = 0
     customWeights: str = ""

@@ -13,6 +13,7 @@ from trame.widgets import client, html
 from trame.widgets import vuetify3 as v3
 
 from MedSRExtension.core.errors import MedSRError
+from MedSRExtension.core.weight_families import LABELS
 from MedSRLib import choices
 
 from .app import DOWNLOAD_FORMATS, NONE_ITEM, PLANES, WINDOW_PRESETS, MedSRWebApp
@@ -47,6 +48,7 @@ def sync(web: MedSRWebApp) -> None:
     s.adapt, s.adapt_visible = bool(p.params.adapt), p.adapt_visible
     s.confidence = bool(p.params.confidence)
     s.best_quality = bool(p.params.bestQuality)
+    s.trained_on = p.params.trainedOn
     s.slice_thickness = f"{p.params.sliceThickness:g}" if p.params.sliceThickness > 0 else ""
     s.confidence_available = web.shown_confidence() is not None
     s.confidence_shown = web.confidence_shown
@@ -121,9 +123,9 @@ def build_page(web: MedSRWebApp) -> SinglePageWithDrawerLayout:
         sync(web)
 
     @state.change("mode", "axis", "device", "baseline", "seg_method", "compare_enabled", "adapt", "confidence",
-                  "slice_thickness", "best_quality")
+                  "slice_thickness", "best_quality", "trained_on")
     def _options(mode, axis, device, baseline, seg_method, compare_enabled, adapt, confidence, slice_thickness,
-                 best_quality, **_):
+                 best_quality, trained_on, **_):
         if web.panel.busy:
             sync(web)
             return
@@ -135,6 +137,7 @@ def build_page(web: MedSRWebApp) -> SinglePageWithDrawerLayout:
         p.confidence = bool(confidence)
         p.sliceThickness = _thickness(slice_thickness)
         p.bestQuality = bool(best_quality)
+        p.trainedOn = trained_on if trained_on in choices.FAMILIES else p.trainedOn
         sync(web)
 
     @state.change("reference_value")
@@ -242,6 +245,9 @@ def build_page(web: MedSRWebApp) -> SinglePageWithDrawerLayout:
                              hide_details=True)
                 v3.VCheckbox(v_model=("best_quality",), label="Best quality (8x slower: averaged over flips)",
                              id="medsr-best-quality", density="compact", disabled=("busy",), hide_details=True)
+                v3.VSelect(v_model=("trained_on",), label="Weights trained on", id="medsr-trained-on",
+                           items=("trained_on_items", [{"title": LABELS[f], "value": f} for f in choices.FAMILIES]),
+                           density="compact", disabled=("busy",), hide_details=True, classes="mb-2")
                 v3.VSelect(v_model=("device",), items=("device_items", _items(choices.DEVICES)), label="Device",
                            density="compact", disabled=("busy",), hide_details=True)
                 html.Div("{{ device_line }}", classes="text-caption mb-2")

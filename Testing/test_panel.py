@@ -261,3 +261,17 @@ def test_best_quality_averages_the_network_over_eight_flips_and_the_result_says_
     _poll_until_idle(p)
     assert p.state == State.DONE, p.status
     assert nodes.provenance_of(p.outcome.output_node)["ensemble"] == "8"
+
+
+def test_the_weights_family_reaches_the_run_and_a_missing_family_is_refused_in_one_line(mrml_scene):
+    node = selftest.add_oblique_node(mrml_scene)
+    params = PanelParameters(inputVolume=node, model="edsr", scale=4.0, mode="inplane", device="cpu",
+                             trainedOn="scanner")
+    p = SuperResolvePanel(params, mrml_scene)
+    assert p.options_for(panel.Step("result", "edsr", None))["trained_on"] == "scanner"
+    assert "trained_on" not in p.options_for(panel.Step("result", "bicubic", None))
+    before = mrml_scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode")
+    p.apply()
+    _poll_until_idle(p)
+    assert p.state == State.FAILED and "of the scanner family for 'edsr'" in p.status, p.status
+    assert mrml_scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode") == before

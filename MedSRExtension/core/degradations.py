@@ -32,6 +32,7 @@ from scipy.special import ndtr
 from MedSRExtension.core.errors import MedSRError
 from MedSRExtension.core.geometry import scaled_count, upsampled_geometry
 from MedSRExtension.core.volume import AXES, Volume
+from MedSRExtension.core.weight_families import FAMILIES  # noqa: F401 (re-exported)
 
 __all__ = [
     "KINDS",
@@ -51,10 +52,7 @@ KINDS = ("bicubic", "kspace", "thickslice")  # the one list of degradations (CLI
 #: The kinds that shrink a 2D image on both axes alike (thickslice shrinks one axis: through-plane only).
 IN_PLANE_KINDS = tuple(k for k in KINDS if k != "thickslice")
 NOISES = ("gaussian", "rician")
-#: The weights families of in-plane passes, by how their training pairs were made (bicubic: the default,
-#: as published results are measured; scanner: core/scanner_degradation.py). ``InferenceOptions.trained_on``
-#: picks one.
-FAMILIES = ("bicubic", "scanner")
+
 PROFILES = ("gaussian", "box")
 FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
 

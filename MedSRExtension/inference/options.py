@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Optional, Sequence, Union
 
 from MedSRExtension.core import validation
-from MedSRExtension.core.degradations import FAMILIES
+from MedSRExtension.core.weight_families import FAMILIES
 from MedSRExtension.core.errors import MedSRError
 
 ScaleArg = Union[float, Sequence[float], None]

@@ -10,7 +10,7 @@ import io
 from typing import Optional
 
 from MedSRExtension.core import validation
-from MedSRExtension.core.degradations import FAMILIES
+from MedSRExtension.core.weight_families import FAMILIES
 from MedSRExtension.core.errors import MedSRError
 from MedSRExtension.core.geometry import MODES
 from MedSRExtension.inference.devices import resolve_device

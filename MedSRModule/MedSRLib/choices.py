@@ -7,6 +7,7 @@ from typing import Iterable, Optional
 
 from MedSRExtension.core.geometry import MODES  # noqa: F401 (re-exported; numpy only: the panel opens without torch)
 from MedSRExtension.evaluation.segmentation_methods import METHODS as SEGMENTATION_METHODS  # noqa: F401 (no scipy)
+from MedSRExtension.core.weight_families import FAMILIES  # noqa: F401 (re-exported; dependency-free)
 
 AXES = ("auto", "i", "j", "k")
 DEVICES = ("auto", "cpu", "cuda", "mps")

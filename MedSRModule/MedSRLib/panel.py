@@ -48,6 +48,7 @@ class PanelParameters:
     confidence: bool = False
     sliceThickness: float = 0.0
     bestQuality: bool = False
+    trainedOn: str = "bicubic"
     device: str = "auto"
     tileSize: int = 0
     customWeights: str = ""
@@ -399,6 +400,8 @@ class SuperResolvePanel:
             options["adapt"] = self.adapt_budget
         if step.role == "result" and p.confidence and p.mode == "throughplane":
             options["confidence"] = True
+        if step.role == "result" and p.trainedOn != "bicubic" and self._is_network(step.model):
+            options["trained_on"] = p.trainedOn
         if step.role == "result" and p.bestQuality and not options.get("adapt") and self._is_network(step.model):
             options["ensemble"] = BEST_QUALITY_ENSEMBLE
         if p.mode == "throughplane" and float(p.sliceThickness) > 0:  # the user's protocol wins over the header
