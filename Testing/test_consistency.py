@@ -67,3 +67,14 @@ def test_a_through_plane_network_run_is_made_consistent_and_says_so(slab):
     assert record["consistency"] == out.meta["consistency"]
     # a classical model the user asked for is returned as that interpolation, untouched
     assert "consistency" not in super_resolve(vol, **{**kw, "model": "bspline"}).meta
+
+
+def test_without_a_known_slice_thickness_the_result_is_left_as_the_network_made_it(slab):
+    """No header, no caller's thickness: the profile is an estimate, and enforcing it was measured to
+    cost quality (scripts/measure_consistency.py), so the step is skipped and the result says why."""
+    _, lr = slab
+    vol = Volume(lr, spacing=(1, 1, 4))
+    kw = dict(model="pfmdn", scale=4, mode="throughplane", axis="k", device="cpu", gate=False)
+    out = super_resolve(vol, **kw)
+    assert out.meta["consistency"].startswith("not applied: the slice thickness was not given")
+    np.testing.assert_array_equal(out.array, super_resolve(vol, consistency=False, **kw).array)

@@ -32,6 +32,7 @@ class SliceProfile:
     source: str = "assumed contiguous (no thickness in the header, none estimated)"
     thickness_mm: float = math.nan
     spacing_mm: float = math.nan
+    given: bool = False  # the caller's or the header's thickness (not estimated, not assumed)
 
     @property
     def gap(self) -> float:
@@ -56,6 +57,7 @@ def slice_profile(volume: Volume, axis: str, factor: float, thickness_mm: Option
         raise MedSRError(f"adaptation needs a through-plane factor > 1, got {factor:g}")
     a = AXES.index(axis)
     spacing = float(volume.spacing[a])
+    given = True
     if thickness_mm is not None:
         source = "the caller"
     else:
@@ -64,9 +66,9 @@ def slice_profile(volume: Volume, axis: str, factor: float, thickness_mm: Option
         if known is not None:
             thickness_mm, source = float(known), volume.meta.get("thickness_source", "the file header")
         elif guess is not None:
-            thickness_mm, source = guess, "the volume itself (estimated: no thickness in the header)"
+            thickness_mm, source, given = guess, "the volume itself (estimated: no thickness in the header)", False
         else:
-            thickness_mm, source = spacing, SliceProfile.source
+            thickness_mm, source, given = spacing, SliceProfile.source, False
     check_thickness_mm(thickness_mm)
     thickness = thickness_mm * factor / spacing
-    return SliceProfile(float(factor), float(thickness), shape, source, float(thickness_mm), spacing)
+    return SliceProfile(float(factor), float(thickness), shape, source, float(thickness_mm), spacing, given)

@@ -89,7 +89,8 @@ def _gated(volume: Volume, options: InferenceOptions, result: Volume, found, pro
 
 def _consistent(volume: Volume, options: InferenceOptions, result: Volume, found) -> Volume:
     """A through-plane network run's result (or the gate's B-spline) made to reproduce the input slices
-    under the slice profile (``pipeline.consistency``), the residual before and after in ``meta``."""
+    under the slice profile (``pipeline.consistency``), the residual before and after in ``meta``; only
+    when the profile is known (the header's or the caller's thickness), never an estimate."""
     from MedSRExtension.core import intensity
     from MedSRExtension.pipeline.consistency import ITERATIONS, project, residual_db
     if not options.consistency or not _through_plane_network(options):
@@ -98,6 +99,10 @@ def _consistent(volume: Volume, options: InferenceOptions, result: Volume, found
     if found is None:
         return result
     axis, _, profile = found
+    if not profile.given:  # an estimated or assumed profile is no forward model to enforce
+        result.meta["consistency"] = ("not applied: the slice thickness was not given (header or caller), and "
+                                      "enforcing an estimated profile was measured to cost quality")
+        return result
     dim = 2 - AXES.index(axis)
     before = residual_db(volume.array, result.array, dim, profile.thickness, profile.shape)
     array = project(volume.array, result.array, dim, profile.thickness, profile.shape)
