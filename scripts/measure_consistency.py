@@ -4,9 +4,9 @@ evaluation volumes): each region becomes a one-slice volume with thick rows (fac
 a fraction of the spacing), pfmdn super-resolves it through-plane with the weights the profile picks,
 then the result is made consistent; PSNR as `medsr eval` scores. Writes docs/consistency.json.
 
-A second part asks the same of a volume without a header: the MNI template's held-out slab
-(k in [80, 104)) made thick along i or j, the slice profile estimated from the volume as a user's run
-does, with and without the step.
+A second part (``--estimated-only``) asks what the step would do without a header, enforcing the
+profile estimated from the volume (the pipeline does not: it runs the step only under a known
+thickness): the MNI template's held-out slab (k in [80, 104)) made thick along i or j.
 
 Usage: python scripts/measure_consistency.py [--crop 96] [--factors 2,3,4] [--thickness 1.0,0.45,0.33]
 """
@@ -50,6 +50,7 @@ def measure(f: int, frac: float, crop: int) -> dict:
 
 def measure_estimated(f: int, frac: float) -> list[dict]:
     """The held-out MNI slab thick along i and j (no header): default runs with and without the step."""
+    from MedSRExtension.adapt.profile import slice_profile
     from MedSRExtension.core.degradations import thickslice
     from MedSRExtension.data import corpus
     from MedSRExtension.evaluation.metrics import psnr
@@ -64,10 +65,13 @@ def measure_estimated(f: int, frac: float) -> list[dict]:
         lr = Volume(lr.array, lr.spacing, lr.origin, lr.direction)
         rng = float(np.ptp(hr.array))
         kw = dict(model="pfmdn", scale=f, mode="throughplane", axis=axis, device="cpu")
-        on, off = super_resolve(lr, **kw), super_resolve(lr, consistency=False, **kw)
-        rows.append({"axis": axis, "factor": f, "thickness": frac, "profile": on.meta.get("profile", ""),
+        off = super_resolve(lr, consistency=False, **kw)
+        profile = slice_profile(lr, axis, float(f), estimate=True)  # what the run estimated
+        on = np.clip(project(lr.array, off.array, d, profile.thickness, profile.shape),
+                     float(lr.array.min()), float(lr.array.max()))  # the step as the pipeline runs it
+        rows.append({"axis": axis, "factor": f, "thickness": frac, "profile": profile.describe(),
                      "without": psnr(off.array, hr.array, data_range=rng),
-                     "with": psnr(on.array, hr.array, data_range=rng)})
+                     "with": psnr(on, hr.array, data_range=rng)})
     return rows
 
 
