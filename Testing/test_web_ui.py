@@ -287,7 +287,7 @@ def test_one_window_level_for_input_and_result(server, browser):
     page.close()
 
 
-def test_best_quality_runs_the_self_ensemble_and_the_download_says_so(server, browser, tmp_path):
+def test_best_quality_runs_the_self_ensemble_and_the_download_says_so(server, browser):
     page = open_page(browser, server.local_url)
     wait_for_rendered_views(page, 1)
     choose(page, "medsr-model", "EDSR (residual CNN reference) (edsr)")

@@ -24,8 +24,9 @@ Cancel = Optional[Callable[[], bool]]
 __all__ = ["run_pipeline", "super_resolve"]
 
 
-def _gate_profile(volume: Volume, options: InferenceOptions):
-    """(axis, factor, profile) of a through-plane run, for the self-check; None when not through-plane."""
+def _gate_profile(volume: Volume, options: InferenceOptions, estimate: bool = True):
+    """(axis, factor, profile) of a through-plane run, for the self-check; None when not through-plane.
+    ``estimate=False``: no estimate from the volume when neither caller nor header gives the thickness."""
     from MedSRExtension.inference.engine import resolve_factors
     from MedSRExtension.adapt.profile import slice_profile
     factors, axis = resolve_factors(volume, "throughplane", options.axis,
@@ -38,7 +39,7 @@ def _gate_profile(volume: Volume, options: InferenceOptions):
     given = options.thickness_mm if options.thickness_mm is not None else adapt.get("thickness_mm")
     # the caller's, then the header's, else the estimate: measured on the real-volume study (README),
     # the estimate finds the gaps that make a network trained on contiguous slices lose to B-spline
-    return axis, factor, slice_profile(volume, axis, factor, given, estimate=True)
+    return axis, factor, slice_profile(volume, axis, factor, given, estimate=estimate)
 
 
 def _through_plane_network(options: InferenceOptions) -> bool:
@@ -95,7 +96,7 @@ def _consistent(volume: Volume, options: InferenceOptions, result: Volume, found
     from MedSRExtension.pipeline.consistency import ITERATIONS, project, residual_db
     if not options.consistency or not _through_plane_network(options):
         return result
-    found = found or _gate_profile(volume, options)
+    found = found or _gate_profile(volume, options, estimate=False)  # only a given profile is used below
     if found is None:
         return result
     axis, _, profile = found

@@ -22,16 +22,7 @@ def spread_weights(n_out: int, n_in: int) -> np.ndarray:
     """(n_out, n_in) linear interpolation from the input slice centres onto the output grid (constant
     beyond the first and last centre)."""
     centres = (np.arange(n_in) + 0.5) * (n_out / n_in) - 0.5
-    pos = np.clip(np.arange(n_out, dtype=np.float64), centres[0], centres[-1])
-    u = np.zeros((n_out, n_in))
-    if n_in == 1:
-        u[:, 0] = 1.0
-        return u
-    q = np.clip(np.searchsorted(centres, pos, side="right") - 1, 0, n_in - 2)
-    t = (pos - centres[q]) / (centres[q + 1] - centres[q])
-    u[np.arange(n_out), q] = 1.0 - t
-    u[np.arange(n_out), q + 1] = t
-    return u
+    return np.column_stack([np.interp(np.arange(n_out), centres, e) for e in np.eye(n_in)])
 
 
 def residual_db(lr: np.ndarray, sr: np.ndarray, dim: int, thickness: float, shape: str = "gaussian") -> float:
