@@ -181,3 +181,28 @@ def test_a_run_asked_for_the_scanner_family_reads_its_weights_or_says_there_are_
     plain = super_resolve(vol, model="edsr", scale=(2, 2, 1), device="cpu")
     np.testing.assert_array_equal(out.array, plain.array)  # the same tensors under another name here
     assert describe_run(vol, plain, dict(options, trained_on="bicubic"))["weights"] == "edsr-light-x2.safetensors"
+
+
+def test_refresh_cards_rewrites_the_validation_from_models_json_and_keeps_the_training_part(tmp_path):
+    """After a re-measurement (models.json val changed) the shipped card shows the new figures and the note,
+    its training section untouched; a second refresh changes nothing."""
+    import shutil
+    pub = _publisher()
+    models = tmp_path / "Models"
+    src = os.path.join(ROOT, "Resources", "Models")
+    os.makedirs(models / "cards")
+    data = json.load(open(os.path.join(src, "models.json"), encoding="utf-8"))
+    entry = next(e for e in data["models"] if e["name"] == "lgsr-light-x2")
+    shutil.copy(os.path.join(src, entry["card"]), models / entry["card"])
+    training = (models / entry["card"]).read_text(encoding="utf-8").split("## Validation")[0]
+    entry = dict(entry, val={"2": {"psnr": 12.345, "ssim": 0.5, "bicubic_psnr": 10.0, "bicubic_ssim": 0.4}},
+                 val_note="re-measured somewhere else")
+    (models / "models.json").write_text(json.dumps({"models": [entry]}), encoding="utf-8")
+    assert pub.main(["--refresh-cards", "--models-dir", str(models)]) == 0
+    text = (models / entry["card"]).read_text(encoding="utf-8")
+    assert text.startswith(training)
+    assert "| ×2 | 12.35 | 0.5000 | 10.00 | +2.35 |" in text
+    assert "These figures were re-measured somewhere else." in text
+    assert "ct693" in text and "nmbody" in text  # the validation regions of the whole corpus
+    assert pub.main(["--refresh-cards", "--models-dir", str(models)]) == 0
+    assert (models / entry["card"]).read_text(encoding="utf-8") == text

@@ -163,9 +163,13 @@ THROUGH_TEXT = {  # the card's wording for a thickslice (through-plane) entry
             "so the thick axis is always the rows)",
     "baseline": "cubic along the thick axis",
     "lr": "degraded to thick slices along the rows (`thickslice` at (f, 1)), restored by a through-plane (f, 1) pass",
-    "limit": "Trained on simulated thick slices from the corpus (a Gaussian slice profile of FWHM f, contiguous "
-             "slices, made from 2D images and MNI slices): real thick-slice acquisitions (other slice profiles, "
-             "gaps or overlaps, motion between slices, noise) differ; gains there are not measured by these numbers.",
+    "limit": lambda e: (
+        "Trained on simulated thick slices from the corpus (a Gaussian slice profile of FWHM "
+        + (f"t·f with t in [{e['thickness'][0]:g}, {e['thickness'][1]:g}], thin slices with gaps"
+           if e.get("thickness") else "f, contiguous slices")
+        + ", made from 2D images and MNI slices): real thick-slice acquisitions (other slice profiles, "
+        "motion between slices, noise) differ; gains there are not measured by these numbers (the study on "
+        "real volumes in the README measures some)."),
 }
 
 
@@ -185,20 +189,48 @@ LIMIT_TEXT = {
 }
 
 
-def card(entry: dict, summary: dict, cfg: dict, spec, note: str) -> str:
+def validation_and_limits(entry: dict) -> str:
+    """The card's "Validation" and "Limitations" sections, from the models.json entry alone (so
+    ``--refresh-cards`` can rewrite them after a re-measurement without the training run)."""
     from MedSRExtension.data import corpus
     through = entry["degradation"] == "thickslice"
     val_lines = "\n".join(
         f"| ×{s}{'×1' if through else ''} | {v['psnr']:.2f} | {v['ssim']:.4f} | {v['bicubic_psnr']:.2f} | "
         f"{v['psnr'] - v['bicubic_psnr']:+.2f} |" for s, v in entry["val"].items())
     baseline = THROUGH_TEXT["baseline"] if through else "bicubic"
+    limit = THROUGH_TEXT["limit"](entry) if through else LIMIT_TEXT[entry["degradation"]]
+    regions = corpus.__doc__.split("Validation regions", 1)[1].split("\n\n", 1)[1].split("\n\n", 1)[0]
+    note = f"\nThese figures were {entry['val_note']}.\n" if entry.get("val_note") else ""
+    return f"""## Validation (held-out regions, never trained on)
+
+{regions}
+
+Scored as `medsr eval` does (most structured {entry['eval_crop']}×{entry['eval_crop']} window of each region, PSNR/SSIM in
+the HR's robust window, through `super_resolve`){(', each region ' + THROUGH_TEXT['lr']) if through else ''}:
+
+| scale | PSNR (dB) | SSIM | {baseline} PSNR | Δ vs {baseline} |
+|---|---|---|---|---|
+{val_lines}
+{note}
+## Limitations
+
+- Trained for minutes to hours on a shared 2-core CPU, on a corpus of at most eleven images (see Data):
+  far from converged and far less data than the paper; expect smaller gains than published, and check
+  results against the input.
+- {limit}
+- Intensities are robustly normalised per volume; images with extreme outliers or mostly empty
+  background may be normalised differently from training.
+- For research use; not a medical device.
+"""
+
+
+def card(entry: dict, summary: dict, cfg: dict, spec, note: str) -> str:
+    through = entry["degradation"] == "thickslice"
     serves = THROUGH_TEXT["serves"](entry, cfg) if through else (
         f"{', '.join(f'×{s}' for s in entry['scales'])}"
         + (' (arbitrary-scale network; trained on ' + ', '.join('×' + str(int(s[0])) for s in cfg['scales']) + ')'
            if len(cfg['scales']) > 1 else '')
         + f";\ndegradation `{entry['degradation']}` ({DEGRADATION_TEXT[entry['degradation']]})")
-    limit = THROUGH_TEXT["limit"] if through else LIMIT_TEXT[entry["degradation"]]
-    regions = corpus.__doc__.split("Validation regions", 1)[1].split("\n\n", 1)[1].split("\n\n", 1)[0]
     hours = entry["train_minutes"] / 60
     stages = entry.get("stages", [])
     stage_lines = "" if len(stages) < 2 else "- Stages (each a warm restart from the previous weights): " + "; ".join(
@@ -230,26 +262,23 @@ Paper: {spec.paper or '-'}
 
 ![training curve]({os.path.basename(entry['curve'])})
 
-## Validation (held-out regions, never trained on)
+{validation_and_limits(entry)}"""
 
-{regions}
 
-Scored as `medsr eval` does (most structured {entry['eval_crop']}×{entry['eval_crop']} window of each region, PSNR/SSIM in
-the HR's robust window, through `super_resolve`){(', each region ' + THROUGH_TEXT['lr']) if through else ''}:
-
-| scale | PSNR (dB) | SSIM | {baseline} PSNR | Δ vs {baseline} |
-|---|---|---|---|---|
-{val_lines}
-
-## Limitations
-
-- Trained for minutes on a shared 2-core CPU, on a corpus of six images: far from converged and far
-  less data than the paper; expect smaller gains than published, and check results against the input.
-- {limit}
-- Intensities are robustly normalised per volume; images with extreme outliers or mostly empty
-  background may be normalised differently from training.
-- For research use; not a medical device.
-"""
+def refresh_cards(models_dir: str) -> int:
+    """Rewrite each shipped card's sections below its training curve from its models.json entry."""
+    marker = "## Validation (held-out regions"
+    data = json.load(open(os.path.join(models_dir, "models.json"), encoding="utf-8"))
+    for entry in data["models"]:
+        path = os.path.join(models_dir, entry["card"])
+        text = open(path, encoding="utf-8").read()
+        if marker not in text:
+            raise SystemExit(f"{path} has no '{marker}' section to refresh")
+        new = text[:text.index(marker)] + validation_and_limits(entry)
+        if new != text:
+            _atomic_write(path, new)
+            print(f"refreshed {entry['card']}")
+    return 0
 
 
 def refuse_unless_better(cfg: dict, name: str, val: dict, scales: list, args, through: bool,
@@ -276,7 +305,10 @@ def refuse_unless_better(cfg: dict, name: str, val: dict, scales: list, args, th
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("run")
+    ap.add_argument("run", nargs="?", help="the training run folder to publish")
+    ap.add_argument("--refresh-cards", action="store_true",
+                    help="instead of publishing: rewrite every card's Validation and Limitations sections from "
+                         "models.json (after a re-measurement such as medsr eval on new validation regions)")
     ap.add_argument("--which", default="best", choices=("best", "ema"))
     ap.add_argument("--models-dir", default=os.path.join(ROOT, "Resources", "Models"))
     ap.add_argument("--name", default=None)
@@ -288,6 +320,10 @@ def main(argv=None) -> int:
                     help="publish only if the run beats, at every measured scale, the shipped weights it would "
                          "replace (a new family: the default bicubic weights on this family's degradation)")
     args = ap.parse_args(argv)
+    if args.refresh_cards:
+        return refresh_cards(args.models_dir)
+    if not args.run:
+        ap.error("give a training run folder, or --refresh-cards")
 
     from MedSRExtension.zoo import weights as zoo
     from MedSRExtension.models.registry import get_spec

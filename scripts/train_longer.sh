@@ -23,6 +23,7 @@ STAGES=(
   "lgsr-x4 lgsr 4 9800 2e-4 6 20 bicubic lgsr-light-x4"
   "edsr-x2 edsr 2 2500 2e-4 8 32 bicubic edsr-light-x2"
   "iconet-x4 iconet 4 6400 2e-4 6 20 bicubic iconet-light-x4"
+  "lgsr-x2 lgsr 2 11700 2e-4 3 48 bicubic lgsr-light-x2"
 )
 want=("$@")
 for stage in "${STAGES[@]}"; do

@@ -25,7 +25,6 @@ training-time validation and every number reported by ``medsr eval``):
 | columns c ≥ 409                     | columns c < 409                    |
 | retina  | scikit-image data/retina.jpg (green)      | 1411 × 1411                          \
 | columns c ≥ 1128                    | columns c < 1128                   |
-
 | ect_f0, ect_f1 | pydicom-data eCT_Supplemental.dcm (enhanced CT, 2 frames, HU) | 512 × 512 each | rows r ≥ 409 of each frame (the columns right of 409 are background) | rows r < 409 |
 | ctj2k   | pydicom-data J2K_pixelrep_mismatch.dcm (head CT, JPEG 2000) | 512 × 512          | columns c ≥ 409                     | columns c < 409                    |
 | ctpancreas | pydicom-data explicit_VR-UN.dcm (abdominal CT, JPEG 2000) | 512 × 512          | columns c ≥ 409                     | columns c < 409                    |
