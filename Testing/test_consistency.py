@@ -1,4 +1,4 @@
-"""Data consistency of through-plane results (pipeline/consistency.py): the result re-degraded with the
+"""Data consistency of through-plane results (core/slice_consistency.py): the result re-degraded with the
 slice profile reproduces the input slices, on the MNI template's held-out slab."""
 import numpy as np
 import pytest
@@ -10,7 +10,7 @@ from MedSRExtension.data import corpus
 from MedSRExtension.evaluation.metrics import psnr
 from MedSRExtension.inference.provenance import describe_run
 from MedSRExtension.pipeline import super_resolve
-from MedSRExtension.pipeline.consistency import project, residual_db, spread_weights
+from MedSRExtension.core.slice_consistency import project, residual_db, spread_weights
 
 
 @pytest.fixture(scope="module")
@@ -78,3 +78,33 @@ def test_without_a_known_slice_thickness_the_result_is_left_as_the_network_made_
     out = super_resolve(vol, **kw)
     assert out.meta["consistency"].startswith("not applied: the slice thickness was not given")
     np.testing.assert_array_equal(out.array, super_resolve(vol, consistency=False, **kw).array)
+
+
+def test_the_self_check_measures_the_step_on_its_held_out_pairs_and_the_run_follows_it(slab):
+    """With a known thickness the gate's report carries the held-out pairs' PSNR before and after the step
+    for both candidates, and the run applies the step only where it measured no worse there."""
+    from MedSRExtension.adapt.selfcheck import GateReport, self_check
+    from MedSRExtension.inference.options import InferenceOptions
+    from MedSRExtension.pipeline import _consistent, _gate_profile
+    _, lr = slab
+    vol = Volume(lr, spacing=(1, 1, 4))
+    options = InferenceOptions(model="pfmdn", scale=4, mode="throughplane", axis="k", device="cpu", thickness_mm=4.0)
+    found = _gate_profile(vol, options)
+    axis, factor, profile = found
+    report = self_check(vol, options, axis, factor, profile.thickness, profile.shape)
+    assert report.consistent_psnr is not None and report.bspline_consistent_psnr is not None
+    # contiguous thick slices of the template: back-projection sharpens B-spline on the pairs, as on the truth
+    assert report.bspline_consistent_psnr > report.bspline_psnr
+    out = super_resolve(vol, **options.to_dict())
+    assert ("back-projection" in out.meta["consistency"]) == report.consistency_pays
+    # where the pairs say the step costs the returned result, that result is handed over untouched
+    costs = GateReport("bspline-fallback", 20.0, 30.0, 8, consistent_psnr=19.0, bspline_consistent_psnr=29.5)
+    assert not costs.passed and costs.consistency_pays is False
+    plain = super_resolve(vol, model="bspline", scale=4, mode="throughplane", axis="k", device="cpu")
+    kept = _consistent(vol, options, plain, found, costs)
+    np.testing.assert_array_equal(kept.array, plain.array)
+    assert kept.meta["consistency"] == ("not applied: on the self-check's held-out pairs it made B-spline worse "
+                                        "(30.00 -> 29.50 dB)")
+    pays = GateReport("pfmdn", 31.0, 30.0, 8, consistent_psnr=31.2, bspline_consistent_psnr=29.0)
+    assert pays.passed and pays.consistency_pays is True
+    assert "back-projection" in _consistent(vol, options, plain, found, pays).meta["consistency"]

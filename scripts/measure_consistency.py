@@ -1,4 +1,4 @@
-"""Does the data-consistency step (MedSRExtension/pipeline/consistency.py) help through-plane results?
+"""Does the data-consistency step (MedSRExtension/core/slice_consistency.py) help through-plane results?
 Measured on the corpus validation regions only (the decision to keep it is made here, never on the
 evaluation volumes): each region becomes a one-slice volume with thick rows (factor f, slice thickness
 a fraction of the spacing), pfmdn super-resolves it through-plane with the weights the profile picks,
@@ -21,7 +21,7 @@ import numpy as np
 from MedSRExtension.core.volume import Volume
 from MedSRExtension.evaluation.heldout import psnr_ssim_in_window, validation_set
 from MedSRExtension.pipeline import super_resolve
-from MedSRExtension.pipeline.consistency import project
+from MedSRExtension.core.slice_consistency import project
 
 
 def _through_plane(lr: np.ndarray, f: int, frac: float, model: str) -> np.ndarray:

@@ -96,7 +96,7 @@ def run_case(hr: Volume, axis: str, f: int, thickness: float, steps: int, only=N
         sr = super_resolve(inp, **common, **kw)
         p, s = _score(sr, hr)
         row[name] = {"psnr": round(p, 3), "ssim": round(s, 4), "seconds": round(time.perf_counter() - start, 1),
-                     "gate": sr.meta.get("gate", ""), "kept": (sr.meta.get("adapt") or {}).get("kept", ""),
+                     "gate": sr.meta.get("gate", ""), "consistency": sr.meta.get("consistency", ""), "kept": (sr.meta.get("adapt") or {}).get("kept", ""),
                      "profile": (sr.meta.get("adapt") or {}).get("profile", "")}
     return row
 
@@ -118,9 +118,10 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=60, help="adaptation steps per run (a fixed budget)")
     ap.add_argument("--out", default="docs/study-realvolumes.json")
     ap.add_argument("--volumes", default=None, help="comma-separated volume names (default: all)")
-    ap.add_argument("--only", default=None, help="comma-separated methods to (re)run; the others are kept from --out")
+    ap.add_argument("--only", default=None, help="semicolon-separated methods to (re)run (their names hold commas, "
+                                                 "e.g. 'pfmdn, header;adapt, header'); the others are kept from --out")
     args = ap.parse_args()
-    only = args.only.split(",") if args.only else None
+    only = [m.strip() for m in args.only.split(";")] if args.only else None
     results: dict = json.loads(Path(args.out).read_text(encoding="utf-8")) if only and Path(args.out).is_file() else {}
     wanted = args.volumes.split(",") if args.volumes else None
     if wanted and not results and Path(args.out).is_file():

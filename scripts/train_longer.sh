@@ -24,6 +24,7 @@ STAGES=(
   "edsr-x2 edsr 2 2500 2e-4 8 32 bicubic edsr-light-x2"
   "iconet-x4 iconet 4 6400 2e-4 6 20 bicubic iconet-light-x4"
   "lgsr-x2 lgsr 2 11700 2e-4 3 48 bicubic lgsr-light-x2"
+  "edsr-x4 edsr 4 600 2e-4 8 24 bicubic edsr-light-x4"
 )
 want=("$@")
 for stage in "${STAGES[@]}"; do

@@ -10,7 +10,9 @@ by ``MARGIN_DB``: on data unlike its training (another contrast, a slice gap it 
 a network can lose to interpolation, and a user must never get a worse result without a word.
 
 The held-out slices are chosen evenly through the foreground, and an adaptation never trains on them
-(``held_out_indices``), so the same check also decides whether tuned weights beat their start.
+(``held_out_indices``), so the same check also decides whether tuned weights beat their start. It also
+measures the data-consistency step (``core.slice_consistency``) on the same pairs, for the network and for
+B-spline, so that the pipeline enforces the slice profile only where it does not cost this very volume.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import numpy as np
 
 from MedSRExtension.core import intensity
 from MedSRExtension.core.degradations import slice_profile_weights
+from MedSRExtension.core.slice_consistency import project
 from MedSRExtension.core.volume import AXES, Volume
 
 MARGIN_DB = 0.1
@@ -36,6 +39,16 @@ class GateReport:
     psnr: float
     bspline_psnr: float
     pairs: int
+    consistent_psnr: Optional[float] = None  # the candidate, then made consistent with the pairs' LR
+    bspline_consistent_psnr: Optional[float] = None
+
+    @property
+    def consistency_pays(self) -> Optional[bool]:
+        """Whether the data-consistency step, on the held-out pairs, is no worse for the result the gate
+        returns (the candidate when it passed, else B-spline); None when not measured."""
+        after, before = ((self.consistent_psnr, self.psnr) if self.passed
+                         else (self.bspline_consistent_psnr, self.bspline_psnr))
+        return None if after is None else after >= before
 
     @property
     def gain_db(self) -> float:
@@ -123,4 +136,10 @@ def self_check(volume: Volume, options, axis: str, factor: float, thickness: flo
     fraction = thickness / factor
     sr = [(_upsample(lr, f, options, network, options.model, t, fraction), hr) for lr, hr, t in zip(lrs, hrs, turns)]
     bs = [(_upsample(lr, f, options, None, "bspline", t, fraction), hr) for lr, hr, t in zip(lrs, hrs, turns)]
-    return GateReport(label or options.model, _psnr(sr), _psnr(bs), sum(hr.shape[0] for hr in hrs))
+    width = thickness * f / factor  # the pairs' profile width in HR rows, as _pairs made them
+
+    def consistent(pairs: list) -> float:
+        return _psnr([(project(lr, out, 1, width, shape), hr) for (out, hr), lr in zip(pairs, lrs)])
+
+    return GateReport(label or options.model, _psnr(sr), _psnr(bs), sum(hr.shape[0] for hr in hrs),
+                      consistent(sr), consistent(bs))

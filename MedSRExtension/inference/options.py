@@ -111,7 +111,7 @@ class InferenceOptions(JsonOptions):
             slices with gaps). None: the file header's, else ``run_pipeline`` estimates it from the
             volume (the engine alone then assumes contiguous slices).
         consistency: through-plane network runs: make the result reproduce the input slices when
-            re-degraded with the slice profile (``pipeline.consistency``; measured on the corpus's
+            re-degraded with the slice profile (``core.slice_consistency``; measured on the corpus's
             validation regions never worse on average, docs/consistency.json); False: the network's
             (or the gate's B-spline) result as it is.
         trained_on: the weights family of in-plane passes: "bicubic" (default, as published results

@@ -8,7 +8,8 @@ when it beats cubic B-spline on held-out pairs of this very volume, else the B-s
 returned and the result says so (``meta["gate"]``, the provenance, the log). The same slice profile
 (the header's thickness, else the estimate) first picks the shipped through-plane weights trained
 nearest to it (contiguous slices, or thin slices with gaps: ``InferenceOptions.thickness_mm``), and
-last makes the result reproduce the input slices under it (``pipeline.consistency``, ``meta["consistency"]``).
+last makes the result reproduce the input slices under it (``core.slice_consistency``, ``meta["consistency"]``)
+where the self-check measured that step no worse on this volume's held-out pairs.
 """
 from __future__ import annotations
 
@@ -60,24 +61,25 @@ def _with_profile(volume: Volume, options: InferenceOptions):
 
 
 def _gated(volume: Volume, options: InferenceOptions, result: Volume, found, progress: Progress,
-           cancel: Cancel) -> Volume:
+           cancel: Cancel) -> tuple[Volume, object]:
+    """(the result or the B-spline fallback, the self-check's report or None)."""
     from MedSRExtension.inference.engine import run_inference
     from MedSRExtension.adapt.selfcheck import self_check
     if not options.gate or not _through_plane_network(options):
-        return result
+        return result, None
     if "gate_report" in result.meta:  # the adaptation already checked its own network
         report = result.meta.pop("gate_report")
     else:
         if found is None:
-            return result
+            return result, None
         axis, factor, profile = found
         result.meta["profile"] = profile.describe()
         report = self_check(volume, options, axis, factor, profile.thickness, profile.shape)
     if report is None:
-        return result
+        return result, None
     if report.passed:
         result.meta["gate"] = report.describe()
-        return result
+        return result, report
     # B-spline along one axis gives the same result in both plane orientations: its spread says
     # nothing, so the network's (where the data leave the reconstruction open) stays the confidence
     fallback = run_inference(volume, options.replace(model="bspline", adapt=None, save_adapted=None,
@@ -85,15 +87,16 @@ def _gated(volume: Volume, options: InferenceOptions, result: Volume, found, pro
     fallback.meta.update({k: v for k, v in result.meta.items() if k not in fallback.meta})
     fallback.meta["gate"] = report.describe()
     fallback.meta["model_used"] = "bspline"
-    return fallback
+    return fallback, report
 
 
-def _consistent(volume: Volume, options: InferenceOptions, result: Volume, found) -> Volume:
+def _consistent(volume: Volume, options: InferenceOptions, result: Volume, found, report=None) -> Volume:
     """A through-plane network run's result (or the gate's B-spline) made to reproduce the input slices
-    under the slice profile (``pipeline.consistency``), the residual before and after in ``meta``; only
-    when the profile is known (the header's or the caller's thickness), never an estimate."""
+    under the slice profile (``core.slice_consistency``), the residual before and after in ``meta``; only
+    when the profile is known (the header's or the caller's thickness), never an estimate, and not where
+    the self-check's ``report`` measured the step worse on this volume's held-out pairs."""
     from MedSRExtension.core import intensity
-    from MedSRExtension.pipeline.consistency import ITERATIONS, project, residual_db
+    from MedSRExtension.core.slice_consistency import ITERATIONS, project, residual_db
     if not options.consistency or not _through_plane_network(options):
         return result
     found = found or _gate_profile(volume, options, estimate=False)  # only a given profile is used below
@@ -103,6 +106,13 @@ def _consistent(volume: Volume, options: InferenceOptions, result: Volume, found
     if not profile.given:  # an estimated or assumed profile is no forward model to enforce
         result.meta["consistency"] = ("not applied: the slice thickness was not given (header or caller), and "
                                       "enforcing an estimated profile was measured to cost quality")
+        return result
+    if report is not None and report.consistency_pays is False:
+        which = report.candidate if report.passed else "B-spline"
+        before, after = ((report.psnr, report.consistent_psnr) if report.passed
+                         else (report.bspline_psnr, report.bspline_consistent_psnr))
+        result.meta["consistency"] = (f"not applied: on the self-check's held-out pairs it made {which} worse "
+                                      f"({before:.2f} -> {after:.2f} dB)")
         return result
     dim = 2 - AXES.index(axis)
     before = residual_db(volume.array, result.array, dim, profile.thickness, profile.shape)
@@ -137,7 +147,8 @@ def run_pipeline(volume: Volume, options: InferenceOptions, progress: Progress =
                               lambda v, o, p, c: run_inference(v, o, progress=p, cancel=c), progress, cancel)
     else:
         result = run_inference(volume, options, progress=progress, cancel=cancel)
-    return _consistent(volume, options, _gated(volume, options, result, found, progress, cancel), found)
+    result, report = _gated(volume, options, result, found, progress, cancel)
+    return _consistent(volume, options, result, found, report)
 
 
 def super_resolve(volume: Volume, model: str = "bicubic", scale: Union[float, Sequence[float], None] = 2,
