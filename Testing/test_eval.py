@@ -98,6 +98,18 @@ def test_eval_scores_both_weight_families_on_both_degradations(tmp_path, monkeyp
     assert scores["scanner"]["bicubic"] < scores["bicubic"]["bicubic"] - 1
     printed = capsys.readouterr().out
     assert "scanner  x2 edsr:scanner" in printed
+    # a family without a file at one of the scales is left out there, and the report (figure included) is
+    # still written
+    x4 = models / "edsr-light-bicubic-x4.safetensors"
+    save_file({k: v.contiguous() for k, v in build("edsr", "light", 4).state_dict().items()}, str(x4))
+    entries.append({"name": x4.stem, "file": x4.name, "sha256": hashlib.sha256(x4.read_bytes()).hexdigest(),
+                    "architecture": "edsr", "preset": "light", "scales": [4], "degradation": "bicubic",
+                    "val_psnr": 1.0})
+    (models / "models.json").write_text(json.dumps({"models": entries}), encoding="utf-8")
+    assert main(["eval", "--models", "edsr", "--scales", "2,4", "--crop", "36", "--images", "ctneck",
+                 "--families", "bicubic,scanner", "--out", str(tmp_path / "e4"), "--quiet"]) == 0
+    assert (tmp_path / "e4" / "eval.png").stat().st_size > 0
+    assert "edsr:scanner x4: left out" in capsys.readouterr().err
     (models / "edsr-light-scanner-x2.safetensors").write_bytes(b"corrupt")
     assert main(["eval", "--models", "edsr", "--scales", "2", "--crop", "36", "--images", "ctneck",
                  "--families", "scanner", "--out", str(tmp_path / "e2"), "--quiet"]) == 2

@@ -278,7 +278,9 @@ def figure(result: EvalResult, path: str, zoom: int = 96) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     scales = sorted(result.figure)
-    methods = [m for m in result.figure[scales[0]]["sr"] if m != "nearest"]
+    # the methods run at every scale (a weights family may lack a scale's file, e.g. scanner x4)
+    methods = [m for m in result.figure[scales[0]]["sr"] if m != "nearest"
+               and all(m in result.figure[s]["sr"] for s in scales)]
     cols = 2 + len(methods)
     fig, axes = plt.subplots(2 * len(scales), cols, figsize=(1.9 * cols, 3.9 * len(scales)), squeeze=False)
     for row, s in enumerate(scales):
