@@ -11,8 +11,8 @@ a network can lose to interpolation, and a user must never get a worse result wi
 
 The held-out slices are chosen evenly through the foreground, and an adaptation never trains on them
 (``held_out_indices``), so the same check also decides whether tuned weights beat their start. It also
-measures the data-consistency step (``core.slice_consistency``) on the same pairs, for the network and for
-B-spline, so that the pipeline enforces the slice profile only where it does not cost this very volume.
+measures the data-consistency step (``core.slice_consistency``) on the same pairs for the network, so that
+the pipeline enforces the slice profile on a kept network result only where it does not cost this volume.
 """
 from __future__ import annotations
 
@@ -40,15 +40,17 @@ class GateReport:
     bspline_psnr: float
     pairs: int
     consistent_psnr: Optional[float] = None  # the candidate, then made consistent with the pairs' LR
-    bspline_consistent_psnr: Optional[float] = None
 
     @property
     def consistency_pays(self) -> Optional[bool]:
-        """Whether the data-consistency step, on the held-out pairs, is no worse for the result the gate
-        returns (the candidate when it passed, else B-spline); None when not measured."""
-        after, before = ((self.consistent_psnr, self.psnr) if self.passed
-                         else (self.bspline_consistent_psnr, self.bspline_psnr))
-        return None if after is None else after >= before
+        """Whether the data-consistency step may change the result the gate returns: a kept candidate only
+        where the step was no worse on the held-out pairs (it measured positive on the corpus in every
+        setting, yet a volume may differ); never the B-spline fallback, which is returned exactly as the
+        gate compared it (made consistent it lost 0.02 dB to plain B-spline on a real volume with gaps
+        although the pairs said it gained). None when not measured."""
+        if not self.passed:
+            return False
+        return None if self.consistent_psnr is None else self.consistent_psnr >= self.psnr
 
     @property
     def gain_db(self) -> float:
@@ -141,5 +143,4 @@ def self_check(volume: Volume, options, axis: str, factor: float, thickness: flo
     def consistent(pairs: list) -> float:
         return _psnr([(project(lr, out, 1, width, shape), hr) for (out, hr), lr in zip(pairs, lrs)])
 
-    return GateReport(label or options.model, _psnr(sr), _psnr(bs), sum(hr.shape[0] for hr in hrs),
-                      consistent(sr), consistent(bs))
+    return GateReport(label or options.model, _psnr(sr), _psnr(bs), sum(hr.shape[0] for hr in hrs), consistent(sr))

@@ -9,7 +9,7 @@ returned and the result says so (``meta["gate"]``, the provenance, the log). The
 (the header's thickness, else the estimate) first picks the shipped through-plane weights trained
 nearest to it (contiguous slices, or thin slices with gaps: ``InferenceOptions.thickness_mm``), and
 last makes the result reproduce the input slices under it (``core.slice_consistency``, ``meta["consistency"]``)
-where the self-check measured that step no worse on this volume's held-out pairs.
+where the self-check measured that step no worse on this volume's held-out pairs (never the gate's B-spline).
 """
 from __future__ import annotations
 
@@ -91,7 +91,7 @@ def _gated(volume: Volume, options: InferenceOptions, result: Volume, found, pro
 
 
 def _consistent(volume: Volume, options: InferenceOptions, result: Volume, found, report=None) -> Volume:
-    """A through-plane network run's result (or the gate's B-spline) made to reproduce the input slices
+    """A through-plane network run's result made to reproduce the input slices
     under the slice profile (``core.slice_consistency``), the residual before and after in ``meta``; only
     when the profile is known (the header's or the caller's thickness), never an estimate, and not where
     the self-check's ``report`` measured the step worse on this volume's held-out pairs."""
@@ -108,11 +108,10 @@ def _consistent(volume: Volume, options: InferenceOptions, result: Volume, found
                                       "enforcing an estimated profile was measured to cost quality")
         return result
     if report is not None and report.consistency_pays is False:
-        which = report.candidate if report.passed else "B-spline"
-        before, after = ((report.psnr, report.consistent_psnr) if report.passed
-                         else (report.bspline_psnr, report.bspline_consistent_psnr))
-        result.meta["consistency"] = (f"not applied: on the self-check's held-out pairs it made {which} worse "
-                                      f"({before:.2f} -> {after:.2f} dB)")
+        result.meta["consistency"] = (
+            "not applied: the self-check returned B-spline, exactly as it compared it" if not report.passed else
+            f"not applied: on the self-check's held-out pairs it made {report.candidate} worse "
+            f"({report.psnr:.2f} -> {report.consistent_psnr:.2f} dB)")
         return result
     dim = 2 - AXES.index(axis)
     before = residual_db(volume.array, result.array, dim, profile.thickness, profile.shape)
