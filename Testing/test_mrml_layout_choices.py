@@ -54,7 +54,7 @@ def test_model_choices_put_usable_networks_first_and_follow_trained_scales():
     assert found[-1].label.endswith("no trained weights") and not found[-1].usable
     from MedSRExtension.zoo.catalog import default_model
     assert choices.default_model(found, 2.0) == default_model(2.0) == "lgsr"  # the CLI's rule: best val PSNR
-    assert choices.default_model(found, 4.0) == default_model(4.0) == "pfmdn"  # its x4 now scores best
+    assert choices.default_model(found, 4.0) == default_model(4.0) == "lgsr"  # its x4 now scores best
     iconet = choices.find(found, "iconet")
     assert choices.scale_options(iconet) == ([2.0, 4.0], False)
     assert choices.pick_scale(iconet, 3.0) == 2.0 and choices.pick_scale(iconet, 4.0) == 4.0
